@@ -1,0 +1,331 @@
+"""Typed errors shared by every party.
+
+Every error has a stable machine ``code`` (sent to the other party in an
+``error`` event and printed by the CLI) and a human message. Codes never
+change meaning once published; add new classes instead of reusing a code.
+
+The tree is shallow on purpose: callers catch the family they can handle
+(e.g. :class:`VerificationError`) and report ``err.code`` for everything else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+
+class OnceOnlyError(Exception):
+    """Root of every error onceonly raises on purpose.
+
+    Attributes:
+        code: Stable machine-readable code, ``snake_case``.
+        message: Human-readable explanation (English).
+        detail: Optional structured context that is safe to show the other party
+            (never secrets, never claim values).
+    """
+
+    code: ClassVar[str] = "onceonly_error"
+
+    def __init__(self, message: str, *, detail: Mapping[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.detail: dict[str, Any] = dict(detail or {})
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the JSON form used in error events and ``--json`` output."""
+        out: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.detail:
+            out["detail"] = self.detail
+        return out
+
+
+# --- input shape -----------------------------------------------------------
+
+
+class MalformedInput(OnceOnlyError):
+    """Input is not well-formed (bad encoding, bad JSON, wrong structure)."""
+
+    code = "malformed"
+
+
+class DuplicateJsonKey(MalformedInput):
+    """A JSON object repeats a member name (RFC 8259 leaves this undefined; we reject)."""
+
+    code = "duplicate_json_key"
+
+
+class InputTooLarge(MalformedInput):
+    """Input exceeds a configured size, depth or count bound."""
+
+    code = "too_large"
+
+
+# --- signatures and tokens ---------------------------------------------------
+
+
+class VerificationError(OnceOnlyError):
+    """A credential, presentation or signed document failed verification."""
+
+    code = "verification_failed"
+
+
+class UnsupportedAlgorithm(VerificationError):
+    """The ``alg`` is not on the allow-list (never ``none``, never HS*)."""
+
+    code = "unsupported_algorithm"
+
+
+class InvalidTokenType(VerificationError):
+    """The JOSE ``typ`` header is not the exact value expected."""
+
+    code = "invalid_typ"
+
+
+class InvalidSignature(VerificationError):
+    """A signature does not verify under the key the verifier chose."""
+
+    code = "invalid_signature"
+
+
+class UnknownKey(VerificationError):
+    """No key is known for the signer (issuer key resolution failed)."""
+
+    code = "unknown_key"
+
+
+class InvalidDisclosure(VerificationError):
+    """A disclosure is malformed, unreferenced, repeated or conflicts with a claim."""
+
+    code = "invalid_disclosure"
+
+
+class InvalidClaim(VerificationError):
+    """A required claim is missing or has the wrong type or value."""
+
+    code = "invalid_claim"
+
+
+class Expired(VerificationError):
+    """The token or request is past its ``exp`` (beyond the leeway)."""
+
+    code = "expired"
+
+
+class NotYetValid(VerificationError):
+    """The token's ``nbf`` or ``iat`` lies in the future (beyond the leeway)."""
+
+    code = "not_yet_valid"
+
+
+class KeyBindingError(VerificationError):
+    """The Key Binding JWT is missing, malformed or does not match."""
+
+    code = "key_binding"
+
+
+class KeyBindingMissing(KeyBindingError):
+    """Policy requires key binding and the presentation has none."""
+
+    code = "key_binding_missing"
+
+
+class NonceMismatch(KeyBindingError):
+    """The KB-JWT ``nonce`` is not the one the verifier issued."""
+
+    code = "nonce_mismatch"
+
+
+class AudienceMismatch(KeyBindingError):
+    """The KB-JWT ``aud`` is not the verifier."""
+
+    code = "audience_mismatch"
+
+
+class SdHashMismatch(KeyBindingError):
+    """The KB-JWT ``sd_hash`` does not cover the presented SD-JWT."""
+
+    code = "sd_hash_mismatch"
+
+
+class Revoked(VerificationError):
+    """The credential's status list entry says revoked (or suspended)."""
+
+    code = "revoked"
+
+
+class StatusUnavailable(VerificationError):
+    """The status list could not be fetched or verified."""
+
+    code = "status_unavailable"
+
+
+# --- issuing -------------------------------------------------------------------
+
+
+class IssuanceError(OnceOnlyError):
+    """An issuer refused or failed to build a credential."""
+
+    code = "issuance_failed"
+
+
+class ForbiddenDisclosableClaim(IssuanceError):
+    """An always-visible claim (iss, nbf, exp, cnf, vct, status) was made disclosable."""
+
+    code = "forbidden_disclosable_claim"
+
+
+# --- trust and policy ----------------------------------------------------------
+
+
+class TrustError(OnceOnlyError):
+    """Trust list problems: bad signature, expired, rolled back, malformed."""
+
+    code = "trust_error"
+
+
+class UntrustedIssuer(TrustError):
+    """The issuer is not on the trust list, or may not issue this ``vct``."""
+
+    code = "untrusted_issuer"
+
+
+class UntrustedParty(TrustError):
+    """A Matrix user is not the agency it claims to be."""
+
+    code = "untrusted_party"
+
+
+class NotAuthorizedToRequest(TrustError):
+    """A verifier asked for claims or a purpose its registration does not allow."""
+
+    code = "not_authorized_to_request"
+
+
+class TrustListRollback(TrustError):
+    """A trust list's sequence number is lower than the cached one."""
+
+    code = "trust_list_rollback"
+
+
+# --- exchanges -----------------------------------------------------------------
+
+
+class ExchangeError(OnceOnlyError):
+    """A protocol exchange cannot proceed."""
+
+    code = "exchange_error"
+
+
+class ReplayDetected(ExchangeError):
+    """A nonce or response was used before."""
+
+    code = "replay"
+
+
+class UnknownExchange(ExchangeError):
+    """An event refers to an exchange this party does not know."""
+
+    code = "unknown_exchange"
+
+
+class UnexpectedEvent(ExchangeError):
+    """An event is not allowed in the exchange's current state."""
+
+    code = "unexpected_event"
+
+
+class RequestExpired(ExchangeError):
+    """A presentation or credential request is past its expiry."""
+
+    code = "request_expired"
+
+
+class QueryNotSatisfied(ExchangeError):
+    """The presented claims do not satisfy the query, or no held credential can."""
+
+    code = "query_not_satisfied"
+
+
+class ConsentDenied(ExchangeError):
+    """The citizen declined to disclose."""
+
+    code = "consent_denied"
+
+
+class UnknownSubject(ExchangeError):
+    """The issuer's register has no record for the requester."""
+
+    code = "unknown_subject"
+
+
+class IdentityNotBound(ExchangeError):
+    """The requester's Matrix account is not bound to a register identity."""
+
+    code = "identity_not_bound"
+
+
+class RemoteProtocolError(ExchangeError):
+    """The other party reported an error (its code is in ``detail['remote_code']``)."""
+
+    code = "remote_protocol_error"
+
+
+# --- infrastructure ------------------------------------------------------------
+
+
+class TransportError(OnceOnlyError):
+    """Matrix transport failure (homeserver unreachable, upload failed, ...)."""
+
+    code = "transport_error"
+
+
+class HomeserverError(OnceOnlyError):
+    """The local homeserver could not be started, stopped or configured."""
+
+    code = "homeserver_error"
+
+
+class StoreError(OnceOnlyError):
+    """A persistent store is unreadable, locked, or at an unknown schema version."""
+
+    code = "store_error"
+
+
+class WalletLocked(StoreError):
+    """The wallet passphrase is wrong or missing."""
+
+    code = "wallet_locked"
+
+
+class ConfigError(OnceOnlyError):
+    """A configuration file or option is missing or invalid."""
+
+    code = "config_error"
+
+
+# Add new error classes above this line, in the section of their area.
+
+
+def _all_subclasses(cls: type[OnceOnlyError]) -> list[type[OnceOnlyError]]:
+    out: list[type[OnceOnlyError]] = []
+    for sub in cls.__subclasses__():
+        out.append(sub)
+        out.extend(_all_subclasses(sub))
+    return out
+
+
+def error_class_for_code(code: str) -> type[OnceOnlyError]:
+    """Return the error class registered for ``code``, or :class:`OnceOnlyError`.
+
+    Used to turn a remote party's error event back into a typed exception.
+    """
+    return all_error_codes().get(code, OnceOnlyError)
+
+
+def all_error_codes() -> dict[str, type[OnceOnlyError]]:
+    """Return every published code and its class (for the spec and uniqueness tests)."""
+    classes: list[type[OnceOnlyError]] = [OnceOnlyError, *_all_subclasses(OnceOnlyError)]
+    return {cls.code: cls for cls in classes}
