@@ -1,0 +1,489 @@
+"""Minimal, strict JOSE: JWKs, compact JWS and hardened JSON parsing.
+
+Pure: no I/O, no clock. Keys are passed in; :func:`generate_private_key` is the
+only function that draws randomness (from the OS) and is meant for key
+creation by services, never for the verification path.
+
+Why not a general JOSE library: every SD-JWT, KB-JWT, status list token and
+trust list we handle is a compact JWS with one of two algorithms. A small
+surface we control lets us enforce the allow-list, exact ``typ`` values,
+duplicate-key rejection and size bounds in one place, and it is faster than
+generic libraries because it calls ``cryptography`` directly.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import re
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from cryptography.exceptions import InvalidSignature as _CryptoInvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.asymmetric.utils import (
+    decode_dss_signature,
+    encode_dss_signature,
+)
+
+from onceonly.errors import (
+    DuplicateJsonKey,
+    InputTooLarge,
+    InvalidSignature,
+    InvalidTokenType,
+    MalformedInput,
+    UnknownKey,
+    UnsupportedAlgorithm,
+)
+
+ES256: Final = "ES256"
+EDDSA: Final = "EdDSA"
+SUPPORTED_ALGS: Final[frozenset[str]] = frozenset({ES256, EDDSA})
+"""Algorithms we can sign and verify. ``none`` and HS* are never accepted."""
+
+DEFAULT_MAX_TOKEN_BYTES: Final = 256 * 1024
+DEFAULT_MAX_JSON_DEPTH: Final = 32
+
+_B64URL_RE = re.compile(r"[A-Za-z0-9_-]*")
+_P256_COORD_BYTES: Final = 32
+
+
+# --- base64url and JSON ----------------------------------------------------------
+
+
+def b64url_encode(data: bytes) -> str:
+    """Encode bytes as unpadded base64url (RFC 7515 §2)."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def b64url_decode(text: str) -> bytes:
+    """Decode unpadded base64url strictly: no padding, no other alphabet, no whitespace.
+
+    Raises:
+        MalformedInput: if ``text`` is not canonical unpadded base64url.
+    """
+    if not isinstance(text, str) or not _B64URL_RE.fullmatch(text) or len(text) % 4 == 1:
+        raise MalformedInput("not unpadded base64url")
+    try:
+        decoded = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise MalformedInput("not unpadded base64url") from exc
+    # Reject non-canonical encodings (stray low bits) so one value has one encoding.
+    if b64url_encode(decoded) != text:
+        raise MalformedInput("non-canonical base64url")
+    return decoded
+
+
+def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise DuplicateJsonKey(f"duplicate JSON member name {key!r}")
+        out[key] = value
+    return out
+
+
+def _reject_constant(name: str) -> Any:
+    raise MalformedInput(f"non-standard JSON constant {name}")
+
+
+def _depth(value: Any, limit: int) -> None:
+    # Iterative, so hostile nesting cannot exhaust the Python stack.
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict | list):
+            if level > limit:
+                raise InputTooLarge(f"JSON nested deeper than {limit} levels")
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, level + 1) for child in children)
+
+
+def strict_json_loads(
+    data: str | bytes,
+    *,
+    max_bytes: int = DEFAULT_MAX_TOKEN_BYTES,
+    max_depth: int = DEFAULT_MAX_JSON_DEPTH,
+) -> Any:
+    """Parse JSON rejecting duplicate member names, NaN/Infinity, oversize and deep input.
+
+    Raises:
+        InputTooLarge: input longer than ``max_bytes`` or deeper than ``max_depth``.
+        DuplicateJsonKey: an object repeats a member name.
+        MalformedInput: not valid UTF-8 JSON.
+    """
+    if len(data) > max_bytes:
+        raise InputTooLarge(f"JSON input of {len(data)} bytes exceeds {max_bytes}")
+    try:
+        text = data.decode("utf-8") if isinstance(data, bytes) else data
+        # Depth is bounded before parsing too: json's recursive decoder would
+        # otherwise hit RecursionError on pathological input.
+        if text.count("[") + text.count("{") > max_depth and _bracket_depth(text) > max_depth:
+            raise InputTooLarge(f"JSON nested deeper than {max_depth} levels")
+        value = json.loads(
+            text, object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant
+        )
+    except UnicodeDecodeError as exc:
+        raise MalformedInput("JSON is not valid UTF-8") from exc
+    except json.JSONDecodeError as exc:
+        raise MalformedInput(f"invalid JSON: {exc.msg} at position {exc.pos}") from exc
+    _depth(value, max_depth)
+    return value
+
+
+def _bracket_depth(text: str) -> int:
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
+def json_dumps_compact(value: Any) -> str:
+    """Serialize JSON compactly (no spaces), keeping non-ASCII characters as UTF-8."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def json_object_b64(value: Mapping[str, Any]) -> str:
+    """base64url of the compact UTF-8 JSON serialization of ``value``."""
+    return b64url_encode(json_dumps_compact(value).encode("utf-8"))
+
+
+# --- keys ------------------------------------------------------------------------
+
+
+def _int_to_b64(value: int, length: int) -> str:
+    return b64url_encode(value.to_bytes(length, "big"))
+
+
+def _b64_to_int(text: Any, length: int, what: str) -> int:
+    if not isinstance(text, str):
+        raise MalformedInput(f"JWK member {what} must be a string")
+    raw = b64url_decode(text)
+    if len(raw) != length:
+        raise MalformedInput(f"JWK member {what} must be {length} bytes")
+    return int.from_bytes(raw, "big")
+
+
+@dataclass(frozen=True)
+class PublicKey:
+    """A verification key with its algorithm.
+
+    Attributes:
+        alg: ``ES256`` or ``EdDSA``.
+        key: The ``cryptography`` public key object.
+        kid: Optional key id.
+    """
+
+    alg: str
+    key: ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey
+    kid: str | None = None
+    _jwk: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
+
+    def to_jwk(self) -> dict[str, str]:
+        """Return the public JWK (with ``kid`` when set)."""
+        jwk = dict(self._jwk) if self._jwk else _public_jwk(self.key)
+        if self.kid is not None:
+            jwk["kid"] = self.kid
+        return jwk
+
+    def thumbprint(self) -> str:
+        """RFC 7638 JWK thumbprint (SHA-256, base64url)."""
+        jwk = _public_jwk(self.key)
+        members = ("crv", "kty", "x", "y") if jwk["kty"] == "EC" else ("crv", "kty", "x")
+        canonical = json_dumps_compact({name: jwk[name] for name in members})
+        return b64url_encode(hashlib.sha256(canonical.encode("ascii")).digest())
+
+    def verify(self, signing_input: bytes, signature: bytes) -> bool:
+        """Return whether ``signature`` is valid for ``signing_input`` (JWS raw format)."""
+        try:
+            if isinstance(self.key, ec.EllipticCurvePublicKey):
+                if len(signature) != 2 * _P256_COORD_BYTES:
+                    return False
+                r = int.from_bytes(signature[:_P256_COORD_BYTES], "big")
+                s = int.from_bytes(signature[_P256_COORD_BYTES:], "big")
+                self.key.verify(
+                    encode_dss_signature(r, s), signing_input, ec.ECDSA(hashes.SHA256())
+                )
+            else:
+                self.key.verify(signature, signing_input)
+        except _CryptoInvalidSignature:
+            return False
+        return True
+
+
+@dataclass(frozen=True)
+class PrivateKey:
+    """A signing key with its algorithm and optional key id."""
+
+    alg: str
+    key: ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
+    kid: str | None = None
+
+    def public(self) -> PublicKey:
+        """The matching :class:`PublicKey` (same ``alg`` and ``kid``)."""
+        return PublicKey(alg=self.alg, key=self.key.public_key(), kid=self.kid)
+
+    def sign(self, signing_input: bytes) -> bytes:
+        """Sign ``signing_input``; ES256 signatures are returned as raw ``r || s``."""
+        if isinstance(self.key, ec.EllipticCurvePrivateKey):
+            r, s = decode_dss_signature(self.key.sign(signing_input, ec.ECDSA(hashes.SHA256())))
+            return r.to_bytes(_P256_COORD_BYTES, "big") + s.to_bytes(_P256_COORD_BYTES, "big")
+        return self.key.sign(signing_input)
+
+    def to_jwk(self) -> dict[str, str]:
+        """Return the private JWK (``d`` included). Store it with restrictive permissions."""
+        jwk = _public_jwk(self.key.public_key())
+        if isinstance(self.key, ec.EllipticCurvePrivateKey):
+            jwk["d"] = _int_to_b64(self.key.private_numbers().private_value, _P256_COORD_BYTES)
+        else:
+            from cryptography.hazmat.primitives import serialization
+
+            raw = self.key.private_bytes(
+                serialization.Encoding.Raw,
+                serialization.PrivateFormat.Raw,
+                serialization.NoEncryption(),
+            )
+            jwk["d"] = b64url_encode(raw)
+        jwk["alg"] = self.alg
+        if self.kid is not None:
+            jwk["kid"] = self.kid
+        return jwk
+
+
+def _public_jwk(key: ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey) -> dict[str, str]:
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        numbers = key.public_numbers()
+        return {
+            "kty": "EC",
+            "crv": "P-256",
+            "x": _int_to_b64(numbers.x, _P256_COORD_BYTES),
+            "y": _int_to_b64(numbers.y, _P256_COORD_BYTES),
+        }
+    from cryptography.hazmat.primitives import serialization
+
+    raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return {"kty": "OKP", "crv": "Ed25519", "x": b64url_encode(raw)}
+
+
+def public_key_from_jwk(jwk: Mapping[str, Any], *, allow_private: bool = False) -> PublicKey:
+    """Build a :class:`PublicKey` from a JWK (P-256 EC or Ed25519 OKP only).
+
+    Args:
+        jwk: The JWK object.
+        allow_private: Accept (and ignore) a ``d`` member. Off by default: a public
+            key that carries its private part (e.g. in ``cnf``) is a leak, not a key.
+
+    Raises:
+        MalformedInput: unsupported key type/curve, bad coordinates, or a private member.
+    """
+    if not isinstance(jwk, Mapping):
+        raise MalformedInput("JWK must be a JSON object")
+    if "d" in jwk and not allow_private:
+        raise MalformedInput("public JWK contains private key material")
+    kty, crv = jwk.get("kty"), jwk.get("crv")
+    kid = jwk.get("kid")
+    if kid is not None and not isinstance(kid, str):
+        raise MalformedInput("JWK kid must be a string")
+    if kty == "EC" and crv == "P-256":
+        x = _b64_to_int(jwk.get("x"), _P256_COORD_BYTES, "x")
+        y = _b64_to_int(jwk.get("y"), _P256_COORD_BYTES, "y")
+        try:
+            key: ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey = (
+                ec.EllipticCurvePublicNumbers(x, y, ec.SECP256R1()).public_key()
+            )
+        except ValueError as exc:
+            raise MalformedInput("EC point is not on P-256") from exc
+        alg = ES256
+    elif kty == "OKP" and crv == "Ed25519":
+        x_raw = b64url_decode(jwk.get("x", "")) if isinstance(jwk.get("x"), str) else b""
+        if len(x_raw) != 32:  # Ed25519 public keys are 32 bytes
+            raise MalformedInput("Ed25519 JWK x must be 32 bytes")
+        key = ed25519.Ed25519PublicKey.from_public_bytes(x_raw)
+        alg = EDDSA
+    else:
+        raise UnsupportedAlgorithm(f"unsupported JWK kty/crv {kty!r}/{crv!r}")
+    declared = jwk.get("alg")
+    if declared is not None and declared != alg:
+        raise UnsupportedAlgorithm(f"JWK alg {declared!r} does not match its key type")
+    return PublicKey(alg=alg, key=key, kid=kid)
+
+
+def private_key_from_jwk(jwk: Mapping[str, Any]) -> PrivateKey:
+    """Build a :class:`PrivateKey` from a private JWK (P-256 or Ed25519).
+
+    Raises:
+        MalformedInput: missing ``d``, or ``d`` does not match the public part.
+    """
+    public = public_key_from_jwk(jwk, allow_private=True)
+    if "d" not in jwk:
+        raise MalformedInput("private JWK has no 'd' member")
+    key: ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
+    if public.alg == ES256:
+        d = _b64_to_int(jwk["d"], _P256_COORD_BYTES, "d")
+        try:
+            key = ec.derive_private_key(d, ec.SECP256R1())
+        except ValueError as exc:
+            raise MalformedInput("invalid P-256 private scalar") from exc
+    else:
+        d_raw = b64url_decode(jwk["d"]) if isinstance(jwk["d"], str) else b""
+        if len(d_raw) != 32:  # Ed25519 seeds are 32 bytes
+            raise MalformedInput("Ed25519 JWK d must be 32 bytes")
+        key = ed25519.Ed25519PrivateKey.from_private_bytes(d_raw)
+    if _public_jwk(key.public_key()) != _public_jwk(public.key):
+        raise MalformedInput("private JWK 'd' does not match its public key")
+    return PrivateKey(alg=public.alg, key=key, kid=public.kid)
+
+
+def generate_private_key(alg: str = ES256, kid: str | None = None) -> PrivateKey:
+    """Create a fresh signing key from the OS CSPRNG (for key creation, not verification).
+
+    Raises:
+        UnsupportedAlgorithm: ``alg`` is not ES256 or EdDSA.
+    """
+    if alg == ES256:
+        return PrivateKey(alg=alg, key=ec.generate_private_key(ec.SECP256R1()), kid=kid)
+    if alg == EDDSA:
+        return PrivateKey(alg=alg, key=ed25519.Ed25519PrivateKey.generate(), kid=kid)
+    raise UnsupportedAlgorithm(f"cannot generate keys for {alg!r}")
+
+
+# --- compact JWS -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CompactJws:
+    """A parsed (not yet verified, unless returned by :func:`verify_compact`) compact JWS."""
+
+    header: dict[str, Any]
+    payload: dict[str, Any]
+    signing_input: bytes
+    signature: bytes
+    raw: str
+
+
+KeyResolver = Callable[[Mapping[str, Any], Mapping[str, Any]], PublicKey]
+"""Chooses the verification key from the (header, payload) — by the verifier's rules."""
+
+
+def sign_compact(
+    payload: Mapping[str, Any],
+    key: PrivateKey,
+    *,
+    typ: str,
+    extra_header: Mapping[str, Any] | None = None,
+) -> str:
+    """Sign ``payload`` as a compact JWS with header ``{alg, typ[, kid], **extra_header}``."""
+    header: dict[str, Any] = {"alg": key.alg, "typ": typ}
+    if key.kid is not None:
+        header["kid"] = key.kid
+    if extra_header:
+        header.update(extra_header)
+    signing_input = f"{json_object_b64(header)}.{json_object_b64(payload)}".encode("ascii")
+    return f"{signing_input.decode('ascii')}.{b64url_encode(key.sign(signing_input))}"
+
+
+def parse_compact(
+    token: str,
+    *,
+    max_bytes: int = DEFAULT_MAX_TOKEN_BYTES,
+    max_depth: int = DEFAULT_MAX_JSON_DEPTH,
+) -> CompactJws:
+    """Parse a compact JWS without verifying it.
+
+    Raises:
+        InputTooLarge, MalformedInput, DuplicateJsonKey: on any structural problem.
+    """
+    if not isinstance(token, str):
+        raise MalformedInput("JWS must be a string")
+    if len(token) > max_bytes:
+        raise InputTooLarge(f"JWS of {len(token)} bytes exceeds {max_bytes}")
+    parts = token.split(".")
+    if len(parts) != 3:  # header.payload.signature
+        raise MalformedInput("compact JWS must have exactly three parts")
+    header = strict_json_loads(b64url_decode(parts[0]), max_bytes=max_bytes, max_depth=max_depth)
+    payload = strict_json_loads(b64url_decode(parts[1]), max_bytes=max_bytes, max_depth=max_depth)
+    if not isinstance(header, dict) or not isinstance(payload, dict):
+        raise MalformedInput("JWS header and payload must be JSON objects")
+    return CompactJws(
+        header=header,
+        payload=payload,
+        signing_input=f"{parts[0]}.{parts[1]}".encode("ascii"),
+        signature=b64url_decode(parts[2]),
+        raw=token,
+    )
+
+
+def _normalise_typ(typ: str) -> str:
+    # RFC 7515 §4.1.9: "application/" may be omitted and media types compare
+    # case-insensitively, so "application/DC+SD-JWT" and "dc+sd-jwt" are equal.
+    lowered = typ.lower()
+    return lowered.removeprefix("application/")
+
+
+def check_header(
+    header: Mapping[str, Any], *, allowed_algs: Collection[str], expected_typ: str | None
+) -> str:
+    """Enforce the algorithm allow-list, ``crit`` and the exact ``typ``; return ``alg``.
+
+    Raises:
+        UnsupportedAlgorithm: ``alg`` missing, ``none``, HS*, or not allowed.
+        InvalidTokenType: ``typ`` is not ``expected_typ``.
+        MalformedInput: ``crit`` present (we understand no extensions).
+    """
+    alg = header.get("alg")
+    if not isinstance(alg, str) or alg not in SUPPORTED_ALGS or alg not in allowed_algs:
+        raise UnsupportedAlgorithm(f"algorithm {alg!r} is not allowed")
+    if "crit" in header:
+        raise MalformedInput("JWS 'crit' extensions are not supported")
+    if expected_typ is not None:
+        typ = header.get("typ")
+        if not isinstance(typ, str) or _normalise_typ(typ) != _normalise_typ(expected_typ):
+            raise InvalidTokenType(f"typ {typ!r} is not {expected_typ!r}")
+    return alg
+
+
+def verify_compact(
+    token: str | CompactJws,
+    key: PublicKey | KeyResolver,
+    *,
+    allowed_algs: Collection[str] = SUPPORTED_ALGS,
+    expected_typ: str | None,
+    max_bytes: int = DEFAULT_MAX_TOKEN_BYTES,
+) -> CompactJws:
+    """Parse and verify a compact JWS.
+
+    The key is the verifier's choice: either a fixed :class:`PublicKey` or a
+    resolver that looks at the (untrusted) header and payload to pick one of the
+    keys the verifier already trusts. The token's ``alg`` must equal the key's.
+
+    Raises:
+        UnsupportedAlgorithm, InvalidTokenType, InvalidSignature, UnknownKey, MalformedInput.
+    """
+    jws = token if isinstance(token, CompactJws) else parse_compact(token, max_bytes=max_bytes)
+    alg = check_header(jws.header, allowed_algs=allowed_algs, expected_typ=expected_typ)
+    public = key if isinstance(key, PublicKey) else key(jws.header, jws.payload)
+    if not isinstance(public, PublicKey):
+        raise UnknownKey("no verification key for this token")
+    if public.alg != alg:
+        raise UnsupportedAlgorithm(f"token alg {alg!r} does not match key alg {public.alg!r}")
+    if not public.verify(jws.signing_input, jws.signature):
+        raise InvalidSignature("JWS signature does not verify")
+    return jws
