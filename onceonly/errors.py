@@ -288,6 +288,42 @@ class HomeserverError(OnceOnlyError):
     code = "homeserver_error"
 
 
+class HomeserverAlreadyRunning(HomeserverError):
+    """A homeserver is already running from this data dir."""
+
+    code = "homeserver_already_running"
+
+
+class HomeserverPortInUse(HomeserverError):
+    """Another program listens on the homeserver's port."""
+
+    code = "homeserver_port_in_use"
+
+
+class HomeserverStartFailed(HomeserverError):
+    """The homeserver process exited or did not answer in time while starting."""
+
+    code = "homeserver_start_failed"
+
+
+class AccountError(OnceOnlyError):
+    """A Matrix account could not be registered, logged in or loaded."""
+
+    code = "account_error"
+
+
+class AccountExists(AccountError):
+    """Registration failed because the user id is already taken."""
+
+    code = "account_exists"
+
+
+class LoginFailed(AccountError):
+    """The homeserver refused the login (wrong user or password)."""
+
+    code = "login_failed"
+
+
 class StoreError(OnceOnlyError):
     """A persistent store is unreadable, locked, or at an unknown schema version."""
 
