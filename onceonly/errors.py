@@ -162,6 +162,24 @@ class StatusUnavailable(VerificationError):
     code = "status_unavailable"
 
 
+class Suspended(Revoked):
+    """The credential's status list entry says suspended (temporarily invalid)."""
+
+    code = "suspended"
+
+
+class UnrecognisedStatus(VerificationError):
+    """The status list entry holds a value the verifier's policy does not accept."""
+
+    code = "unrecognised_status"
+
+
+class StatusIndexOutOfRange(StatusUnavailable):
+    """The credential's status index lies outside the status list it references."""
+
+    code = "status_index_out_of_range"
+
+
 # --- issuing -------------------------------------------------------------------
 
 
@@ -175,6 +193,24 @@ class ForbiddenDisclosableClaim(IssuanceError):
     """An always-visible claim (iss, nbf, exp, cnf, vct, status) was made disclosable."""
 
     code = "forbidden_disclosable_claim"
+
+
+class UnknownStatusEntry(IssuanceError):
+    """The issuer's status registry has no entry for this status list URI and index."""
+
+    code = "unknown_status_entry"
+
+
+class StatusChangeForbidden(IssuanceError):
+    """A status change is not allowed (a revoked entry never becomes valid again)."""
+
+    code = "status_change_forbidden"
+
+
+class ReservedClaimName(IssuanceError):
+    """A claim set uses ``_sd``/``...``, or a claim the issuer sets from its arguments."""
+
+    code = "reserved_claim_name"
 
 
 # --- trust and policy ----------------------------------------------------------
@@ -208,6 +244,18 @@ class TrustListRollback(TrustError):
     """A trust list's sequence number is lower than the cached one."""
 
     code = "trust_list_rollback"
+
+
+class TrustListConflict(TrustError):
+    """A trust list has the cached sequence number but different content."""
+
+    code = "trust_list_conflict"
+
+
+class DidResolutionError(TrustError):
+    """A DID could not be resolved (unsupported method, fetch failed, bad document)."""
+
+    code = "did_resolution_failed"
 
 
 # --- exchanges -----------------------------------------------------------------
