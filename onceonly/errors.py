@@ -390,6 +390,72 @@ class ConfigError(OnceOnlyError):
     code = "config_error"
 
 
+# --- audit log ------------------------------------------------------------------
+# The codes of the offline auditor's findings. An auditor reports every finding at
+# once (it does not stop at the first), so these are mostly used as codes in its
+# report; they are also raised when a caller wants a failing log to be an error.
+
+
+class AuditLogError(OnceOnlyError):
+    """An exported audit log does not verify (see the finding codes below)."""
+
+    code = "audit_log_error"
+
+
+class AuditGap(AuditLogError):
+    """Entries are missing from the chain (a sequence number gap)."""
+
+    code = "audit_gap"
+
+
+class AuditAltered(AuditLogError):
+    """An entry's content does not match its hash or its successor's ``prev_hash``."""
+
+    code = "audit_altered"
+
+
+class AuditReordered(AuditLogError):
+    """Entries appear out of chain order."""
+
+    code = "audit_reordered"
+
+
+class AuditDuplicate(AuditLogError):
+    """Two entries claim the same sequence number."""
+
+    code = "audit_duplicate"
+
+
+class AuditBadHeadSignature(AuditLogError):
+    """A signed head's JWS does not verify under the verifier's key."""
+
+    code = "audit_bad_head_signature"
+
+
+class AuditHeadMismatch(AuditLogError):
+    """A correctly signed head names a hash or log the exported chain does not have."""
+
+    code = "audit_head_mismatch"
+
+
+class AuditTruncated(AuditLogError):
+    """A signed head covers entries that are absent from the export."""
+
+    code = "audit_truncated"
+
+
+class AuditUnsignedTail(AuditLogError):
+    """Entries after the last signed head: their truncation cannot be detected."""
+
+    code = "audit_unsigned_tail"
+
+
+class AuditReverifyMismatch(AuditLogError):
+    """Re-verifying a recorded presentation gives a different outcome than recorded."""
+
+    code = "audit_reverify_mismatch"
+
+
 # Add new error classes above this line, in the section of their area.
 
 
