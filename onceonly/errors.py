@@ -63,6 +63,18 @@ class InputTooLarge(MalformedInput):
     code = "too_large"
 
 
+class UnknownEventType(MalformedInput):
+    """A Matrix event type in the protocol namespace that this revision does not define."""
+
+    code = "unknown_event_type"
+
+
+class UnsupportedVersion(MalformedInput):
+    """An event content's protocol revision (``v``) is not one this side implements."""
+
+    code = "unsupported_version"
+
+
 # --- signatures and tokens ---------------------------------------------------
 
 
