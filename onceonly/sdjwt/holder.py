@@ -1,0 +1,183 @@
+"""The holder's side: read a received SD-JWT and present a minimal subset.
+
+The holder does not need the issuer's key to decide what to disclose, so
+:func:`parse_sd_jwt` checks structure only (the wallet verifies with the
+issuer key separately, via :func:`~onceonly.sdjwt.verification.verify_presentation`
+with ``require_key_binding=False``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from typing import Any
+
+from onceonly import jose
+from onceonly.errors import (
+    KeyBindingError,
+    MalformedInput,
+    QueryNotSatisfied,
+    UnsupportedAlgorithm,
+)
+from onceonly.sdjwt.claims import ClaimPath, format_path, path_matches, validate_path
+from onceonly.sdjwt.disclosures import DEFAULT_HASH_ALG, SD_ALG_KEY, hash_function
+from onceonly.sdjwt.key_binding import create_kb_jwt
+from onceonly.sdjwt.processing import (
+    PathedDisclosure,
+    ProcessingLimits,
+    decode_all,
+    process_payload,
+)
+from onceonly.sdjwt.serialization import (
+    DEFAULT_MAX_PRESENTATION_BYTES,
+    RawSdJwt,
+    compact_without_kb,
+    reserialize,
+    split_sd_jwt,
+)
+
+
+@dataclass(frozen=True)
+class SdJwt:
+    """A parsed, *unverified* SD-JWT as a holder keeps it.
+
+    Attributes:
+        raw: The serialized parts.
+        header: The issuer JWT's protected header.
+        payload: The issuer JWT's payload (digests, not values).
+        hash_alg: ``_sd_alg`` (``sha-256`` when absent).
+        disclosures: Every disclosure with its claim path, in received order.
+        claims: The claims with every disclosure applied (what the holder may show).
+        claim_paths: Every claim path that exists in ``claims``.
+    """
+
+    raw: RawSdJwt
+    header: dict[str, Any] = field(repr=False)
+    payload: dict[str, Any] = field(repr=False)
+    hash_alg: str
+    disclosures: tuple[PathedDisclosure, ...]
+    claims: dict[str, Any] = field(repr=False)
+    claim_paths: frozenset[ClaimPath] = field(repr=False)
+
+    @property
+    def key_binding_jwt(self) -> str | None:
+        """The KB-JWT if this was a presentation, else ``None``."""
+        return self.raw.kb_jwt
+
+
+def parse_sd_jwt(
+    text: str,
+    *,
+    max_bytes: int = DEFAULT_MAX_PRESENTATION_BYTES,
+    limits: ProcessingLimits | None = None,
+) -> SdJwt:
+    """Parse an SD-JWT (or SD-JWT+KB) and place every disclosure, without trusting it.
+
+    Raises:
+        MalformedInput, InputTooLarge, InvalidDisclosure, UnsupportedAlgorithm: bad structure.
+    """
+    limits = limits or ProcessingLimits()
+    raw = split_sd_jwt(text, max_bytes=max_bytes, max_disclosures=limits.max_disclosures)
+    jws = jose.parse_compact(raw.issuer_jwt, max_bytes=max_bytes, max_depth=limits.max_depth)
+    hash_alg = jws.payload.get(SD_ALG_KEY, DEFAULT_HASH_ALG)
+    hash_function(hash_alg)  # raises UnsupportedAlgorithm for unknown names
+    by_digest = decode_all(raw.disclosures, hash_alg, limits)
+    processed = process_payload(
+        jws.payload, by_digest, max_depth=limits.max_depth, collect_paths=True
+    )
+    return SdJwt(
+        raw=raw,
+        header=jws.header,
+        payload=jws.payload,
+        hash_alg=hash_alg,
+        disclosures=processed.disclosures,
+        claims=processed.claims,
+        claim_paths=processed.node_paths,
+    )
+
+
+def _related(pattern: ClaimPath, path: ClaimPath) -> bool:
+    # A disclosure is needed if it is an ancestor of a match (the parent a
+    # nested claim lives in) or a descendant (part of the requested value).
+    depth = min(len(pattern), len(path))
+    return path_matches(pattern[:depth], path[:depth])
+
+
+def select_disclosures(sd_jwt: SdJwt, disclose: Collection[ClaimPath]) -> list[str]:
+    """The encoded disclosures needed to reveal ``disclose`` (in issued order).
+
+    Raises:
+        QueryNotSatisfied: a requested path names no claim of this credential.
+        ValueError: a malformed path (programming error).
+    """
+    patterns = [validate_path(path) for path in disclose]
+    for pattern in patterns:
+        has_wildcard = None in pattern
+        if not has_wildcard and pattern not in sd_jwt.claim_paths:
+            raise QueryNotSatisfied(f"the credential has no claim {format_path(pattern)}")
+        if has_wildcard and not any(
+            len(path) >= len(pattern) and path_matches(pattern, path[: len(pattern)])
+            for path in sd_jwt.claim_paths
+        ):
+            # A wildcard over an empty array is satisfied by disclosing nothing,
+            # but only if the array itself exists.
+            parent = pattern[: pattern.index(None)]
+            if parent and parent not in sd_jwt.claim_paths:
+                raise QueryNotSatisfied(f"the credential has no claim {format_path(parent)}")
+    return [
+        item.disclosure.encoded
+        for item in sd_jwt.disclosures
+        if any(_related(pattern, item.path) for pattern in patterns)
+    ]
+
+
+def present(
+    sd_jwt: SdJwt,
+    *,
+    disclose: Collection[ClaimPath],
+    holder_key: jose.PrivateKey,
+    aud: str,
+    nonce: str,
+    now: int,
+) -> str:
+    """Present the claims at ``disclose`` with a KB-JWT (SD-JWT+KB).
+
+    The result keeps the serialization the SD-JWT came in (compact or JSON).
+
+    Raises:
+        QueryNotSatisfied: a requested path does not exist in the credential.
+        KeyBindingError: ``holder_key`` is not the key in the credential's ``cnf``.
+    """
+    _check_holder_key(sd_jwt, holder_key)
+    selected = select_disclosures(sd_jwt, disclose)
+    kb_jwt = create_kb_jwt(
+        compact_without_kb(sd_jwt.raw.issuer_jwt, selected),
+        holder_key=holder_key,
+        aud=aud,
+        nonce=nonce,
+        now=now,
+        hash_alg=sd_jwt.hash_alg,
+    )
+    return reserialize(sd_jwt.raw, selected, kb_jwt)
+
+
+def present_without_key_binding(sd_jwt: SdJwt, *, disclose: Collection[ClaimPath]) -> str:
+    """Present the claims at ``disclose`` as a plain SD-JWT (ends with ``~``, no KB-JWT).
+
+    Only verifiers that do not require key binding (e.g. an offline audit of a
+    credential's content) accept this.
+    """
+    return reserialize(sd_jwt.raw, select_disclosures(sd_jwt, disclose), None)
+
+
+def _check_holder_key(sd_jwt: SdJwt, holder_key: jose.PrivateKey) -> None:
+    cnf = sd_jwt.payload.get("cnf")
+    jwk = cnf.get("jwk") if isinstance(cnf, dict) else None
+    if not isinstance(jwk, dict):
+        raise KeyBindingError("the credential has no cnf.jwk to bind a presentation to")
+    try:
+        bound = jose.public_key_from_jwk(jwk)
+    except (MalformedInput, UnsupportedAlgorithm) as exc:
+        raise KeyBindingError("the credential's cnf.jwk is not a usable public key") from exc
+    if bound.thumbprint() != holder_key.public().thumbprint():
+        raise KeyBindingError("holder_key is not the key this credential is bound to")

@@ -1,0 +1,114 @@
+"""Key Binding JWTs (RFC 9901 §4.3, §7.3): create and verify.
+
+A KB-JWT proves that whoever presents the SD-JWT holds the key named in its
+``cnf`` claim, for this verifier (``aud``), this request (``nonce``), now
+(``iat``), and exactly these disclosures (``sd_hash``).
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Collection
+from dataclasses import dataclass
+
+from onceonly import jose
+from onceonly.errors import (
+    AudienceMismatch,
+    Expired,
+    KeyBindingError,
+    NonceMismatch,
+    NotYetValid,
+    SdHashMismatch,
+    UnsupportedAlgorithm,
+)
+from onceonly.sdjwt.claims import KB_JWT_TYP
+from onceonly.sdjwt.disclosures import digest_of
+
+
+@dataclass(frozen=True, slots=True)
+class KeyBinding:
+    """The verified content of a KB-JWT."""
+
+    aud: str
+    nonce: str
+    iat: int | float
+
+
+def create_kb_jwt(
+    sd_hash_input: str,
+    *,
+    holder_key: jose.PrivateKey,
+    aud: str,
+    nonce: str,
+    now: int,
+    hash_alg: str,
+) -> str:
+    """Sign a KB-JWT over ``sd_hash_input`` (``<jwt>~<d1>~...~``).
+
+    Raises:
+        ValueError: empty ``aud`` or ``nonce`` (a programming error).
+    """
+    if not aud or not nonce:
+        raise ValueError("a KB-JWT needs a non-empty aud and nonce")
+    payload = {
+        "iat": now,
+        "aud": aud,
+        "nonce": nonce,
+        "sd_hash": digest_of(sd_hash_input, hash_alg),
+    }
+    # kid is dropped: the verifier takes the key from cnf, never from the KB header.
+    key = jose.PrivateKey(alg=holder_key.alg, key=holder_key.key)
+    return jose.sign_compact(payload, key, typ=KB_JWT_TYP)
+
+
+def verify_kb_jwt(
+    kb_jwt: str,
+    *,
+    sd_hash_input: str,
+    holder_key: jose.PublicKey,
+    hash_alg: str,
+    allowed_algs: Collection[str],
+    expected_aud: str | None,
+    expected_nonce: str | None,
+    now: int,
+    leeway_seconds: int,
+    max_age_seconds: int,
+    max_bytes: int,
+) -> KeyBinding:
+    """Verify a KB-JWT against the holder key from ``cnf``.
+
+    ``expected_aud``/``expected_nonce`` of ``None`` skip that comparison; the
+    verifier's policy decides when that is allowed (never when KB is required).
+
+    Raises:
+        UnsupportedAlgorithm, InvalidTokenType, MalformedInput: header problems.
+        KeyBindingError: bad signature or missing/mistyped claims.
+        AudienceMismatch, NonceMismatch, SdHashMismatch: the binding does not match.
+        NotYetValid, Expired: ``iat`` in the future or older than ``max_age_seconds``.
+    """
+    jws = jose.parse_compact(kb_jwt, max_bytes=max_bytes)
+    alg = jose.check_header(jws.header, allowed_algs=allowed_algs, expected_typ=KB_JWT_TYP)
+    if alg != holder_key.alg:
+        raise UnsupportedAlgorithm(f"KB-JWT alg {alg!r} does not match the cnf key")
+    if not holder_key.verify(jws.signing_input, jws.signature):
+        raise KeyBindingError("KB-JWT signature does not verify with the cnf key")
+    claims = jws.payload
+    iat, aud, nonce, sd_hash = (claims.get(k) for k in ("iat", "aud", "nonce", "sd_hash"))
+    if not isinstance(iat, int | float) or isinstance(iat, bool):
+        raise KeyBindingError("KB-JWT 'iat' must be a number")
+    if not isinstance(aud, str) or not isinstance(nonce, str) or not isinstance(sd_hash, str):
+        raise KeyBindingError("KB-JWT 'aud', 'nonce' and 'sd_hash' must be strings")
+    if iat > now + leeway_seconds:
+        raise NotYetValid("KB-JWT 'iat' is in the future", detail={"token": "kb-jwt"})
+    if iat < now - max_age_seconds - leeway_seconds:
+        raise Expired("KB-JWT is older than the accepted age", detail={"token": "kb-jwt"})
+    if expected_aud is not None and aud != expected_aud:
+        raise AudienceMismatch("KB-JWT 'aud' is not this verifier")
+    if expected_nonce is not None and not hmac.compare_digest(
+        nonce.encode("utf-8"), expected_nonce.encode("utf-8")
+    ):
+        raise NonceMismatch("KB-JWT 'nonce' is not the expected one")
+    expected_hash = digest_of(sd_hash_input, hash_alg)
+    if not hmac.compare_digest(sd_hash.encode("utf-8"), expected_hash.encode("ascii")):
+        raise SdHashMismatch("KB-JWT 'sd_hash' does not cover the presented SD-JWT")
+    return KeyBinding(aud=aud, nonce=nonce, iat=iat)
