@@ -342,6 +342,12 @@ class TransportError(OnceOnlyError):
     code = "transport_error"
 
 
+class UndecryptableEvent(TransportError):
+    """An encrypted event's room key never arrived, or the event failed to decrypt."""
+
+    code = "undecryptable"
+
+
 class HomeserverError(OnceOnlyError):
     """The local homeserver could not be started, stopped or configured."""
 

@@ -1,0 +1,188 @@
+"""Durable, ordered, idempotent sending.
+
+``send`` only writes the event to the outbox table (so it survives a crash) and wakes the
+worker. The worker sends queued events strictly in order, each with the transaction id it
+was queued with: if a request reached the homeserver but the answer was lost, the retry
+with the same id returns the same event id instead of creating a duplicate (Matrix
+``PUT /rooms/{roomId}/send/{eventType}/{txnId}`` semantics, per access token).
+
+While the homeserver is unreachable the worker backs off exponentially (capped) and keeps
+the queue; nothing is dropped and the process keeps running. Errors the homeserver will
+repeat (forbidden, unknown room) fail the event after a few attempts so that one bad event
+cannot block the queue forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import ClientError
+from nio import AsyncClient, RoomSendResponse
+from nio.exceptions import LocalProtocolError, OlmUnverifiedDeviceError
+
+from onceonly.errors import TransportError
+from onceonly.matrix import attachments
+from onceonly.matrix.devices import DevicePolicy, apply_device_policy
+from onceonly.matrix.store import OutboxRow, TransportStore
+from onceonly.types import EventId
+
+logger = logging.getLogger(__name__)
+
+_PERMANENT_ERRCODES = {"M_FORBIDDEN", "M_NOT_FOUND", "M_BAD_JSON", "M_NOT_JSON", "M_TOO_LARGE"}
+
+
+class SendHandle:
+    """A queued event; await :meth:`event_id` for the id the homeserver gave it."""
+
+    def __init__(self, txn_id: str, future: asyncio.Future[EventId]) -> None:
+        self.txn_id = txn_id
+        self._future = future
+
+    async def event_id(self, timeout: float | None = None) -> EventId:
+        """Wait until the event is sent.
+
+        Raises:
+            TransportError: The event failed permanently, or ``timeout`` passed.
+        """
+        try:
+            return await asyncio.wait_for(asyncio.shield(self._future), timeout)
+        except TimeoutError as exc:
+            raise TransportError("event not sent yet", detail={"txn_id": self.txn_id}) from exc
+
+
+class Outbox:
+    """The sending half of a party's transport.
+
+    Args:
+        client: The logged-in nio client (shared with the sync loop).
+        store: The transport store.
+        device_policy: Who may receive room keys.
+        ready: Awaited before the first send (the first sync must have filled room state).
+        max_backoff: Cap (seconds) of the exponential backoff while unreachable.
+        max_permanent_attempts: Attempts before an event the server refuses is failed.
+    """
+
+    def __init__(
+        self,
+        client: AsyncClient,
+        store: TransportStore,
+        device_policy: DevicePolicy,
+        ready: Callable[[], Awaitable[None]],
+        *,
+        max_backoff: float = 10.0,
+        max_permanent_attempts: int = 3,
+    ) -> None:
+        self._client = client
+        self._store = store
+        self._policy = device_policy
+        self._ready = ready
+        self._max_backoff = max_backoff
+        self._max_permanent_attempts = max_permanent_attempts
+        self._wake = asyncio.Event()
+        self._waiters: dict[str, asyncio.Future[EventId]] = {}
+
+    def enqueue(self, room_id: str, event_type: str, content: dict[str, Any]) -> SendHandle:
+        """Queue an event durably and return a handle to await its event id."""
+        txn_id = f"oo{uuid.uuid4().hex}"
+        self._store.enqueue(txn_id, room_id, event_type, content)
+        future: asyncio.Future[EventId] = asyncio.get_running_loop().create_future()
+        self._waiters[txn_id] = future
+        self._wake.set()
+        return SendHandle(txn_id, future)
+
+    async def run(self) -> None:
+        """Send forever (until cancelled); also sends what a previous run left queued."""
+        await self._ready()
+        self._wake.set()
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            for row in self._store.queued():
+                await self._send_with_retries(row)
+
+    async def _send_with_retries(self, row: OutboxRow) -> None:
+        attempt = 0
+        while True:
+            try:
+                event_id = await self._send_once(row)
+            except _PermanentFailure as exc:
+                attempt += 1
+                final = attempt >= self._max_permanent_attempts
+                self._store.mark_send_failed(row.txn_id, str(exc), final=final)
+                if final:
+                    logger.error("giving up on %s: %s", row.txn_id, exc)
+                    self._resolve(row.txn_id, error=TransportError(str(exc)))
+                    return
+            except (TransportError, ClientError, TimeoutError, OSError) as exc:
+                attempt += 1
+                self._store.mark_send_failed(row.txn_id, str(exc), final=False)
+                delay = min(self._max_backoff, 0.25 * 2 ** min(attempt, 10))
+                logger.warning("send %s failed (%s); retrying in %.1fs", row.txn_id, exc, delay)
+                await asyncio.sleep(delay)
+                continue
+            else:
+                self._store.mark_sent(row.txn_id, event_id)
+                self._resolve(row.txn_id, event_id=EventId(event_id))
+                return
+            await asyncio.sleep(min(self._max_backoff, 0.5 * attempt))
+
+    def _resolve(
+        self, txn_id: str, *, event_id: EventId | None = None, error: Exception | None = None
+    ) -> None:
+        future = self._waiters.pop(txn_id, None)
+        if future is None or future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            assert event_id is not None
+            future.set_result(event_id)
+
+    async def _send_once(self, row: OutboxRow) -> str:
+        room = self._client.rooms.get(row.room_id)
+        if room is None:
+            raise TransportError(f"room {row.room_id} not known yet")
+        encrypted = room.encrypted
+        content = row.content
+        if attachments.needs_attachment(row.event_type, content, encrypted=encrypted):
+            content = await attachments.pack(self._client, content)
+        if encrypted:
+            await self._prepare_keys(row.room_id)
+        try:
+            response = await self._client.room_send(
+                row.room_id, row.event_type, content, tx_id=row.txn_id
+            )
+        except OlmUnverifiedDeviceError as exc:
+            # A device appeared between applying the policy and sharing: apply it again.
+            raise TransportError(f"device list changed: {exc}") from exc
+        except LocalProtocolError as exc:
+            raise TransportError(str(exc)) from exc
+        if isinstance(response, RoomSendResponse):
+            return str(response.event_id)
+        errcode = getattr(response, "status_code", None)
+        message = getattr(response, "message", str(response))
+        if errcode in _PERMANENT_ERRCODES:
+            raise _PermanentFailure(f"{errcode}: {message}")
+        raise TransportError(f"send failed: {errcode}: {message}")
+
+    async def _prepare_keys(self, room_id: str) -> None:
+        """Know the members' devices, reach the allowed ones, and apply the policy."""
+        client = self._client
+        room = client.rooms[room_id]
+        if not room.members_synced:
+            await client.joined_members(room_id)
+        if client.should_query_keys:
+            await client.keys_query()
+        apply_device_policy(client, room_id, self._policy)
+        missing = client.get_missing_sessions(room_id)
+        if missing:
+            await client.keys_claim(missing)
+            apply_device_policy(client, room_id, self._policy)
+
+
+class _PermanentFailure(Exception):
+    """The homeserver refused the event in a way a retry will not fix."""
