@@ -5,11 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from nio import MegolmEvent, UnknownEvent
+from nio.exceptions import EncryptionError
 
+from onceonly.matrix.accounts import login
+from onceonly.matrix.devices import AllowListedDevices
 from onceonly.matrix.homeserver import Homeserver
 from tests.integration.test_transport_support import (
     EVENT_TYPE,
     Collector,
+    PlainNioDevice,
     party,
     raw_room_events,
     register,
@@ -62,3 +67,80 @@ async def test_two_parties_exchange_encrypted_custom_events(
             assert "hello" not in str(event["content"])
             assert event["content"]["algorithm"] == "m.megolm.v1.aes-sha2"
         assert not at_agency.problems and not at_citizen.problems
+
+
+@pytest.mark.parametrize("intruder_listed", [False, True], ids=["unlisted", "control-listed"])
+async def test_device_policy_plain_nio_device_reads_body_unlisted_device_cannot(
+    synapse: Homeserver, tmp_path: Path, intruder_listed: bool
+) -> None:
+    agency_creds, agency_dir = register(synapse, "agency", tmp_path)
+    citizen_creds, citizen_dir = register(synapse, "citizen", tmp_path)
+    assert citizen_creds.password is not None
+    # Two more devices of the same citizen, each a bare matrix-nio client: one the citizen
+    # approved (e.g. Element on the web), one the policy does not list (e.g. added by an admin).
+    approved = PlainNioDevice(
+        login(synapse.base_url, citizen_creds.user_id, citizen_creds.password),
+        tmp_path / "approved",
+    )
+    intruder = PlainNioDevice(
+        login(synapse.base_url, citizen_creds.user_id, citizen_creds.password),
+        tmp_path / "intruder",
+    )
+    listed = [citizen_creds.device_id, str(approved.client.device_id)]
+    if intruder_listed:  # control: the same setup decrypts when the device is listed
+        listed.append(str(intruder.client.device_id))
+    policy = AllowListedDevices({citizen_creds.user_id: listed})
+    at_citizen = Collector()
+    try:
+        await approved.sync_once(0)
+        await intruder.sync_once(0)
+        async with (
+            party(
+                agency_dir, Collector(), peers=[citizen_creds.user_id], device_policy=policy
+            ) as agency,
+            party(citizen_dir, at_citizen, peers=[agency_creds.user_id]),
+        ):
+            room_id = await agency.ensure_direct_room(citizen_creds.user_id)
+            body = "Your residence certificate is ready"
+            sent = await (
+                await agency.send(room_id, EVENT_TYPE, {"body": body, "exchange_id": "x1"})
+            ).event_id(timeout=60)
+            await at_citizen.wait_for(lambda: len(at_citizen.events) == 1)
+
+            # The agency's trust store reflects the policy.
+            olm = agency.nio.olm
+            devices = {
+                d.id: d for d in agency.nio.device_store.active_user_devices(citizen_creds.user_id)
+            }
+            assert olm.is_device_verified(devices[str(approved.client.device_id)])
+            assert olm.is_device_blacklisted(devices[str(intruder.client.device_id)]) is (
+                not intruder_listed
+            )
+
+            approved_event = await _sync_until_event(approved, room_id, sent)
+            assert isinstance(approved_event, UnknownEvent), approved_event
+            assert approved_event.type == EVENT_TYPE
+            assert approved_event.source["content"]["body"] == body
+
+            intruder_event = await _sync_until_event(intruder, room_id, sent)
+            if intruder_listed:
+                assert isinstance(intruder_event, UnknownEvent), intruder_event
+                assert intruder_event.source["content"]["body"] == body
+            else:
+                assert isinstance(intruder_event, MegolmEvent), intruder_event
+                with pytest.raises(EncryptionError):
+                    intruder.client.decrypt_event(intruder_event)
+    finally:
+        await approved.close()
+        await intruder.close()
+
+
+async def _sync_until_event(device: PlainNioDevice, room_id: str, event_id: str) -> object:
+    """Sync a bare nio device until ``event_id`` shows up in ``room_id``; return it."""
+    for _ in range(30):
+        response = await device.sync_once(1000)
+        room = response.rooms.join.get(room_id)
+        for event in room.timeline.events if room else []:
+            if getattr(event, "event_id", None) == event_id:
+                return event
+    raise AssertionError(f"{event_id} never reached device {device.client.device_id}")
