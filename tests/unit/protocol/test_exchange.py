@@ -48,20 +48,23 @@ def run(steps: list[tuple[Content, Role]], now: int = NOW) -> Exchange:
     return exchange
 
 
-I, H, V = Role.ISSUER, Role.HOLDER, Role.VERIFIER
+ISS, H, V = Role.ISSUER, Role.HOLDER, Role.VERIFIER
 
 
 @pytest.mark.parametrize(
     ("steps", "final"),
     [
-        ([(OFFER, I), (CRED_REQUEST, H), (ISSUE, I)], State.ISSUED),
-        ([(OFFER, I), (CRED_REQUEST, H), (ISSUE, I), (status(Outcome.ACCEPTED), H)], State.ISSUED),
-        ([(CRED_REQUEST, H), (ISSUE, I), (status(Outcome.REVOKED), I)], State.REVOKED),
-        ([(CRED_REQUEST, H), (status(Outcome.REJECTED), I)], State.REJECTED),
-        ([(CRED_REQUEST, H), (ERROR, I)], State.REJECTED),
-        ([(OFFER, I), (status(Outcome.REJECTED), H)], State.REJECTED),
-        ([(OFFER, I), (status(Outcome.EXPIRED), I)], State.EXPIRED),
-        ([(CRED_REQUEST, H), (ISSUE, I), (ERROR, H)], State.REJECTED),
+        ([(OFFER, ISS), (CRED_REQUEST, H), (ISSUE, ISS)], State.ISSUED),
+        (
+            [(OFFER, ISS), (CRED_REQUEST, H), (ISSUE, ISS), (status(Outcome.ACCEPTED), H)],
+            State.ISSUED,
+        ),
+        ([(CRED_REQUEST, H), (ISSUE, ISS), (status(Outcome.REVOKED), ISS)], State.REVOKED),
+        ([(CRED_REQUEST, H), (status(Outcome.REJECTED), ISS)], State.REJECTED),
+        ([(CRED_REQUEST, H), (ERROR, ISS)], State.REJECTED),
+        ([(OFFER, ISS), (status(Outcome.REJECTED), H)], State.REJECTED),
+        ([(OFFER, ISS), (status(Outcome.EXPIRED), ISS)], State.EXPIRED),
+        ([(CRED_REQUEST, H), (ISSUE, ISS), (ERROR, H)], State.REJECTED),
         ([(PRES_REQUEST, V), (PRESENTATION, H), (status(Outcome.VERIFIED), V)], State.VERIFIED),
         ([(PRES_REQUEST, V), (PRESENTATION, H), (status(Outcome.REJECTED), V)], State.REJECTED),
         ([(PRES_REQUEST, V), (PRESENTATION, H), (ERROR, V)], State.REJECTED),
@@ -77,7 +80,7 @@ def test_legal_paths(steps: list[tuple[Content, Role]], final: State) -> None:
 
 
 def test_opening_sets_kind_and_deadline() -> None:
-    issuance = Exchange.open(EXCHANGE_ID, OFFER, I, NOW)
+    issuance = Exchange.open(EXCHANGE_ID, OFFER, ISS, NOW)
     assert (issuance.kind, issuance.state, issuance.expires_at) == (
         Kind.ISSUANCE,
         State.OFFERED,
@@ -90,7 +93,7 @@ def test_opening_sets_kind_and_deadline() -> None:
 
 
 def test_exchange_is_immutable() -> None:
-    offered = Exchange.open(EXCHANGE_ID, OFFER, I, NOW)
+    offered = Exchange.open(EXCHANGE_ID, OFFER, ISS, NOW)
     requested = offered.apply(CRED_REQUEST, H, NOW)
     assert offered.state is State.OFFERED
     assert requested.state is State.REQUESTED
@@ -99,9 +102,9 @@ def test_exchange_is_immutable() -> None:
 @pytest.mark.parametrize(
     ("steps", "bad", "sender"),
     [
-        ([(OFFER, I)], ISSUE, I),  # issuing before any request
-        ([(OFFER, I)], OFFER, I),  # offering twice
-        ([(CRED_REQUEST, H), (ISSUE, I)], ISSUE, I),  # issuing twice
+        ([(OFFER, ISS)], ISSUE, ISS),  # issuing before any request
+        ([(OFFER, ISS)], OFFER, ISS),  # offering twice
+        ([(CRED_REQUEST, H), (ISSUE, ISS)], ISSUE, ISS),  # issuing twice
         ([(CRED_REQUEST, H)], PRESENTATION, H),  # wrong kind of exchange
         ([(PRES_REQUEST, V), (PRESENTATION, H)], PRESENTATION, H),  # replayed response
         ([(PRES_REQUEST, V), (REFUSAL, H)], PRESENTATION, H),  # after a terminal state
@@ -119,12 +122,12 @@ def test_illegal_transitions(steps: list[tuple[Content, Role]], bad: Content, se
 @pytest.mark.parametrize(
     ("steps", "bad", "sender"),
     [
-        ([(OFFER, I)], CRED_REQUEST, I),  # the agency cannot request for the citizen
+        ([(OFFER, ISS)], CRED_REQUEST, ISS),  # the agency cannot request for the citizen
         ([(CRED_REQUEST, H)], ISSUE, H),  # the citizen cannot issue
         ([(CRED_REQUEST, H)], ISSUE, V),  # a verifier has no part in issuance
         ([(PRES_REQUEST, V)], PRESENTATION, V),  # the verifier cannot answer itself
         ([(PRES_REQUEST, V), (PRESENTATION, H)], status(Outcome.VERIFIED), H),
-        ([(CRED_REQUEST, H), (ISSUE, I)], status(Outcome.REVOKED), H),
+        ([(CRED_REQUEST, H), (ISSUE, ISS)], status(Outcome.REVOKED), H),
     ],
 )
 def test_roles_are_enforced(steps: list[tuple[Content, Role]], bad: Content, sender: Role) -> None:
@@ -134,7 +137,7 @@ def test_roles_are_enforced(steps: list[tuple[Content, Role]], bad: Content, sen
 
 @pytest.mark.parametrize(
     ("content", "sender"),
-    [(OFFER, H), (CRED_REQUEST, I), (PRES_REQUEST, H), (ISSUE, I), (PRESENTATION, H)],
+    [(OFFER, H), (CRED_REQUEST, ISS), (PRES_REQUEST, H), (ISSUE, ISS), (PRESENTATION, H)],
 )
 def test_opening_needs_the_right_event_and_role(content: Content, sender: Role) -> None:
     with pytest.raises(UnexpectedEvent):
@@ -150,7 +153,7 @@ def test_other_exchange_id_is_unknown_exchange() -> None:
     exchange = Exchange.open(
         "another_exchange_0001",
         OFFER.model_copy(update={"exchange_id": "another_exchange_0001"}),
-        I,
+        ISS,
         NOW,
     )
     with pytest.raises(UnknownExchange):
@@ -158,7 +161,7 @@ def test_other_exchange_id_is_unknown_exchange() -> None:
 
 
 def test_answer_after_deadline_expires() -> None:
-    offered = Exchange.open(EXCHANGE_ID, OFFER, I, NOW)
+    offered = Exchange.open(EXCHANGE_ID, OFFER, ISS, NOW)
     assert not offered.is_due(OFFER_DEADLINE)  # the deadline second itself is still valid
     assert offered.apply(CRED_REQUEST, H, OFFER_DEADLINE).state is State.REQUESTED
     with pytest.raises(RequestExpired):
