@@ -1,0 +1,61 @@
+"""Pure DCQL (OpenID4VP 1.0 §6-7): the query model, wallet-side matching, verifier checks.
+
+No I/O: callers pass the query, the held credentials or the disclosed claims.
+
+* :mod:`onceonly.query.model` - the frozen query model and :func:`parse_query`.
+* :mod:`onceonly.query.pointer` - claims path pointer processing.
+* :mod:`onceonly.query.match` - which held credentials answer a query, with the
+  minimal set of disclosures each needs.
+* :mod:`onceonly.query.verify` - whether disclosed claims answer a query, and which
+  paths a query asks for per credential type (for the trust list's over-asking check).
+"""
+
+from onceonly.query.match import (
+    Candidate,
+    CredentialQueryMatch,
+    CredentialSetMatch,
+    HeldCredential,
+    Miss,
+    QueryMatch,
+    find_candidates,
+    match_query,
+    select_presentation,
+)
+from onceonly.query.model import (
+    SD_JWT_VC_FORMAT,
+    ClaimPath,
+    ClaimsQuery,
+    CredentialMeta,
+    CredentialQuery,
+    CredentialSetQuery,
+    DcqlQuery,
+    parse_query,
+)
+from onceonly.query.pointer import PointerMiss, Selected, select, value_matches
+from onceonly.query.verify import claims_satisfy, requested_paths_by_vct
+
+__all__ = [
+    "SD_JWT_VC_FORMAT",
+    "Candidate",
+    "ClaimPath",
+    "ClaimsQuery",
+    "CredentialMeta",
+    "CredentialQuery",
+    "CredentialQueryMatch",
+    "CredentialSetMatch",
+    "CredentialSetQuery",
+    "DcqlQuery",
+    "HeldCredential",
+    "Miss",
+    "PointerMiss",
+    "QueryMatch",
+    "Selected",
+    "claims_satisfy",
+    "find_candidates",
+    "match_query",
+    "parse_query",
+    "requested_paths_by_vct",
+    "select",
+    "select_presentation",
+    "value_matches",
+]
