@@ -402,6 +402,18 @@ class WalletLocked(StoreError):
     code = "wallet_locked"
 
 
+class StoreCorrupt(StoreError):
+    """A stored record fails authentication or does not decode (tampered or damaged)."""
+
+    code = "store_corrupt"
+
+
+class BackupInvalid(StoreError):
+    """A wallet backup file is malformed, truncated or was altered."""
+
+    code = "backup_invalid"
+
+
 class ConfigError(OnceOnlyError):
     """A configuration file or option is missing or invalid."""
 
