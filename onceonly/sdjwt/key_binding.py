@@ -7,6 +7,7 @@ A KB-JWT proves that whoever presents the SD-JWT holds the key named in its
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -57,7 +58,7 @@ def create_kb_jwt(
         "sd_hash": digest_of(sd_hash_input, hash_alg),
     }
     # kid is dropped: the verifier takes the key from cnf, never from the KB header.
-    key = jose.PrivateKey(alg=holder_key.alg, key=holder_key.key)
+    key = dataclasses.replace(holder_key, kid=None)
     return jose.sign_compact(payload, key, typ=KB_JWT_TYP)
 
 

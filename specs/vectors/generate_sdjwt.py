@@ -1,0 +1,127 @@
+"""Generate the SD-JWT VC test vectors in ``sdjwt/`` (fixed keys, salts and time).
+
+Usage (from the repository root)::
+
+    python specs/vectors/generate_sdjwt.py          # (re)write specs/vectors/sdjwt/
+    python specs/vectors/generate_sdjwt.py --check  # exit 1 if the files differ
+
+The cases live in ``sdjwt_generator/``: valid ones, and negative ones each
+crafted from a valid sibling so that exactly one rule is broken.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from sdjwt_generator.context import NegativeContext
+from sdjwt_generator.fixtures import (
+    HOLDER_KEY,
+    HOLDER_KEY_ES256,
+    ISSUER_KEY,
+    ISSUER_KEY_ES256,
+    OTHER_KEY,
+    Case,
+)
+from sdjwt_generator.negative_claims import (
+    claim_cases,
+    key_binding_cases,
+    serialization_cases,
+)
+from sdjwt_generator.negative_tokens import disclosure_cases, header_cases
+from sdjwt_generator.valid_cases import valid_cases
+
+OUT_DIR = Path(__file__).resolve().parent / "sdjwt"
+
+
+def build_cases() -> list[Case]:
+    """Every vector, valid ones first."""
+    cases, base = valid_cases()
+    context = NegativeContext(base)
+    for section in (
+        header_cases,
+        disclosure_cases,
+        claim_cases,
+        key_binding_cases,
+        serialization_cases,
+    ):
+        section(context)
+    names = [case.name for case in cases + context.cases]
+    if len(names) != len(set(names)):
+        raise SystemExit("duplicate case names")
+    return cases + context.cases
+
+
+def render(case: Case) -> dict[str, str]:
+    """The files of one case directory, as text."""
+    inputs: dict[str, Any] = {
+        "description": case.description,
+        "reference": case.reference,
+        "now": case.now,
+        "issuer_key": case.issuer_key.to_jwk(),
+        "policy": case.policy,
+    }
+    if case.sibling:
+        inputs["valid_sibling"] = case.sibling
+    if case.issuance:
+        inputs["issuance"] = case.issuance
+    return {
+        "input.json": json.dumps(inputs, indent=2, ensure_ascii=False) + "\n",
+        "presentation.txt": case.presentation + "\n",
+        "expected.json": json.dumps(case.expected, indent=2, ensure_ascii=False, sort_keys=True)
+        + "\n",
+    }
+
+
+def keys_file() -> str:
+    """The fixed test keys (private parts included: they protect nothing)."""
+    keys = {
+        "issuer": ISSUER_KEY.to_jwk(),
+        "holder": HOLDER_KEY.to_jwk(),
+        "attacker": OTHER_KEY.to_jwk(),
+        "issuer_es256": ISSUER_KEY_ES256.to_jwk(),
+        "holder_es256": HOLDER_KEY_ES256.to_jwk(),
+    }
+    return json.dumps(keys, indent=2) + "\n"
+
+
+def expected_tree() -> dict[str, str]:
+    """Relative path -> content for the whole vector directory."""
+    files = {"keys.json": keys_file()}
+    for case in build_cases():
+        for name, text in render(case).items():
+            files[f"{case.name}/{name}"] = text
+    return files
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Write (or ``--check``) the vector directory."""
+    parser = argparse.ArgumentParser(description="Generate the SD-JWT VC test vectors.")
+    parser.add_argument("--check", action="store_true", help="compare, do not write")
+    parser.add_argument("--out", type=Path, default=OUT_DIR)
+    args = parser.parse_args(argv)
+    tree = expected_tree()
+    if args.check:
+        stale = [
+            path
+            for path, text in tree.items()
+            if not (args.out / path).is_file() or (args.out / path).read_text("utf-8") != text
+        ]
+        for path in stale:
+            print(f"differs: {path}")
+        return 1 if stale else 0
+    for path, text in tree.items():
+        target = args.out / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, "utf-8")
+    print(f"wrote {len(tree)} files for {(len(tree) - 1) // 3} cases into {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

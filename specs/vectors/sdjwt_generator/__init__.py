@@ -1,0 +1,1 @@
+"""Builders of the SD-JWT VC test vectors (run ``specs/vectors/generate_sdjwt.py``)."""
