@@ -22,7 +22,7 @@ from onceonly.matrix.homeserver import (
     HomeserverStatus,
     data_root,
 )
-from onceonly.matrix.homeserver_config import SHARED_SECRET_FILE, read_shared_secret
+from onceonly.matrix.homeserver_config import read_shared_secret
 
 STATUS_NOT_RUNNING = 3
 
@@ -169,7 +169,9 @@ def _party_dir(data_dir: Path | None, user: str) -> Path:
 @click.option(
     "--password",
     default=None,
-    help="Password (default: a random one that is not kept; the token is the credential).",
+    envvar="ONCEONLY_ACCOUNT_PASSWORD",
+    help="Password, also from $ONCEONLY_ACCOUNT_PASSWORD (keeps it out of the process list)."
+    " Default: a random one that is not kept; the stored token is the credential.",
 )
 @click.option(
     "--data-dir",
@@ -223,11 +225,16 @@ def create(
                 " use --force to replace it (its device and E2EE keys are then abandoned)",
                 detail={"user_id": existing.user_id},
             )
-        local = Homeserver.from_data_dir(homeserver_data_dir)
-        secret_file = shared_secret_file or local.data_dir / SHARED_SECRET_FILE
-        url = homeserver_url or local.base_url
+        # The local homeserver's settings are only read when something is taken from it.
+        local: Homeserver | None = None
+        if shared_secret_file is None or homeserver_url is None or unlimited:
+            local = Homeserver.from_data_dir(homeserver_data_dir)
+            secret_file = shared_secret_file or local.shared_secret_file
+            url = homeserver_url or local.base_url
+        else:
+            secret_file, url = shared_secret_file, homeserver_url
         credentials = accounts.create_account(url, read_shared_secret(secret_file), user, password)
-        if unlimited:
+        if unlimited and local is not None:
             local.lift_rate_limits(credentials.user_id)
         path = accounts.save_credentials(party_dir, credentials)
     except OnceOnlyError as exc:

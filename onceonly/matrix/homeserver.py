@@ -26,10 +26,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
 from urllib.parse import quote
-
-from pydantic import BaseModel, ConfigDict
 
 from onceonly.errors import (
     AccountError,
@@ -49,6 +46,12 @@ from onceonly.matrix.accounts import (
     save_credentials,
     whoami,
 )
+from onceonly.matrix.homeserver_config import (
+    HOME_ENV,
+    HomeserverStatus,
+    data_root,
+    default_data_dir,
+)
 from onceonly.matrix.homeserver_http import request_json
 from onceonly.matrix.homeserver_process import (
     port_in_use,
@@ -59,8 +62,13 @@ from onceonly.matrix.homeserver_process import (
 )
 from onceonly.types import UserId
 
-HOME_ENV = "ONCEONLY_HOME"
-"""Environment variable naming the directory onceonly keeps local data in (default ``./var``)."""
+__all__ = [
+    "HOME_ENV",
+    "Homeserver",
+    "HomeserverStatus",
+    "data_root",
+    "default_data_dir",
+]
 
 PID_FILE = "homeserver.pid"
 OUTPUT_FILE = "homeserver.out"
@@ -71,42 +79,6 @@ DEFAULT_STOP_TIMEOUT = 30.0
 Progress = Callable[[str], None]
 
 
-def data_root() -> Path:
-    """Return ``$ONCEONLY_HOME`` if set, else ``./var`` (relative to the current directory)."""
-    return Path(os.environ.get(HOME_ENV) or "var")
-
-
-def default_data_dir() -> Path:
-    """Return the default homeserver data dir: ``<data_root()>/homeserver``."""
-    return data_root() / "homeserver"
-
-
-class HomeserverStatus(BaseModel):
-    """A snapshot of a homeserver data dir.
-
-    Attributes:
-        running: Whether the homeserver process recorded in the pid file is alive.
-        base_url: Client API base URL.
-        server_name: Matrix server name.
-        port: Loopback port of the client API.
-        pid: Process id when running.
-        database: ``sqlite`` or ``postgresql``.
-        data_dir: Absolute data dir.
-        stale_pid_file: A pid file exists but names no running homeserver.
-    """
-
-    model_config = ConfigDict(frozen=True)
-
-    running: bool
-    base_url: str
-    server_name: str
-    port: int
-    pid: int | None
-    database: Literal["sqlite", "postgresql"]
-    data_dir: str
-    stale_pid_file: bool = False
-
-
 class Homeserver:
     """A Synapse homeserver living in one data dir, listening on 127.0.0.1 only.
 
@@ -115,7 +87,8 @@ class Homeserver:
 
     def __init__(self, data_dir: Path, settings: cfg.HomeserverSettings) -> None:
         """Store ``data_dir`` (made absolute) and ``settings``; touches nothing on disk."""
-        self.data_dir = data_dir.absolute()
+        # Resolved, so the same dir reached through a symlink is recognised in ``ps``.
+        self.data_dir = data_dir.resolve()
         self.settings = settings
         self._process: subprocess.Popen[bytes] | None = None
         self._output_offset = 0
@@ -228,7 +201,7 @@ class Homeserver:
                 detail={"pid": pid, "base_url": self.base_url},
             )
         if self._pid_file.exists():
-            say(f"removing stale pid file (pid {pid} is not running)")
+            say(f"removing stale pid file {self._pid_file} (no homeserver runs with that pid)")
             self._pid_file.unlink(missing_ok=True)
         # Written before the port check, so a --port given with a failed start is kept.
         self.ensure_config()
@@ -241,7 +214,12 @@ class Homeserver:
         started = time.monotonic()
         self._spawn()
         say(f"starting Synapse at {self.base_url} (data in {self.data_dir})")
-        self._wait_ready(started, timeout, say)
+        try:
+            self._wait_ready(started, timeout, say)
+        except KeyboardInterrupt:
+            # Interrupted while waiting: do not leave a half-started server behind.
+            self.stop(timeout=10.0)
+            raise
         say(f"Synapse ready at {self.base_url} after {time.monotonic() - started:.1f} s")
         return self.status()
 

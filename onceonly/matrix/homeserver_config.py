@@ -1,4 +1,4 @@
-"""Settings and generated configuration of the local Synapse homeserver.
+"""Settings, status and generated configuration of the local Synapse homeserver.
 
 The data dir holds everything a homeserver instance needs::
 
@@ -39,6 +39,9 @@ MACAROON_SECRET_FILE = "macaroon_secret_key"  # noqa: S105 - a file name
 FORM_SECRET_FILE = "form_secret"  # noqa: S105 - a file name
 SQLITE_FILE = "homeserver.db"
 MEDIA_DIR = "media_store"
+
+HOME_ENV = "ONCEONLY_HOME"
+"""Environment variable naming the directory onceonly keeps local data in (default ``./var``)."""
 
 DEFAULT_PORT = 8008
 DEFAULT_SERVER_NAME = "localhost"
@@ -81,6 +84,42 @@ class HomeserverSettings(BaseModel):
     port: int = Field(default=DEFAULT_PORT, ge=1, le=65535)
     database: DatabaseSettings = DatabaseSettings()
     relaxed_rate_limits: bool = True
+
+
+def data_root() -> Path:
+    """Return ``$ONCEONLY_HOME`` if set, else ``./var`` (relative to the current directory)."""
+    return Path(os.environ.get(HOME_ENV) or "var")
+
+
+def default_data_dir() -> Path:
+    """Return the default homeserver data dir: ``<data_root()>/homeserver``."""
+    return data_root() / "homeserver"
+
+
+class HomeserverStatus(BaseModel):
+    """A snapshot of a homeserver data dir.
+
+    Attributes:
+        running: Whether the homeserver process recorded in the pid file is alive.
+        base_url: Client API base URL.
+        server_name: Matrix server name.
+        port: Loopback port of the client API.
+        pid: Process id when running.
+        database: ``sqlite`` or ``postgresql``.
+        data_dir: Absolute data dir.
+        stale_pid_file: A pid file exists but names no running homeserver.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    running: bool
+    base_url: str
+    server_name: str
+    port: int
+    pid: int | None
+    database: Literal["sqlite", "postgresql"]
+    data_dir: str
+    stale_pid_file: bool = False
 
 
 def load_settings(data_dir: Path) -> HomeserverSettings | None:
