@@ -168,7 +168,14 @@ class Dispatcher:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            retry_soon = await self.deliver_pending()
+            try:
+                retry_soon = await self.deliver_pending()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # E.g. the store is momentarily locked: nothing is lost, try again.
+                logger.exception("delivery round failed")
+                retry_soon = True
             if retry_soon:
                 await asyncio.sleep(self._retry_delay)
                 self._wake.set()

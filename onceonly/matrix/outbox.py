@@ -101,8 +101,16 @@ class Outbox:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            for row in self._store.queued():
-                await self._send_with_retries(row)
+            try:
+                for row in self._store.queued():
+                    await self._send_with_retries(row)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # A bug or a store hiccup must not stop sending for good; the queue is durable.
+                logger.exception("outbox round failed")
+                await asyncio.sleep(self._max_backoff)
+                self._wake.set()
 
     async def _send_with_retries(self, row: OutboxRow) -> None:
         attempt = 0
@@ -128,7 +136,7 @@ class Outbox:
                 self._store.mark_sent(row.txn_id, event_id)
                 self._resolve(row.txn_id, event_id=EventId(event_id))
                 return
-            await asyncio.sleep(min(self._max_backoff, 0.5 * attempt))
+            await asyncio.sleep(min(self._max_backoff, 2.0**attempt))
 
     def _resolve(
         self, txn_id: str, *, event_id: EventId | None = None, error: Exception | None = None
@@ -145,7 +153,9 @@ class Outbox:
     async def _send_once(self, row: OutboxRow) -> str:
         room = self._client.rooms.get(row.room_id)
         if room is None:
-            raise TransportError(f"room {row.room_id} not known yet")
+            # After the first sync every joined room is known; give the sync loop a few
+            # seconds for a room just created or joined, then fail the event.
+            raise _PermanentFailure(f"not a member of room {row.room_id}")
         encrypted = room.encrypted
         content = row.content
         if attachments.needs_attachment(row.event_type, content, encrypted=encrypted):

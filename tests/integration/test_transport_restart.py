@@ -10,6 +10,7 @@ own durable record already holds. Every delivery (including re-deliveries) is lo
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import subprocess
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from onceonly.matrix.client import PartyClient
 from onceonly.matrix.homeserver import Homeserver
 from onceonly.matrix.inbox import Inbound
 from tests.integration.test_transport_support import EVENT_TYPE, Collector, party, register
@@ -127,6 +129,44 @@ async def test_receiver_killed_mid_stream_handles_every_event_exactly_once(
         f"\n{total} events, {kills} SIGKILLs: {len(deliveries)} handler calls, "
         f"{len(redelivered)} re-deliveries after a kill"
     )
+
+
+@pytest.mark.integration
+async def test_events_missed_while_offline_beyond_the_timeline_limit_are_backfilled(
+    synapse: Homeserver, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="onceonly.matrix.sync")
+    agency_creds, agency_dir = register(synapse, "agency", tmp_path)
+    citizen_creds, citizen_dir = register(synapse, "citizen", tmp_path)
+    at_citizen = Collector()
+    offline_count = 60
+
+    def citizen() -> PartyClient:
+        return party(citizen_dir, at_citizen, peers=[agency_creds.user_id], sync_timeline_limit=10)
+
+    async with party(agency_dir, Collector(), peers=[citizen_creds.user_id]) as agency:
+        async with citizen():
+            room_id = await agency.ensure_direct_room(citizen_creds.user_id)
+            first = await agency.send(room_id, EVENT_TYPE, {"body": "m", "n": 0})
+            await at_citizen.wait_for(lambda: len(at_citizen.events) == 1)
+        # The citizen is offline: 60 events pile up, far more than one sync returns (10).
+        handles = [
+            await agency.send(room_id, EVENT_TYPE, {"body": "m", "n": n})
+            for n in range(1, offline_count + 1)
+        ]
+        sent = [await first.event_id()] + [await h.event_id(timeout=60) for h in handles]
+        async with citizen():
+            await at_citizen.wait_for(lambda: len(at_citizen.events) == offline_count + 1)
+            await asyncio.sleep(1)
+
+    assert [e.event_id for e in at_citizen.events] == sent
+    assert [e.content["n"] for e in at_citizen.events] == list(range(offline_count + 1))
+    assert all(e.encrypted for e in at_citizen.events)
+    backfilled = [
+        int(r.getMessage().split()[1]) for r in caplog.records if "backfilled" in r.getMessage()
+    ]
+    # The gap really was fetched with /messages (not just returned by one big sync).
+    assert max(backfilled) >= offline_count - 10
 
 
 if __name__ == "__main__":
