@@ -1,0 +1,410 @@
+"""The offline auditor: checks an exported audit log from files alone.
+
+Given an export (:mod:`verifier.audit_format`) and the verifier's public key, the
+auditor reports *every* problem it can locate, not just the first:
+
+* an entry whose content does not match its ``entry_hash`` (``audit_altered``);
+* a broken link, i.e. an entry changed and re-hashed after its successor was
+  written (``audit_altered``, located at the changed entry);
+* missing sequence numbers (``audit_gap``) and repeated ones (``audit_duplicate``);
+* entries out of order in the file (``audit_reordered``);
+* a head whose signature does not verify (``audit_bad_head_signature``), or a
+  correctly signed head that names another hash or log (``audit_head_mismatch``);
+* signed heads beyond the last exported entry (``audit_truncated``);
+* entries after the last signed head, whose removal could not be detected
+  (``audit_unsigned_tail``, a warning).
+
+Re-verification of recorded presentations is a hook: pass ``reverify``, a callable
+that re-checks an entry's presentation (with the trust and status list versions the
+entry names) and returns a :class:`~verifier.audit_format.VerificationOutcome`; every
+entry whose recomputed outcome differs from the recorded one is reported
+(``audit_reverify_mismatch``). It is called for entries that carry both a
+``presentation`` and an ``outcome``.
+
+Nothing here writes, touches a network or reads a clock; :func:`audit_file` only
+reads the export file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from itertools import pairwise
+from pathlib import Path
+from typing import Any, Final
+
+from pydantic import ValidationError
+
+from onceonly.errors import (
+    AuditAltered,
+    AuditBadHeadSignature,
+    AuditDuplicate,
+    AuditGap,
+    AuditHeadMismatch,
+    AuditReordered,
+    AuditReverifyMismatch,
+    AuditTruncated,
+    AuditUnsignedTail,
+    MalformedInput,
+    OnceOnlyError,
+    StoreError,
+)
+from onceonly.jose import PublicKey, strict_json_loads, verify_compact
+from verifier.audit_format import (
+    EXPORT_FORMAT,
+    HEAD_TYP,
+    AuditEntry,
+    HeadPayload,
+    VerificationOutcome,
+    compute_entry_hash,
+    genesis_hash,
+)
+from verifier.audit_report import AuditReport, Finding, Severity
+
+MAX_LINE_BYTES: Final = 1024 * 1024
+"""One export line (an entry with its presentation) may not exceed this."""
+
+Reverify = Callable[[AuditEntry], VerificationOutcome]
+"""Re-verifies an entry's recorded presentation and returns the fresh outcome."""
+
+
+@dataclass(frozen=True)
+class _Entry:
+    line: int
+    entry: AuditEntry
+    hash_ok: bool
+
+
+@dataclass
+class _Parsed:
+    log_id: str | None = None
+    entries: list[_Entry] = field(default_factory=list)
+    heads: list[tuple[int, str]] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+
+
+def _error(code: str, message: str, *, seq: int | None = None, line: int | None = None) -> Finding:
+    return Finding(code, Severity.ERROR, message, seq=seq, line=line)
+
+
+def _parse(lines: Iterable[str]) -> _Parsed:
+    parsed = _Parsed()
+    saw_header = False
+    for number, raw in enumerate(lines, start=1):
+        if not raw.strip():
+            continue
+        try:
+            record = strict_json_loads(raw, max_bytes=MAX_LINE_BYTES)
+        except MalformedInput as exc:
+            parsed.findings.append(_error(exc.code, f"unreadable line: {exc.message}", line=number))
+            continue
+        if not isinstance(record, dict) or len(record) != 1:
+            parsed.findings.append(_error("malformed", "not an export record", line=number))
+            continue
+        ((kind, value),) = record.items()
+        if kind == "log" and not saw_header and not parsed.entries and not parsed.heads:
+            saw_header = True
+            parsed.log_id = _parse_header(value, number, parsed.findings)
+        elif kind == "entry" and isinstance(value, dict):
+            _parse_entry(value, number, parsed)
+        elif kind == "head" and isinstance(value, str):
+            parsed.heads.append((number, value))
+        else:
+            parsed.findings.append(_error("malformed", f"unexpected {kind!r} record", line=number))
+    if not saw_header:
+        parsed.findings.append(_error("malformed", "export has no log header line", line=1))
+    return parsed
+
+
+def _parse_header(value: Any, line: int, findings: list[Finding]) -> str | None:
+    if not isinstance(value, dict) or value.get("format") != EXPORT_FORMAT:
+        findings.append(_error("malformed", f"header is not {EXPORT_FORMAT}", line=line))
+        return None
+    log_id = value.get("log_id")
+    if not isinstance(log_id, str) or not log_id:
+        findings.append(_error("malformed", "header has no log_id", line=line))
+        return None
+    return log_id
+
+
+def _parse_entry(value: dict[str, Any], line: int, parsed: _Parsed) -> None:
+    seq = value.get("seq") if isinstance(value.get("seq"), int) else None
+    try:
+        entry = AuditEntry.model_validate(value)
+    except ValidationError as exc:
+        parsed.findings.append(
+            _error(
+                "malformed", f"invalid entry ({exc.error_count()} problem(s))", seq=seq, line=line
+            )
+        )
+        return
+    # The hash is computed over the JSON as found in the file, so any change to it
+    # (even one the model would normalise away) is visible.
+    hash_ok = compute_entry_hash(value) == entry.entry_hash
+    if not hash_ok:
+        parsed.findings.append(
+            _error(
+                AuditAltered.code,
+                f"entry {entry.seq} does not match its entry_hash: its content was changed",
+                seq=entry.seq,
+                line=line,
+            )
+        )
+    parsed.entries.append(_Entry(line, entry, hash_ok))
+
+
+def _check_order(entries: list[_Entry], findings: list[Finding]) -> None:
+    for before, after in pairwise(entries):
+        if after.entry.seq < before.entry.seq:
+            findings.append(
+                _error(
+                    AuditReordered.code,
+                    f"entry {after.entry.seq} (line {after.line}) comes after entry "
+                    f"{before.entry.seq} (line {before.line})",
+                    seq=after.entry.seq,
+                    line=after.line,
+                )
+            )
+
+
+def _by_seq(entries: list[_Entry], findings: list[Finding]) -> dict[int, _Entry]:
+    chosen: dict[int, _Entry] = {}
+    for item in entries:
+        seq = item.entry.seq
+        if seq not in chosen:
+            chosen[seq] = item
+            continue
+        findings.append(
+            _error(
+                AuditDuplicate.code,
+                f"entry {seq} appears again (first at line {chosen[seq].line})",
+                seq=seq,
+                line=item.line,
+            )
+        )
+        if item.hash_ok and not chosen[seq].hash_ok:
+            chosen[seq] = item  # prefer the copy that is at least self-consistent
+    return chosen
+
+
+def _check_chain(chain: dict[int, _Entry], log_id: str | None, findings: list[Finding]) -> None:
+    expected_seq = 1
+    expected_prev = genesis_hash(log_id) if log_id is not None else None
+    previous: _Entry | None = None
+    for seq in sorted(chain):
+        item = chain[seq]
+        if seq > expected_seq:
+            after = f"after line {previous.line}" if previous else "at the start"
+            findings.append(
+                _error(
+                    AuditGap.code,
+                    f"entries {_range(expected_seq, seq - 1)} are missing ({after}, "
+                    f"before line {item.line})",
+                    seq=expected_seq,
+                    line=item.line,
+                )
+            )
+        elif expected_prev is not None and item.entry.prev_hash != expected_prev:
+            if previous is None:
+                findings.append(
+                    _error(
+                        AuditAltered.code,
+                        "entry 1 does not start from this log's genesis hash",
+                        seq=seq,
+                        line=item.line,
+                    )
+                )
+            else:
+                findings.append(
+                    _error(
+                        AuditAltered.code,
+                        f"entry {previous.entry.seq} was changed and re-hashed: entry {seq} "
+                        f"(line {item.line}) recorded a different hash for it",
+                        seq=previous.entry.seq,
+                        line=previous.line,
+                    )
+                )
+        expected_seq, expected_prev, previous = seq + 1, item.entry.entry_hash, item
+
+
+def _range(first: int, last: int) -> str:
+    return str(first) if first == last else f"{first}..{last}"
+
+
+@dataclass
+class _HeadResult:
+    valid: int = 0
+    last_signed_seq: int | None = None
+
+
+def _check_heads(
+    heads: list[tuple[int, str]],
+    chain: dict[int, _Entry],
+    log_id: str | None,
+    key: PublicKey,
+    findings: list[Finding],
+) -> _HeadResult:
+    result = _HeadResult()
+    last_seq = max(chain, default=0)
+    beyond: tuple[int, int] | None = None  # (head seq, line) of the furthest head past the end
+    for line, jws in heads:
+        try:
+            payload = HeadPayload.model_validate(
+                verify_compact(jws, key, expected_typ=HEAD_TYP).payload
+            )
+        except (OnceOnlyError, ValidationError) as exc:
+            reason = exc.code if isinstance(exc, OnceOnlyError) else "not a head statement"
+            findings.append(
+                _error(
+                    AuditBadHeadSignature.code, f"signed head does not verify: {reason}", line=line
+                )
+            )
+            continue
+        mismatch = _head_mismatch(payload, chain, log_id, last_seq)
+        if mismatch == "beyond":
+            if beyond is None or payload.seq > beyond[0]:
+                beyond = (payload.seq, line)
+            continue
+        if mismatch:
+            findings.append(_error(AuditHeadMismatch.code, mismatch, seq=payload.seq, line=line))
+            continue
+        if payload.seq in chain or payload.seq == 0:
+            result.valid += 1
+            result.last_signed_seq = max(result.last_signed_seq or 0, payload.seq)
+    if beyond is not None:
+        findings.append(
+            _error(
+                AuditTruncated.code,
+                f"a signed head covers entry {beyond[0]} but the export ends at entry "
+                f"{last_seq}: entries {_range(last_seq + 1, beyond[0])} were removed",
+                seq=last_seq + 1,
+                line=beyond[1],
+            )
+        )
+    return result
+
+
+def _head_mismatch(
+    payload: HeadPayload, chain: dict[int, _Entry], log_id: str | None, last_seq: int
+) -> str | None:
+    if log_id is not None and payload.log_id != log_id:
+        return f"signed head is for log {payload.log_id!r}, not {log_id!r}"
+    if payload.seq == 0:
+        if payload.log_id == log_id and payload.entry_hash != genesis_hash(payload.log_id):
+            return "signed head for the empty log does not name the genesis hash"
+        return None
+    if payload.seq > last_seq:
+        return "beyond"
+    item = chain.get(payload.seq)
+    if item is None:
+        return None  # the entry is missing: already reported as a gap
+    if item.entry.entry_hash != payload.entry_hash:
+        return (
+            f"signed head for entry {payload.seq} names another hash: entries up to "
+            f"{payload.seq} were changed after the head was signed"
+        )
+    return None
+
+
+def _reverify(chain: dict[int, _Entry], reverify: Reverify, findings: list[Finding]) -> int:
+    count = 0
+    for seq in sorted(chain):
+        item = chain[seq]
+        recorded = item.entry.outcome
+        if recorded is None or item.entry.presentation is None:
+            continue
+        count += 1
+        try:
+            fresh = reverify(item.entry)
+        except OnceOnlyError as exc:
+            fresh = VerificationOutcome.rejected(exc.code)
+        if fresh != recorded:
+            findings.append(
+                _error(
+                    AuditReverifyMismatch.code,
+                    f"entry {seq} recorded {_describe(recorded)} but re-verification gives "
+                    f"{_describe(fresh)}",
+                    seq=seq,
+                    line=item.line,
+                )
+            )
+    return count
+
+
+def _describe(outcome: VerificationOutcome) -> str:
+    if not outcome.verified:
+        return f"rejected ({outcome.error_code})"
+    return f"verified [{', '.join(outcome.disclosed)}]"
+
+
+def audit_lines(
+    lines: Iterable[str], *, verifier_key: PublicKey, reverify: Reverify | None = None
+) -> AuditReport:
+    """Audit an export given as lines of text.
+
+    Args:
+        lines: The export's lines (with or without trailing newlines).
+        verifier_key: The verifier's public key, obtained independently of the export.
+        reverify: Optional hook re-verifying recorded presentations.
+
+    Returns:
+        The report; ``report.clean`` is true only if there is nothing to report.
+    """
+    parsed = _parse(lines)
+    findings = parsed.findings
+    _check_order(parsed.entries, findings)
+    chain = _by_seq(parsed.entries, findings)
+    _check_chain(chain, parsed.log_id, findings)
+    heads = _check_heads(parsed.heads, chain, parsed.log_id, verifier_key, findings)
+    last_seq = max(chain, default=0)
+    signed = heads.last_signed_seq or 0
+    if last_seq > signed:
+        findings.append(
+            Finding(
+                AuditUnsignedTail.code,
+                Severity.WARNING,
+                f"entries {_range(signed + 1, last_seq)} follow the last valid signed head: "
+                "their removal or change could not be detected",
+                seq=signed + 1,
+            )
+        )
+    reverified = _reverify(chain, reverify, findings) if reverify is not None else 0
+    return AuditReport(
+        log_id=parsed.log_id,
+        entries=len(parsed.entries),
+        heads=len(parsed.heads),
+        valid_heads=heads.valid,
+        last_seq=last_seq,
+        last_signed_seq=heads.last_signed_seq,
+        reverified=reverified,
+        findings=tuple(findings),
+    )
+
+
+def audit_file(
+    path: Path, *, verifier_key: PublicKey, reverify: Reverify | None = None
+) -> AuditReport:
+    """Audit an export file (JSON Lines, UTF-8).
+
+    Raises:
+        StoreError: the file cannot be read.
+        MalformedInput: the file is not UTF-8.
+    """
+    try:
+        with path.open("r", encoding="utf-8", newline="\n") as stream:
+            return audit_lines(stream, verifier_key=verifier_key, reverify=reverify)
+    except UnicodeDecodeError as exc:
+        raise MalformedInput(f"{path.name} is not UTF-8 text") from exc
+    except OSError as exc:
+        raise StoreError(f"cannot read {path.name}: {exc.strerror}") from exc
+
+
+__all__ = [
+    "MAX_LINE_BYTES",
+    "AuditReport",
+    "Finding",
+    "Reverify",
+    "Severity",
+    "audit_file",
+    "audit_lines",
+]
