@@ -8,6 +8,7 @@ import socket
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,7 @@ from onceonly.matrix.homeserver_process import (
     process_alive,
     process_runs,
     read_pid,
+    terminate_group,
 )
 from onceonly.types import DeviceId, UserId
 
@@ -202,3 +204,26 @@ def test_console_script_keeps_exit_codes(tmp_path: Path) -> None:
 
     assert run("homeserver", "status", "--data-dir", str(tmp_path)) == 3
     assert run("account", "show") == 1
+
+
+def test_terminate_group_kills_a_process_that_ignores_sigterm() -> None:
+    ignores_term = (
+        "import signal, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN);"
+        " print('ready', flush=True); time.sleep(60)"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", ignores_term], stdout=subprocess.PIPE, start_new_session=True
+    )
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline() == b"ready\n"  # SIGTERM is ignored from here on
+        started = time.monotonic()
+        terminate_group(child.pid, grace=0.5)
+        assert time.monotonic() - started >= 0.5  # it did wait for the grace period
+        # SIGTERM was ignored, so only the SIGKILL can have ended it. (The exit status
+        # itself was collected by terminate_group's reaping, so Popen cannot show it.)
+        assert not process_alive(child.pid)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
