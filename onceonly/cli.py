@@ -107,7 +107,10 @@ def cli(ctx: click.Context, as_json: bool) -> None:
 def main() -> None:
     """Console-script entry point: any OnceOnlyError that escapes exits 1 with its code."""
     try:
-        cli.main(standalone_mode=False, obj={})
+        # Without standalone mode click returns (not raises) the code of ctx.exit(n).
+        code = cli.main(standalone_mode=False, obj={})
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:

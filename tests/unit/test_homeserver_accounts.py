@@ -192,11 +192,6 @@ def test_account_create_rejects_both_secret_sources(tmp_path: Path) -> None:
     assert "not both" in result.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="onceonly.cli.main() runs click with standalone_mode=False, which returns the"
-    " code of ctx.exit(n) instead of exiting with it; fixed in onceonly/cli.py, not here",
-)
 def test_console_script_keeps_exit_codes(tmp_path: Path) -> None:
     def run(*args: str) -> int:
         argv = [sys.executable, "-c", "from onceonly.cli import main; main()", *args]
