@@ -143,6 +143,7 @@ class CredentialIssue(ExchangeContent):
     """
 
     EVENT_TYPE: ClassVar[str] = "credential.issue"
+    ONE_OF_REQUIRED: ClassVar[tuple[str, ...]] = ("credential", "credential_file")
 
     vct: VctStr
     request_event_id: EventIdStr | None = None
@@ -233,6 +234,7 @@ class PresentationResponse(ExchangeContent):
     """
 
     EVENT_TYPE: ClassVar[str] = "presentation.response"
+    ONE_OF_REQUIRED: ClassVar[tuple[str, ...]] = ("vp_token", "vp_token_file", "refusal")
 
     request_event_id: EventIdStr | None = None
     vp_token: (

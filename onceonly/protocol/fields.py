@@ -173,12 +173,30 @@ class Attachment(Frozen):
 # --- base contents --------------------------------------------------------------
 
 
+def _schema_rules(schema: dict[str, Any], cls: type) -> None:
+    # Put the cross-field rules that JSON Schema can express into the generated
+    # schemas, so that other implementations validating with them get the same
+    # answer as the models for these cases.
+    required = schema.setdefault("required", [])
+    if "v" not in required:
+        required.insert(0, "v")
+    if "formatted_body" in schema.get("properties", {}):
+        schema["dependentRequired"] = {"format": ["formatted_body"], "formatted_body": ["format"]}
+    alternatives: tuple[str, ...] = getattr(cls, "ONE_OF_REQUIRED", ())
+    if alternatives:
+        schema["oneOf"] = [{"required": [name]} for name in alternatives]
+
+
 class Content(Frozen):
     """Fields every event content has.
 
     Attributes:
         v: Protocol revision within the namespace (currently 1).
     """
+
+    # ``v`` has a default so that builders need not repeat it, yet on the wire it is
+    # required: the parser checks its presence and the schema lists it as required.
+    model_config = ConfigDict(json_schema_extra=_schema_rules)
 
     EVENT_TYPE: ClassVar[str]
     """The event type without the namespace prefix (set by each concrete class)."""

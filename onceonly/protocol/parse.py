@@ -180,7 +180,12 @@ def parse_event(event_type: str, content: Mapping[str, Any]) -> ProtocolEvent:
             f"event content of {size} bytes exceeds {MAX_CONTENT_BYTES}",
             detail={"event_type": event_type, "size": size},
         )
-    version = content.get("v")
+    if "v" not in content:
+        raise MalformedInput(
+            f"invalid {event_type} content: v: missing",
+            detail={"event_type": event_type, "errors": [{"loc": "v", "type": "missing"}]},
+        )
+    version = content["v"]
     if type(version) is int and version != PROTOCOL_REVISION:
         raise UnsupportedVersion(
             f"content revision {version} is not supported (this side speaks {PROTOCOL_REVISION})",

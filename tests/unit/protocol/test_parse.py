@@ -302,3 +302,11 @@ def test_state_events_with_their_state_keys(event_type: str) -> None:
 def test_state_parser_refuses_room_events() -> None:
     with pytest.raises(UnknownEventType):
         parse_state_event(OFFER, "", sample_dict(OFFER))
+
+
+def test_missing_revision_is_malformed() -> None:
+    content = sample_dict(STATUS)
+    del content["v"]
+    with pytest.raises(MalformedInput) as caught:
+        parse_event(STATUS, content)
+    assert caught.value.detail["errors"] == [{"loc": "v", "type": "missing"}]
