@@ -113,7 +113,9 @@ class _Builder:
         for name, child in obj.items():
             if not isinstance(name, str):
                 raise ReservedClaimName(f"claim names must be strings, got {name!r}")
-            if name in RESERVED_NAMES:
+            # _sd_alg is only meaningful at the top level, where the issuer sets it;
+            # verifiers reject it anywhere else, so refuse to produce it.
+            if name in RESERVED_NAMES or name == SD_ALG_KEY:
                 raise ReservedClaimName(f"claim name {name!r} is reserved by SD-JWT")
             child_path = (*path, name)
             processed = self.value(child, child_path)
