@@ -1,0 +1,114 @@
+"""What the wallet store keeps, as frozen models (each is one encrypted record)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Final, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, StringConstraints
+
+MAX_SD_JWT_CHARS: Final = 256 * 1024
+
+RowId = Annotated[StrictStr, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,128}$")]
+"""Id of a stored row (credential, holder key, history entry, offer)."""
+
+Text = Annotated[StrictStr, StringConstraints(max_length=1024)]
+Timestamp = Annotated[StrictInt, Field(ge=0)]
+"""Seconds since the Unix epoch."""
+
+PathPart = StrictStr | Annotated[StrictInt, Field(ge=0)] | None
+
+DisclosureOutcome = Literal["disclosed", "declined", "failed"]
+OfferState = Literal["pending", "requested", "accepted", "declined", "expired", "failed"]
+
+
+class _Record(BaseModel):
+    # Closed: a stored record with unknown members means a newer writer or tampering.
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class StatusReference(_Record):
+    """Where a credential's revocation status lives (Token Status List ``status_list``)."""
+
+    idx: Annotated[StrictInt, Field(ge=0)]
+    uri: Annotated[StrictStr, StringConstraints(min_length=1, max_length=2048)]
+
+
+class StoredCredential(_Record):
+    """A credential the citizen holds.
+
+    Attributes:
+        credential_id: The wallet's id for it.
+        sd_jwt: The issued SD-JWT with every disclosure (``jwt~d1~...~dn~``).
+        vct: Its credential type.
+        issuer: The issuer (``iss``).
+        received_at: When the wallet stored it.
+        status: Its status list entry, if it has one.
+        holder_key_id: The holder key it is bound to (``cnf``), if any.
+        label: A name the citizen sees ("ID card", "Car registration").
+    """
+
+    credential_id: RowId
+    sd_jwt: Annotated[StrictStr, StringConstraints(min_length=1, max_length=MAX_SD_JWT_CHARS)]
+    vct: Text
+    issuer: Text
+    received_at: Timestamp
+    status: StatusReference | None = None
+    holder_key_id: RowId | None = None
+    label: Text = ""
+
+
+class HolderKeyRecord(_Record):
+    """A holder private key; only ever stored sealed (and exported encrypted)."""
+
+    key_id: RowId
+    private_jwk: dict[str, StrictStr]
+    created_at: Timestamp
+
+
+class DisclosureRecord(_Record):
+    """One entry of the citizen's own audit log: who got what, why, when, and the outcome.
+
+    Attributes:
+        entry_id: Id of the entry.
+        verifier_id: The verifier's id on the trust list.
+        verifier_user: The verifier's Matrix user id.
+        credential_id: The credential presented (``None`` if nothing was sent).
+        claim_paths: The claim paths disclosed (or that were asked for, if declined).
+        purpose: The purpose the verifier stated.
+        at: When.
+        outcome: ``disclosed``, ``declined`` or ``failed``.
+        exchange_id: The protocol exchange it belongs to, if known.
+    """
+
+    entry_id: RowId
+    verifier_id: Text
+    verifier_user: Text
+    credential_id: RowId | None
+    claim_paths: tuple[tuple[PathPart, ...], ...]
+    purpose: Text
+    at: Timestamp
+    outcome: DisclosureOutcome
+    exchange_id: Annotated[StrictStr, StringConstraints(max_length=128)] | None = None
+
+
+class PendingOffer(_Record):
+    """A credential offer an issuer pushed and its progress.
+
+    Attributes:
+        offer_id: Id of the offer (the exchange id).
+        issuer: Who offers it.
+        vct: What it would be.
+        received_at: When the offer arrived.
+        state: Where it stands.
+    """
+
+    offer_id: RowId
+    issuer: Text
+    vct: Text
+    received_at: Timestamp
+    state: OfferState = "pending"
+
+
+def path_to_json(path: tuple[Any, ...]) -> list[Any]:
+    """A claim path as a JSON array (for display and export)."""
+    return list(path)
