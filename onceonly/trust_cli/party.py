@@ -1,0 +1,147 @@
+"""Commands every party uses: ``show``, ``verify`` (files) and ``fetch`` (Matrix)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from onceonly import jose
+from onceonly.cli import emit, json_option
+from onceonly.errors import ConfigError
+from onceonly.trust import verify_trust_list, verify_trust_list_signature
+from onceonly.trust.specs import describe, iso_time, parse_time, summary_of
+from onceonly.trust.token import parse_trust_list_payload
+from onceonly.trust_cache import TrustCache, read_token_file
+from onceonly.trust_cli.common import (
+    SIGNED_FILE,
+    account_options,
+    dir_option,
+    load_account,
+    load_anchors,
+    reports_errors,
+)
+
+
+@click.command()
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path), required=False)
+@dir_option
+@click.option("--authority-key", "anchor_paths", multiple=True, type=click.Path(path_type=Path))
+@json_option
+@click.pass_context
+@reports_errors
+def show(
+    ctx: click.Context, file: Path | None, directory: Path, anchor_paths: tuple[Path, ...]
+) -> None:
+    """Show a signed trust list (its signature is checked when --authority-key is given)."""
+    token = read_token_file(file or directory / SIGNED_FILE)
+    if anchor_paths:
+        trust_list = verify_trust_list_signature(token, load_anchors(anchor_paths)).trust_list
+        verified: bool | None = True
+    else:
+        trust_list = parse_trust_list_payload(jose.parse_compact(token).payload)
+        verified = None
+    emit(
+        ctx,
+        {"verified": verified, "trust_list": trust_list.model_dump(mode="json")},
+        describe(trust_list, verified),
+    )
+
+
+@click.command()
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--authority-key", "anchor_paths", multiple=True, type=click.Path(path_type=Path), required=True
+)
+@click.option("--cached", type=click.Path(dir_okay=False, path_type=Path), help="Held list.")
+@click.option("--now", "now_text", help="Check validity at this time instead of now.")
+@json_option
+@click.pass_context
+@reports_errors
+def verify(
+    ctx: click.Context,
+    file: Path,
+    anchor_paths: tuple[Path, ...],
+    cached: Path | None,
+    now_text: str | None,
+) -> None:
+    """Verify a signed trust list file: signature, validity period, no rollback."""
+    anchors = load_anchors(anchor_paths)
+    held = verify_trust_list_signature(read_token_file(cached), anchors) if cached else None
+    now = parse_time(now_text) if now_text else int(time.time())
+    verified = verify_trust_list(
+        read_token_file(file), anchors, now=now, cached=held.trust_list if held else None
+    )
+    summary = summary_of(verified.trust_list)
+    emit(
+        ctx,
+        {"valid": True, **summary},
+        f"valid: trust list {summary['seq']} of {summary['iss']}, "
+        f"{len(summary['agencies'])} agencies, until {iso_time(verified.trust_list.exp)}",
+    )
+
+
+@click.command()
+@click.option("--room", required=True, help="Room alias or id of the trust list.")
+@click.option(
+    "--authority-key", "anchor_paths", multiple=True, type=click.Path(path_type=Path), required=True
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="The party's data dir (the cache file goes there).",
+)
+@click.option("--authority-id", help="Read this authority's list if the room holds several.")
+@account_options
+@json_option
+@click.pass_context
+@reports_errors
+def fetch(
+    ctx: click.Context,
+    room: str,
+    anchor_paths: tuple[Path, ...],
+    data_dir: Path,
+    authority_id: str | None,
+    account_dir: Path | None,
+    homeserver: str | None,
+    user_id: str | None,
+    access_token: str | None,
+    device_id: str,
+) -> None:
+    """Fetch the published list, verify it and update the party's cache.
+
+    A rejected list or an unreachable homeserver leaves the cache as it was and
+    exits 1 with the error code.
+    """
+    from onceonly.matrix import state_rooms
+
+    cache = TrustCache.in_data_dir(data_dir, load_anchors(anchor_paths))
+    credentials = load_account(
+        account_dir or data_dir, homeserver, user_id, access_token, device_id
+    )
+    alias = state_rooms.room_alias(room, state_rooms.server_name_of(credentials.user_id))
+
+    async def run() -> Any:
+        async with state_rooms.state_client(credentials) as client:
+            return await cache.refresh(
+                lambda: state_rooms.read_trust_list(client, alias, authority_id),
+                now=int(time.time()),
+            )
+
+    outcome = asyncio.run(run())
+    if outcome.error is not None:
+        if outcome.current is not None:
+            outcome.error.detail["cached_seq"] = outcome.current.trust_list.seq
+        raise outcome.error
+    if outcome.current is None:
+        raise ConfigError(f"no trust list is published in {alias}")
+    emit(
+        ctx,
+        {"updated": outcome.updated, **summary_of(outcome.current.trust_list)},
+        f"trust list {outcome.current.trust_list.seq}"
+        f" {'cached' if outcome.updated else 'unchanged'} in {cache.path}",
+    )
