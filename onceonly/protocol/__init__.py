@@ -29,6 +29,7 @@ from onceonly.protocol.events import (
     Refusal,
     RefusalCode,
 )
+from onceonly.protocol.exchange import Exchange, Kind, Role, Signal, State
 from onceonly.protocol.fields import (
     MAX_CONTENT_BYTES,
     MAX_CONTENT_DEPTH,
@@ -50,6 +51,12 @@ from onceonly.protocol.parse import (
     parse_event,
     parse_state_event,
     to_content,
+)
+from onceonly.protocol.proofs import (
+    make_key_proof,
+    sign_device_list,
+    verify_device_list,
+    verify_key_proof,
 )
 from onceonly.protocol.rooms import (
     DEVICE_LIST_TYP,
@@ -90,7 +97,9 @@ __all__ = [
     "EcPublicJwk",
     "EncryptedFile",
     "ErrorContent",
+    "Exchange",
     "ExchangeStatus",
+    "Kind",
     "LocalizedText",
     "MailboxIndex",
     "MailboxMarker",
@@ -102,11 +111,18 @@ __all__ = [
     "Purpose",
     "Refusal",
     "RefusalCode",
+    "Role",
+    "Signal",
+    "State",
     "StatusListState",
     "TrustListState",
     "event_type_of",
     "is_protocol_type",
+    "make_key_proof",
     "parse_event",
     "parse_state_event",
+    "sign_device_list",
     "to_content",
+    "verify_device_list",
+    "verify_key_proof",
 ]
