@@ -64,7 +64,7 @@ class StatusList:
         aggregation_uri: Optional URI of the Status List Aggregation.
     """
 
-    __slots__ = ("_data", "aggregation_uri", "bits")
+    __slots__ = ("_data", "_size", "aggregation_uri", "bits")
 
     def __init__(self, size: int, bits: int = 1, *, aggregation_uri: str | None = None) -> None:
         """Create a list of ``size`` entries, all ``VALID``.
@@ -81,6 +81,7 @@ class StatusList:
         if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
             raise MalformedInput("status list size must be a positive integer")
         self._data = bytearray(bytes_for_entries(size, bits))
+        self._size = len(self._data) * 8 // bits
         self.aggregation_uri = aggregation_uri
 
     @classmethod
@@ -98,13 +99,14 @@ class StatusList:
         out = cls.__new__(cls)
         out.bits = bits
         out._data = bytearray(data)
+        out._size = len(data) * 8 // bits
         out.aggregation_uri = aggregation_uri
         return out
 
     @property
     def size(self) -> int:
         """Number of addressable entries (byte length * 8 / bits)."""
-        return len(self._data) * 8 // self.bits
+        return self._size
 
     @property
     def max_status(self) -> int:
@@ -129,10 +131,11 @@ class StatusList:
         return f"StatusList(size={self.size}, bits={self.bits})"
 
     def _locate(self, index: int) -> tuple[int, int]:
-        if isinstance(index, bool) or not isinstance(index, int):
+        # `type(...) is int` rejects bool (and is cheaper than two isinstance calls).
+        if type(index) is not int:
             raise MalformedInput("status list index must be an integer")
-        if not 0 <= index < self.size:
-            raise IndexError(f"status list index {index} outside [0, {self.size})")
+        if not 0 <= index < self._size:
+            raise IndexError(f"status list index {index} outside [0, {self._size})")
         bit_offset = index * self.bits
         return bit_offset >> 3, bit_offset & 7
 
@@ -143,7 +146,7 @@ class StatusList:
             IndexError: ``index`` is outside the list.
         """
         byte, shift = self._locate(index)
-        return (self._data[byte] >> shift) & self.max_status
+        return (self._data[byte] >> shift) & ((1 << self.bits) - 1)
 
     def set(self, index: int, status: int) -> None:
         """Store ``status`` at ``index``.
