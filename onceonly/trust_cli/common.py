@@ -150,7 +150,7 @@ def load_account(
     access_token: str | None,
     device_id: str,
 ) -> Credentials:
-    """Credentials from ``account.json`` or from the explicit options.
+    """Credentials from ``account.json`` in ``account_dir``, or from the explicit options.
 
     Raises:
         ConfigError: neither given. AccountError, MalformedInput: bad account file.

@@ -120,8 +120,10 @@ def fetch(
     from onceonly.matrix import state_rooms
 
     cache = TrustCache.in_data_dir(data_dir, load_anchors(anchor_paths))
+    # Explicit account options win; otherwise the party's own account.json.
+    default_dir = None if homeserver else data_dir
     credentials = load_account(
-        account_dir or data_dir, homeserver, user_id, access_token, device_id
+        account_dir or default_dir, homeserver, user_id, access_token, device_id
     )
     alias = state_rooms.room_alias(room, state_rooms.server_name_of(credentials.user_id))
 
