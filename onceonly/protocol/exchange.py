@@ -127,6 +127,27 @@ _DEADLINE_STATES: Final[frozenset[State]] = frozenset({State.OFFERED, State.REQU
 """States that end when their deadline passes (an answer is still awaited)."""
 
 
+def role_of(kind: Kind, *, sender_is_agency: bool) -> Role:
+    """The role of an event's sender in an exchange of ``kind``.
+
+    In a mailbox the agency is the issuer (issuance) or the verifier (presentation)
+    and the citizen is always the holder; the service knows which member is which
+    from the mailbox state.
+    """
+    if not sender_is_agency:
+        return Role.HOLDER
+    return Role.ISSUER if kind is Kind.ISSUANCE else Role.VERIFIER
+
+
+def kind_of_opening(content: Content) -> Kind:
+    """The exchange kind an opening event starts.
+
+    Raises:
+        UnexpectedEvent: the content cannot open an exchange.
+    """
+    return _kind_of_opening(signal_of(content))
+
+
 def signal_of(content: Content) -> Signal:
     """Classify a parsed content as a :class:`Signal`.
 

@@ -32,7 +32,7 @@ MAX_CONTENT_BYTES: Final = 64 * 1024
 """Hard bound on one serialized content (compact JSON, UTF-8)."""
 
 MAX_CONTENT_DEPTH: Final = 12
-"""Hard bound on JSON nesting of one content (the deepest model needs 8)."""
+"""Hard bound on JSON nesting of one content (the deepest valid content needs 7)."""
 
 MAX_INLINE_TOKEN_CHARS: Final = 48 * 1024
 """Largest SD-JWT (or presentation) carried inline; larger ones go in an attachment."""

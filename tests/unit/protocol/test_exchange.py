@@ -19,6 +19,8 @@ from onceonly.protocol.exchange import (
     Role,
     Signal,
     State,
+    kind_of_opening,
+    role_of,
     signal_of,
 )
 from onceonly.protocol.fields import Content
@@ -212,3 +214,24 @@ def test_every_non_terminal_state_is_reachable() -> None:
                     frontier.append(target)
         used = {source for source, _, _ in table} | set(table.values())
         assert used <= reached, (kind, used - reached)
+
+
+@pytest.mark.parametrize(
+    ("kind", "agency", "role"),
+    [
+        (Kind.ISSUANCE, True, Role.ISSUER),
+        (Kind.PRESENTATION, True, Role.VERIFIER),
+        (Kind.ISSUANCE, False, Role.HOLDER),
+        (Kind.PRESENTATION, False, Role.HOLDER),
+    ],
+)
+def test_role_of(kind: Kind, agency: bool, role: Role) -> None:
+    assert role_of(kind, sender_is_agency=agency) is role
+
+
+def test_kind_of_opening() -> None:
+    assert kind_of_opening(OFFER) is Kind.ISSUANCE
+    assert kind_of_opening(CRED_REQUEST) is Kind.ISSUANCE
+    assert kind_of_opening(PRES_REQUEST) is Kind.PRESENTATION
+    with pytest.raises(UnexpectedEvent, match="cannot open"):
+        kind_of_opening(ISSUE)
