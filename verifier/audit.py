@@ -290,7 +290,7 @@ def _head_mismatch(
     if log_id is not None and payload.log_id != log_id:
         return f"signed head is for log {payload.log_id!r}, not {log_id!r}"
     if payload.seq == 0:
-        if payload.log_id == log_id and payload.entry_hash != genesis_hash(payload.log_id):
+        if payload.entry_hash != genesis_hash(payload.log_id):
             return "signed head for the empty log does not name the genesis hash"
         return None
     if payload.seq > last_seq:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -249,3 +250,13 @@ def test_audit_file_errors(tmp_path: Path, key: PrivateKey) -> None:
     (tmp_path / "latin1.jsonl").write_bytes(b"\xff\xfe not utf-8")
     with pytest.raises(errors.MalformedInput):
         audit_file(tmp_path / "latin1.jsonl", verifier_key=key.public())
+
+
+def test_empty_log_head_naming_another_hash(tmp_path: Path, key: PrivateKey) -> None:
+    lines = build_export(tmp_path, key, entries=0, final_head=False)
+    log_id = json.loads(lines[0])["log"]["log_id"]
+    forged = sign_compact(
+        {"seq": 0, "entry_hash": "00" * 32, "time": 1, "log_id": log_id}, key, typ=HEAD_TYP
+    )
+    report = audit([*lines, '{"head":"' + forged + '"}'], key)
+    assert located(report) == [("audit_head_mismatch", 0)]

@@ -170,7 +170,7 @@ def test_concurrent_appenders_keep_one_chain(
     store_location: str, key: PrivateKey, tmp_path: Path
 ) -> None:
     count = 150
-    AuditLog.open(store_location, signing_key=key).close()  # create it, as a deployment would
+    # No process creates the log beforehand: both race to create its tables and log id.
     context = multiprocessing.get_context("spawn")
     barrier = context.Barrier(2)
     workers = [
