@@ -31,6 +31,7 @@ from onceonly.protocol.events import (
 )
 from onceonly.protocol.exchange import Exchange, Kind, Role, Signal, State
 from onceonly.protocol.fields import (
+    INLINE_CONTENT_LIMIT,
     MAX_CONTENT_BYTES,
     MAX_CONTENT_DEPTH,
     NAMESPACE,
@@ -50,6 +51,7 @@ from onceonly.protocol.parse import (
     is_protocol_type,
     parse_event,
     parse_state_event,
+    serialized_size,
     to_content,
 )
 from onceonly.protocol.proofs import (
@@ -73,6 +75,7 @@ __all__ = [
     "ACCOUNT_DATA_TYPES",
     "DEVICE_LIST_TYP",
     "EVENT_TYPES",
+    "INLINE_CONTENT_LIMIT",
     "KEY_PROOF_TYP",
     "MAX_CONTENT_BYTES",
     "MAX_CONTENT_DEPTH",
@@ -121,6 +124,7 @@ __all__ = [
     "make_key_proof",
     "parse_event",
     "parse_state_event",
+    "serialized_size",
     "sign_device_list",
     "to_content",
     "verify_device_list",

@@ -34,6 +34,13 @@ MAX_CONTENT_BYTES: Final = 64 * 1024
 MAX_CONTENT_DEPTH: Final = 12
 """Hard bound on JSON nesting of one content (the deepest valid content needs 7)."""
 
+INLINE_CONTENT_LIMIT: Final = 40 * 1024
+"""Senders move a credential or ``vp_token`` into an attachment above this content size.
+
+Megolm encryption grows a content by about a third (base64) plus its envelope, and
+the whole encrypted event must stay under Matrix's 64 KiB event limit.
+"""
+
 MAX_INLINE_TOKEN_CHARS: Final = 48 * 1024
 """Largest SD-JWT (or presentation) carried inline; larger ones go in an attachment."""
 

@@ -102,6 +102,16 @@ def to_content(model: Content) -> dict[str, Any]:
     return model.model_dump(mode="json", exclude_none=True)
 
 
+def serialized_size(model: Content) -> int:
+    """Bytes of the content as sent (compact JSON, UTF-8), for the attachment decision.
+
+    A sender compares this with :data:`~onceonly.protocol.fields.INLINE_CONTENT_LIMIT`
+    and, when it is larger, rebuilds the content with ``credential_file`` or
+    ``vp_token_file`` instead of the inline value.
+    """
+    return len(_serialize(to_content(model)).encode("utf-8"))
+
+
 def is_protocol_type(event_type: str) -> bool:
     """Whether ``event_type`` lies in this protocol's namespace (known or not)."""
     return event_type.startswith(NAMESPACE)

@@ -12,6 +12,7 @@ import pytest
 from onceonly.errors import InputTooLarge, MalformedInput, UnknownEventType, UnsupportedVersion
 from onceonly.protocol import (
     EVENT_TYPES,
+    INLINE_CONTENT_LIMIT,
     MAX_CONTENT_BYTES,
     NAMESPACE,
     STATE_EVENT_TYPES,
@@ -21,6 +22,7 @@ from onceonly.protocol import (
     is_protocol_type,
     parse_event,
     parse_state_event,
+    serialized_size,
     to_content,
 )
 from tests.unit.protocol.samples import ATTACHMENT, SD_JWT, refusal_response, sample_dict, samples
@@ -310,3 +312,13 @@ def test_missing_revision_is_malformed() -> None:
     with pytest.raises(MalformedInput) as caught:
         parse_event(STATUS, content)
     assert caught.value.detail["errors"] == [{"loc": "v", "type": "missing"}]
+
+
+def test_serialized_size_and_inline_limit() -> None:
+    small = samples()[ISSUE]
+    assert serialized_size(small) == len(
+        json.dumps(to_content(small), separators=(",", ":"), ensure_ascii=False).encode()
+    )
+    assert serialized_size(small) < INLINE_CONTENT_LIMIT
+    big = small.model_copy(update={"credential": "a" * 45_000})
+    assert serialized_size(big) > INLINE_CONTENT_LIMIT  # the sender must use an attachment
