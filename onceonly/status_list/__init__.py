@@ -32,6 +32,7 @@ from onceonly.status_list.reference import (
     check_status,
     parse_status_claim,
     status_reference_from_claims,
+    status_reference_from_cwt_claims,
 )
 from onceonly.status_list.token import (
     DEFAULT_LEEWAY_SECONDS,
@@ -64,6 +65,7 @@ __all__ = [
     "sign_status_list_cwt",
     "sign_status_list_jwt",
     "status_reference_from_claims",
+    "status_reference_from_cwt_claims",
     "verify_status_list_cwt",
     "verify_status_list_jwt",
 ]

@@ -99,6 +99,25 @@ def status_reference_from_claims(claims: Mapping[str, Any]) -> StatusReference:
     return parse_status_claim(claims["status"])
 
 
+CWT_CLAIM_STATUS: Final = 65535
+"""The CWT claim key of the ``status`` claim (draft section "Referenced Token in COSE")."""
+
+
+def status_reference_from_cwt_claims(claims: Mapping[Any, Any]) -> StatusReference:
+    """Extract the reference from a CWT-based credential's (verified) claims set.
+
+    The ``status`` claim sits under key ``65535``; inside it the CBOR map keys are
+    text (``status_list``, ``idx``, ``uri``), exactly as in the JSON form.
+
+    Raises:
+        InvalidClaim: the claims set has no status claim.
+        MalformedInput: the claim is malformed.
+    """
+    if CWT_CLAIM_STATUS not in claims:
+        raise InvalidClaim("CWT has no status claim (65535)", detail={"claim": "status"})
+    return parse_status_claim(claims[CWT_CLAIM_STATUS])
+
+
 def check_status(
     reference: StatusReference,
     token: str | bytes | StatusListToken,

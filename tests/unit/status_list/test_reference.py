@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
+from onceonly.cose import strict_cbor_loads, verify_sign1
 from onceonly.errors import (
     Expired,
     InvalidClaim,
@@ -16,7 +17,7 @@ from onceonly.errors import (
     Suspended,
     UnrecognisedStatus,
 )
-from onceonly.jose import PrivateKey
+from onceonly.jose import PrivateKey, public_key_from_jwk
 from onceonly.status_list import (
     VALID,
     StatusList,
@@ -26,8 +27,10 @@ from onceonly.status_list import (
     sign_status_list_cwt,
     sign_status_list_jwt,
     status_reference_from_claims,
+    status_reference_from_cwt_claims,
     verify_status_list_jwt,
 )
+from tests.unit.status_list import draft_vectors as vectors
 from tests.unit.status_list.conftest import NOW, URI
 
 Signer = Callable[..., str | bytes]
@@ -147,3 +150,28 @@ def test_cached_token_is_rechecked(issuer_key: PrivateKey, sample_list: StatusLi
     with pytest.raises(InvalidClaim):
         other = StatusReference(idx=1, uri="https://issuer.example/status/2")
         check_status(other, verified, issuer_key=public, now=NOW)
+
+
+def test_draft_referenced_cwt_against_draft_status_list() -> None:
+    # Draft section 6.3 (a CWT whose status claim 65535 points at index 0 of
+    # https://example.com/statuslists/1) checked against the section 5.2 status
+    # list CWT, in which index 0 is 1 (INVALID): the credential is revoked.
+    key = public_key_from_jwk(vectors.EXAMPLE_PUBLIC_JWK)
+    credential = verify_sign1(
+        bytes.fromhex(vectors.EXAMPLE_REFERENCED_TOKEN_CWT_HEX), key, expected_typ=None
+    )
+    reference = status_reference_from_cwt_claims(strict_cbor_loads(credential.payload))
+    assert reference == StatusReference(idx=0, uri=vectors.EXAMPLE_URI)
+    status_token = bytes.fromhex(vectors.EXAMPLE_STATUS_LIST_CWT_HEX)
+    with pytest.raises(Revoked):
+        check_status(reference, status_token, issuer_key=key, now=vectors.EXAMPLE_IAT)
+    # Index 1 of the same list is 0 (VALID).
+    second = StatusReference(idx=1, uri=vectors.EXAMPLE_URI)
+    assert check_status(second, status_token, issuer_key=key, now=vectors.EXAMPLE_IAT) == 0
+
+
+def test_cwt_claims_without_status() -> None:
+    with pytest.raises(InvalidClaim):
+        status_reference_from_cwt_claims({2: "subject"})
+    with pytest.raises(MalformedInput):
+        status_reference_from_cwt_claims({65535: {"status_list": {"idx": "0", "uri": URI}}})
