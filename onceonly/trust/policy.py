@@ -22,6 +22,7 @@ from onceonly.errors import (
 from onceonly.trust.claim_paths import ClaimPath, any_path_covers, format_claim_path
 
 if TYPE_CHECKING:
+    from onceonly.protocol.dcql import DcqlQuery
     from onceonly.trust.model import Agency, AgencyKey, Purpose
 
 
@@ -137,9 +138,9 @@ class TrustPolicyMixin:
             The registered purpose (its text is what the wallet shows the citizen).
 
         Raises:
-            NotAuthorizedToRequest: unknown verifier, unregistered purpose, no claims
-                named (that would be the whole credential), or a path outside the
-                registration (named in the message and ``detail['path']``).
+            NotAuthorizedToRequest: unknown verifier, no registration for ``vct`` with
+                ``purpose``, or a path outside the registration (named in the message
+                and ``detail['path']``).
         """
         agency = self.agency(verifier_id)
         if agency is None:
@@ -154,11 +155,9 @@ class TrustPolicyMixin:
                 f"{verifier_id} has no registration for {vct!r} with purpose {purpose!r}",
                 detail={"verifier": verifier_id, "vct": vct, "purpose": purpose},
             )
+        # No paths: only the always-visible claims (iss, vct, ...) are disclosed, which
+        # the grant for this vct covers (DCQL: a credential query without "claims").
         paths = list(claim_paths)
-        if not paths:
-            raise NotAuthorizedToRequest(
-                "a request must name the claims it asks for", detail={"vct": vct}
-            )
         allowed = [path for grant in grants for path in grant.paths]
         for path in paths:
             if not any_path_covers(allowed, path):
@@ -167,4 +166,22 @@ class TrustPolicyMixin:
                     f"{verifier_id} may not ask for {shown!r} of {vct!r} for {purpose!r}",
                     detail={"verifier": verifier_id, "vct": vct, "path": list(path)},
                 )
+        return registered
+
+    def may_request_query(self, verifier_id: str, query: DcqlQuery, purpose: str) -> Purpose:
+        """Check a whole DCQL query: every claim path, for every acceptable ``vct``.
+
+        A credential query that accepts several ``vct`` values must be allowed for
+        each of them, since the wallet may answer with any.
+
+        Raises:
+            NotAuthorizedToRequest: as :meth:`may_request`, for the first offending part.
+        """
+        registered: Purpose | None = None
+        for credential in query.credentials:
+            paths = [tuple(claim.path) for claim in credential.claims or ()]
+            for vct in credential.meta.vct_values:
+                registered = self.may_request(verifier_id, vct, paths, purpose)
+        if registered is None:  # pragma: no cover - DcqlQuery requires a credential
+            raise NotAuthorizedToRequest("empty query")
         return registered

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from onceonly import errors, jose
+from onceonly.protocol.dcql import DcqlQuery
 from onceonly.trust import parse_claim_path
 
 from .conftest import DAY, NOW, PID, RESIDENCE, Keys, make_list
@@ -142,14 +143,52 @@ def test_may_request_refuses_unregistered_purpose(keys: Keys) -> None:
         trust_list.may_request(TAX, RESIDENCE, [("address",)], "tax_id")
 
 
-def test_may_request_refuses_unknown_verifier_and_empty_request(keys: Keys) -> None:
+def test_may_request_refuses_unknown_or_unregistered_verifier(keys: Keys) -> None:
     trust_list = make_list(keys)
     with pytest.raises(errors.NotAuthorizedToRequest):
         trust_list.may_request(REGISTRY, RESIDENCE, [("address",)], "tax_residence")
     with pytest.raises(errors.NotAuthorizedToRequest):
         trust_list.may_request("https://nobody.example", PID, [("family_name",)], "tax_id")
-    with pytest.raises(errors.NotAuthorizedToRequest, match="must name"):
-        trust_list.may_request(TAX, RESIDENCE, [], "tax_residence")
+
+
+def test_request_without_claims_needs_a_grant_for_the_vct(keys: Keys) -> None:
+    # Only the always-visible claims are disclosed, but the vct must still be registered.
+    trust_list = make_list(keys)
+    assert trust_list.may_request(TAX, RESIDENCE, [], "tax_residence").code == "tax_residence"
+    with pytest.raises(errors.NotAuthorizedToRequest):
+        trust_list.may_request(TAX, "urn:other", [], "tax_residence")
+
+
+def _query(*credentials: tuple[list[str], list[list[object]] | None]) -> DcqlQuery:
+    return DcqlQuery.model_validate(
+        {
+            "credentials": [
+                {
+                    "id": f"c{index}",
+                    "format": "dc+sd-jwt",
+                    "meta": {"vct_values": vcts},
+                    **({"claims": [{"path": p} for p in paths]} if paths else {}),
+                }
+                for index, (vcts, paths) in enumerate(credentials)
+            ]
+        }
+    )
+
+
+def test_may_request_query(keys: Keys) -> None:
+    trust_list = make_list(keys)
+    allowed = _query(
+        ([RESIDENCE], [["address", "locality"], ["nationalities", 1]]), ([RESIDENCE], None)
+    )
+    assert trust_list.may_request_query(TAX, allowed, "tax_residence").code == "tax_residence"
+    over_asking = _query(([RESIDENCE], [["address"]]), ([RESIDENCE], [["birth_place"]]))
+    with pytest.raises(errors.NotAuthorizedToRequest) as caught:
+        trust_list.may_request_query(TAX, over_asking, "tax_residence")
+    assert caught.value.detail["path"] == ["birth_place"]
+    # Accepting a second vct the verifier is not registered for is over-asking too.
+    two_types = _query(([RESIDENCE, PID], [["address"]]))
+    with pytest.raises(errors.NotAuthorizedToRequest):
+        trust_list.may_request_query(TAX, two_types, "tax_residence")
 
 
 # --- Matrix identity -------------------------------------------------------------------
