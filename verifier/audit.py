@@ -99,7 +99,7 @@ def _parse(lines: Iterable[str]) -> _Parsed:
             parsed.findings.append(_error(exc.code, f"unreadable line: {exc.message}", line=number))
             continue
         if not isinstance(record, dict) or len(record) != 1:
-            parsed.findings.append(_error("malformed", "not an export record", line=number))
+            parsed.findings.append(_error(MalformedInput.code, "not an export record", line=number))
             continue
         ((kind, value),) = record.items()
         if kind == "log" and not saw_header and not parsed.entries and not parsed.heads:
@@ -110,19 +110,21 @@ def _parse(lines: Iterable[str]) -> _Parsed:
         elif kind == "head" and isinstance(value, str):
             parsed.heads.append((number, value))
         else:
-            parsed.findings.append(_error("malformed", f"unexpected {kind!r} record", line=number))
+            parsed.findings.append(
+                _error(MalformedInput.code, f"unexpected {kind[:40]!r} record", line=number)
+            )
     if not saw_header:
-        parsed.findings.append(_error("malformed", "export has no log header line", line=1))
+        parsed.findings.append(_error(MalformedInput.code, "export has no log header line", line=1))
     return parsed
 
 
 def _parse_header(value: Any, line: int, findings: list[Finding]) -> str | None:
     if not isinstance(value, dict) or value.get("format") != EXPORT_FORMAT:
-        findings.append(_error("malformed", f"header is not {EXPORT_FORMAT}", line=line))
+        findings.append(_error(MalformedInput.code, f"header is not {EXPORT_FORMAT}", line=line))
         return None
     log_id = value.get("log_id")
     if not isinstance(log_id, str) or not log_id:
-        findings.append(_error("malformed", "header has no log_id", line=line))
+        findings.append(_error(MalformedInput.code, "header has no log_id", line=line))
         return None
     return log_id
 
@@ -134,7 +136,10 @@ def _parse_entry(value: dict[str, Any], line: int, parsed: _Parsed) -> None:
     except ValidationError as exc:
         parsed.findings.append(
             _error(
-                "malformed", f"invalid entry ({exc.error_count()} problem(s))", seq=seq, line=line
+                MalformedInput.code,
+                f"invalid entry ({exc.error_count()} problem(s))",
+                seq=seq,
+                line=line,
             )
         )
         return

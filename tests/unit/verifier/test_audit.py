@@ -260,3 +260,14 @@ def test_empty_log_head_naming_another_hash(tmp_path: Path, key: PrivateKey) -> 
     )
     report = audit([*lines, '{"head":"' + forged + '"}'], key)
     assert located(report) == [("audit_head_mismatch", 0)]
+
+
+def test_oversized_and_deep_lines_are_findings_not_crashes(tmp_path: Path, key: PrivateKey) -> None:
+    lines = build_export(tmp_path, key, entries=3)
+    lines.insert(2, '{"entry": "' + "a" * (1024 * 1024) + '"}')
+    lines.insert(3, "[" * 100_000 + "]" * 100_000)
+    report = audit(lines, key)
+    assert [(f.code, f.line) for f in report.findings] == [  # type: ignore[attr-defined]
+        ("too_large", 3),
+        ("too_large", 4),
+    ]
