@@ -327,6 +327,18 @@ class IdentityNotBound(ExchangeError):
     code = "identity_not_bound"
 
 
+class AmbiguousSubject(ExchangeError):
+    """Several register records match the presented identity; the issuer will not guess."""
+
+    code = "ambiguous_subject"
+
+
+class IdentityBindingConflict(ExchangeError):
+    """The Matrix account is already bound to another register identity."""
+
+    code = "identity_binding_conflict"
+
+
 class RemoteProtocolError(ExchangeError):
     """The other party reported an error (its code is in ``detail['remote_code']``)."""
 
