@@ -134,3 +134,28 @@ def test_multibase_key_in_document() -> None:
         {"id": did, "verificationMethod": [{"id": "#m", "publicKeyMultibase": multibase}]}, did
     )
     assert document.key("m").to_jwk()["x"] == key.public().to_jwk()["x"]
+
+
+async def test_check_agency_dids_with_did_key() -> None:
+    from onceonly.trust import Agency, AgencyKey, LocalizedText
+
+    key = jose.generate_private_key(jose.EDDSA, kid="k1")
+    other = jose.generate_private_key(jose.ES256)
+    did = dids.did_key_for(key.public())
+
+    def agency(*listed: jose.PrivateKey) -> Agency:
+        return Agency(
+            id="https://registry.example",
+            name=LocalizedText(de="Amt", en="Office"),
+            matrix_user_id="@registry:gov.example",
+            dids=(did,),
+            keys=tuple(
+                AgencyKey(jwk={**k.public().to_jwk(), "kid": f"k{i}"}, valid_from=0)
+                for i, k in enumerate(listed)
+            ),
+        )
+
+    matches = await dids.check_agency_dids(agency(other, key), dids.StandardDidResolver())
+    assert matches == {did: ["k1"]}
+    with pytest.raises(errors.DidResolutionError, match="names none"):
+        await dids.check_agency_dids(agency(other), dids.StandardDidResolver())
