@@ -80,6 +80,13 @@ class AgencyKey(_Frozen):
             raise ValueError(exc.message) from exc
         if not isinstance(key.kid, str) or not key.kid:
             raise ValueError("agency JWK must have a kid")
+        # A key published for encryption (or for other operations) must not verify
+        # credentials, even if its owner signed with it.
+        if value.get("use", "sig") != "sig":
+            raise ValueError("agency JWK 'use' must be 'sig'")
+        key_ops = value.get("key_ops")
+        if key_ops is not None and (not isinstance(key_ops, list) or "verify" not in key_ops):
+            raise ValueError("agency JWK 'key_ops' must include 'verify'")
         return value
 
     @model_validator(mode="after")

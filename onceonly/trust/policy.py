@@ -38,7 +38,10 @@ def _kid_matches(header_kid: str, key: AgencyKey, agency: Agency) -> bool:
 class TrustPolicyMixin:
     """Policy methods of :class:`~onceonly.trust.model.TrustList`."""
 
-    agencies: tuple[Agency, ...]
+    if TYPE_CHECKING:
+        # Declared for the type checker only: pydantic must not see a field here,
+        # or it would become the model's first field.
+        agencies: tuple[Agency, ...]
 
     def agency(self, agency_id: str) -> Agency | None:
         """The agency whose id (or one of whose DIDs) is ``agency_id``."""

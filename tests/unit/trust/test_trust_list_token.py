@@ -136,6 +136,8 @@ def test_newer_sequence_accepted(keys: Keys) -> None:
         lambda p: p["agencies"][1]["may_request"][0].update(purposes=["not_registered"]),
         lambda p: p["agencies"][1].update(matrix_user_id="@registry:gov.example"),
         lambda p: p["agencies"][0].update(dids=["did:example:123"]),
+        lambda p: p["agencies"][0]["keys"][0]["jwk"].update(use="enc"),
+        lambda p: p["agencies"][0]["keys"][0]["jwk"].update(key_ops=["encrypt"]),
     ],
     ids=[
         "no-seq",
@@ -150,6 +152,8 @@ def test_newer_sequence_accepted(keys: Keys) -> None:
         "unregistered-purpose",
         "duplicate-matrix-user",
         "unsupported-did",
+        "encryption-key",
+        "key-ops-without-verify",
     ],
 )
 def test_malformed_payload_rejected(keys: Keys, mutate: object) -> None:
