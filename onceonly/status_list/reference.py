@@ -27,6 +27,7 @@ from onceonly.status_list.codec import DEFAULT_MAX_DECOMPRESSED_BYTES, INVALID, 
 from onceonly.status_list.cwt import verify_status_list_cwt
 from onceonly.status_list.token import (
     DEFAULT_LEEWAY_SECONDS,
+    DEFAULT_MAX_STATUS_TOKEN_BYTES,
     StatusListToken,
     require_subject,
     verify_status_list_jwt,
@@ -127,6 +128,7 @@ def check_status(
     leeway: int = DEFAULT_LEEWAY_SECONDS,
     max_age: int | None = None,
     accepted: Collection[int] = frozenset({VALID}),
+    max_token_bytes: int = DEFAULT_MAX_STATUS_TOKEN_BYTES,
     max_list_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES,
 ) -> int:
     """Look up a credential's status and reject anything but an accepted value.
@@ -143,6 +145,7 @@ def check_status(
         max_age: Optional freshness policy on the token's ``iat``.
         accepted: Status values the caller accepts; by default only ``VALID``.
             ``INVALID`` and ``SUSPENDED`` are never accepted.
+        max_token_bytes: Bound on the encoded token.
         max_list_bytes: Bound on the decompressed list (zip-bomb guard).
 
     Returns:
@@ -169,6 +172,7 @@ def check_status(
             now=now,
             leeway=leeway,
             max_age=max_age,
+            max_token_bytes=max_token_bytes,
             max_list_bytes=max_list_bytes,
         )
     status_list = verified.status_list
