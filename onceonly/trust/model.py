@@ -195,9 +195,12 @@ class Agency(_Frozen):
 
 
 def _check_unique(agencies: tuple[Agency, ...]) -> None:
+    # Identifiers, Matrix accounts and keys each belong to one agency: a key listed
+    # for two agencies would let either sign credentials in the other's name.
     seen: dict[str, str] = {}
     for agency in agencies:
-        names = [*agency.identifiers(), agency.matrix_user_id]
+        thumbprints = [f"key {key.public_key().thumbprint()}" for key in agency.keys]
+        names = [*agency.identifiers(), agency.matrix_user_id, *thumbprints]
         for name in names:
             owner = seen.setdefault(name, agency.id)
             if owner != agency.id:

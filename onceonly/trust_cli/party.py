@@ -11,8 +11,9 @@ import click
 
 from onceonly import jose
 from onceonly.cli import emit, json_option
+from onceonly.dids import StandardDidResolver, check_agency_dids
 from onceonly.errors import ConfigError
-from onceonly.trust import verify_trust_list, verify_trust_list_signature
+from onceonly.trust import TrustList, verify_trust_list, verify_trust_list_signature
 from onceonly.trust.specs import describe, iso_time, parse_time, summary_of
 from onceonly.trust.token import parse_trust_list_payload
 from onceonly.trust_cache import TrustCache, read_token_file
@@ -58,6 +59,14 @@ def show(
 )
 @click.option("--cached", type=click.Path(dir_okay=False, path_type=Path), help="Held list.")
 @click.option("--now", "now_text", help="Check validity at this time instead of now.")
+@click.option("--check-dids", is_flag=True, help="Resolve every agency DID and match its keys.")
+@click.option(
+    "--did-web-base",
+    "web_bases",
+    multiple=True,
+    help="DOMAIN=URL: fetch did:web documents of DOMAIN from URL (http: loopback only).",
+)
+@click.option("--loopback-http", is_flag=True, help="Fetch loopback did:web over plain http.")
 @json_option
 @click.pass_context
 @reports_errors
@@ -67,21 +76,50 @@ def verify(
     anchor_paths: tuple[Path, ...],
     cached: Path | None,
     now_text: str | None,
+    check_dids: bool,
+    web_bases: tuple[str, ...],
+    loopback_http: bool,
 ) -> None:
-    """Verify a signed trust list file: signature, validity period, no rollback."""
+    """Verify a signed trust list file: signature, validity period, no rollback.
+
+    With --check-dids, every DID on the list must resolve to a document that names
+    one of the keys the list gives its agency.
+    """
     anchors = load_anchors(anchor_paths)
     held = verify_trust_list_signature(read_token_file(cached), anchors) if cached else None
     now = parse_time(now_text) if now_text else int(time.time())
     verified = verify_trust_list(
         read_token_file(file), anchors, now=now, cached=held.trust_list if held else None
     )
-    summary = summary_of(verified.trust_list)
+    summary: dict[str, Any] = summary_of(verified.trust_list)
+    if check_dids:
+        resolver = StandardDidResolver(
+            web_base_urls=_web_bases(web_bases), loopback_http=loopback_http
+        )
+        summary["dids"] = asyncio.run(_check_dids(verified.trust_list, resolver))
     emit(
         ctx,
         {"valid": True, **summary},
         f"valid: trust list {summary['seq']} of {summary['iss']}, "
         f"{len(summary['agencies'])} agencies, until {iso_time(verified.trust_list.exp)}",
     )
+
+
+def _web_bases(specs: tuple[str, ...]) -> dict[str, str]:
+    bases = {}
+    for spec in specs:
+        domain, sep, url = spec.partition("=")
+        if not sep or not domain or not url:
+            raise ConfigError(f"--did-web-base wants DOMAIN=URL, got {spec!r}")
+        bases[domain] = url
+    return bases
+
+
+async def _check_dids(trust_list: TrustList, resolver: StandardDidResolver) -> dict[str, Any]:
+    matches: dict[str, Any] = {}
+    for agency in trust_list.agencies:
+        matches.update(await check_agency_dids(agency, resolver))
+    return matches
 
 
 @click.command()

@@ -68,9 +68,14 @@ def _doc(did: str) -> dict[str, Any]:
     }
 
 
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # the resolver hangs up on slow and oversize answers on purpose
+
+
 @pytest.fixture(scope="module")
 def server() -> Iterator[tuple[str, int]]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    httpd = _QuietServer(("127.0.0.1", 0), _Handler)
     httpd.daemon_threads = True
     port = httpd.server_address[1]
     httpd.did_base = f"did:web:127.0.0.1%3A{port}"  # type: ignore[attr-defined]

@@ -211,3 +211,40 @@ def test_sign_without_key_or_with_broken_draft(tmp_path: Path) -> None:
     broken.mkdir()
     (broken / "draft.json").write_text('{"iss": "x", "iss": "y"}')
     assert error_of(run("sign", "--dir", broken, "--json"))["code"] == "duplicate_json_key"
+
+
+def test_verify_check_dids(authority: Path, tmp_path: Path) -> None:
+    from onceonly.dids import did_key_for
+
+    key, stranger = jose.generate_private_key(jose.EDDSA), jose.generate_private_key()
+    for agency_id, user, did, own_key in [
+        ("https://a.example", "@a:gov.example", did_key_for(key.public()), key),
+        ("https://b.example", "@b:gov.example", did_key_for(stranger.public()), None),
+    ]:
+        own_key = own_key or jose.generate_private_key()
+        run_json(
+            "add-agency", "--dir", authority, "--id", agency_id, "--name-de", "A", "--name-en", "A",
+            "--matrix-user", user, "--did", did, "--key", write_jwk(tmp_path / "k.jwk", own_key),
+        )  # fmt: skip
+    run_json("sign", "--dir", authority)
+    token_file, anchor = authority / "trust-list.jwt", authority / "authority-key.pub.jwk"
+    plain = run_json("verify", token_file, "--authority-key", anchor)
+    assert "dids" not in plain  # without the flag nothing is resolved
+
+    # Agency b lists a DID whose key is not one of b's keys.
+    mismatch = run("verify", token_file, "--authority-key", anchor, "--check-dids", "--json")
+    error = error_of(mismatch)
+    assert error["code"] == "did_resolution_failed"
+    assert error["detail"] == {"did": did_key_for(stranger.public()), "agency": "https://b.example"}
+
+    run_json("add-agency", "--dir", authority, "--replace", "--id", "https://b.example",
+             "--name-de", "B", "--name-en", "B", "--matrix-user", "@b:gov.example")  # fmt: skip
+    run_json("sign", "--dir", authority)
+    checked = run_json("verify", token_file, "--authority-key", anchor, "--check-dids")
+    assert checked["dids"] == {did_key_for(key.public()): [key.public().thumbprint()]}
+
+    bad_base = run(
+        "verify", token_file, "--authority-key", anchor, "--check-dids",
+        "--did-web-base", "no-equals-sign", "--json",
+    )  # fmt: skip
+    assert error_of(bad_base)["code"] == "config_error"

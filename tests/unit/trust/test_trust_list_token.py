@@ -137,6 +137,7 @@ def test_newer_sequence_accepted(keys: Keys) -> None:
         lambda p: p["agencies"][1].update(matrix_user_id="@registry:gov.example"),
         lambda p: p["agencies"][0].update(dids=["did:example:123"]),
         lambda p: p["agencies"][0]["keys"][0]["jwk"].update(use="enc"),
+        lambda p: p["agencies"][1]["keys"][0].update(jwk=p["agencies"][0]["keys"][1]["jwk"]),
         lambda p: p["agencies"][0]["keys"][0]["jwk"].update(key_ops=["encrypt"]),
     ],
     ids=[
@@ -153,6 +154,7 @@ def test_newer_sequence_accepted(keys: Keys) -> None:
         "duplicate-matrix-user",
         "unsupported-did",
         "encryption-key",
+        "key-shared-by-two-agencies",
         "key-ops-without-verify",
     ],
 )
