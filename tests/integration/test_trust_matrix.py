@@ -164,3 +164,13 @@ async def test_unknown_room_and_room_without_list(synapse: Homeserver) -> None:
         await put_state(client, room_id, TRUST_LIST_EVENT_TYPE, {"jwt": 5}, "https://trust.example")
         with pytest.raises(errors.MalformedInput):
             await read_trust_list(client, alias)
+
+
+async def test_oversize_state_refused_before_sending(synapse: Homeserver) -> None:
+    authority = synapse.register(unique("authority"))
+    alias = room_alias(unique("big"), synapse.server_name)
+    async with state_client(authority) as client:
+        room_id, _ = await ensure_public_room(client, alias, name="big", topic="t")
+        with pytest.raises(errors.InputTooLarge):
+            await put_state(client, room_id, TRUST_LIST_EVENT_TYPE, {"jwt": "a" * 70_000}, "x")
+        assert await read_trust_list(client, alias) is None
