@@ -8,6 +8,7 @@ psycopg and adds ``FOR UPDATE`` where a caller asks for a row lock.
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Final, Protocol
@@ -16,6 +17,7 @@ from onceonly.errors import OnceOnlyError, StoreError
 
 SCHEMA_VERSION: Final = 1
 _SQLITE_BUSY_TIMEOUT_SECONDS: Final = 60.0
+_SQLITE_BUSY_CODES: Final = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
 # Arbitrary constant naming this schema's advisory lock on PostgreSQL.
 _PG_SCHEMA_LOCK: Final = 0x5354415455534C
 _FOR_UPDATE: Final = " FOR UPDATE"
@@ -61,7 +63,7 @@ class Database(Protocol):
 
     postgres: bool
 
-    def transaction(self) -> Any:
+    def transaction(self, *, write: bool) -> Any:
         """Context manager yielding a :class:`Tx`; commits on success, rolls back on error."""
 
     def close(self) -> None:
@@ -75,13 +77,29 @@ class _SqliteDatabase:
         self._conn = sqlite3.connect(
             path, timeout=_SQLITE_BUSY_TIMEOUT_SECONDS, isolation_level=None
         )
-        self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA foreign_keys=ON")
+        self._enable_wal()
+
+    def _enable_wal(self) -> None:
+        # Switching the journal mode does not wait on the busy timeout, so two
+        # processes opening a fresh file at once would see SQLITE_BUSY; retry.
+        deadline = time.monotonic() + _SQLITE_BUSY_TIMEOUT_SECONDS
+        while True:
+            try:
+                self._conn.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                busy = getattr(exc, "sqlite_errorcode", None) in _SQLITE_BUSY_CODES
+                if not busy or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
 
     @contextmanager
-    def transaction(self) -> Iterator[Tx]:
+    def transaction(self, *, write: bool) -> Iterator[Tx]:
         cursor = self._conn.cursor()
-        cursor.execute("BEGIN IMMEDIATE")
+        # Writers take the write lock up front: a deferred transaction that reads
+        # and then writes can fail with SQLITE_BUSY instead of waiting its turn.
+        cursor.execute("BEGIN IMMEDIATE" if write else "BEGIN")
         try:
             yield Tx(cursor, postgres=False)
         except BaseException:
@@ -104,7 +122,8 @@ class _PostgresDatabase:
         self._conn = psycopg.connect(dsn, autocommit=True, connect_timeout=10)
 
     @contextmanager
-    def transaction(self) -> Iterator[Tx]:
+    def transaction(self, *, write: bool) -> Iterator[Tx]:
+        del write  # PostgreSQL locks rows on demand (FOR UPDATE)
         with self._conn.transaction(), self._conn.cursor() as cursor:
             yield Tx(cursor, postgres=True)
 
@@ -125,10 +144,13 @@ def database_errors() -> tuple[type[Exception], ...]:
 
 
 @contextmanager
-def transaction(database: Database) -> Iterator[Tx]:
-    """A transaction whose driver errors surface as :class:`StoreError`."""
+def transaction(database: Database, *, write: bool = True) -> Iterator[Tx]:
+    """A transaction whose driver errors surface as :class:`StoreError`.
+
+    ``write=False`` promises only reads, which lets SQLite run it without the write lock.
+    """
     try:
-        with database.transaction() as tx:
+        with database.transaction(write=write) as tx:
             yield tx
     except OnceOnlyError:
         raise

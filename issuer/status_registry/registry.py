@@ -251,7 +251,7 @@ class StatusRegistry:
         Raises:
             UnknownStatusEntry: the registry never allocated this entry.
         """
-        with transaction(self._backend) as tx:
+        with transaction(self._backend, write=False) as tx:
             row = tx.execute(
                 "SELECT e.status, e.vct, e.issued_at, e.updated_at"
                 " FROM status_entries e JOIN status_lists l ON l.list_id = e.list_id"
@@ -274,7 +274,7 @@ class StatusRegistry:
 
     def list_uris(self) -> list[str]:
         """URIs of every list, oldest first."""
-        with transaction(self._backend) as tx:
+        with transaction(self._backend, write=False) as tx:
             rows = tx.execute("SELECT uri FROM status_lists ORDER BY list_id").all()
         return [str(uri) for (uri,) in rows]
 
@@ -284,7 +284,7 @@ class StatusRegistry:
         Raises:
             UnknownStatusEntry: no list has this URI.
         """
-        with transaction(self._backend) as tx:
+        with transaction(self._backend, write=False) as tx:
             found = tx.execute(
                 "SELECT list_id, bits, size FROM status_lists WHERE uri = ?", (uri,)
             ).one()

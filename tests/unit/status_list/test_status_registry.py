@@ -219,3 +219,25 @@ def test_two_processes_never_share_an_index(target: str) -> None:
     for number in range(1, full_lists + 1):
         assert by_list[f"{BASE}/{number}"] == set(range(CONCURRENT_LIST_SIZE))
     assert len(by_list[f"{BASE}/{full_lists + 1}"]) == remainder
+
+
+def _open_and_allocate(target: str, start: Any) -> list[tuple[str, int]]:
+    start.wait(timeout=60)  # both processes open the fresh database at the same moment
+    with StatusRegistry.open(target, base_uri=BASE, list_size=CONCURRENT_LIST_SIZE) as registry:
+        return [
+            (reference.uri, reference.idx)
+            for reference in (registry.allocate(vct=PID, issued_at=NOW) for _ in range(50))
+        ]
+
+
+def test_two_processes_create_the_schema_together(target: str) -> None:
+    context = multiprocessing.get_context("spawn")
+    with context.Manager() as manager:
+        start = manager.Barrier(2)
+        with context.Pool(2) as pool:
+            pending = [pool.apply_async(_open_and_allocate, (target, start)) for _ in range(2)]
+            first, second = (result.get(timeout=240) for result in pending)
+    assert set(first).isdisjoint(second)
+    assert len(set(first) | set(second)) == 100
+    with StatusRegistry.open(target, base_uri=BASE) as registry:
+        assert registry.list_uris() == [f"{BASE}/1"]
