@@ -44,7 +44,7 @@ from onceonly.sdjwt import issue_sd_jwt_vc  # noqa: E402
 from onceonly.sdjwt.serialization import compact_without_kb  # noqa: E402
 from wallet.crypto_box import ScryptParams  # noqa: E402
 from wallet.holdings import held_credential  # noqa: E402
-from wallet.records import StatusReference  # noqa: E402
+from wallet.records import StatusReference, StoredCredential  # noqa: E402
 from wallet.store import WalletStore  # noqa: E402
 
 PASSPHRASE = "bench passphrase with several words"
@@ -197,8 +197,17 @@ def time_matching(queries: list[DcqlQuery], held: list[HeldCredential]) -> dict[
     }
 
 
+REPEATS = 3
+
+
+def _timed(func: Any) -> float:
+    started = time.perf_counter()
+    func()
+    return time.perf_counter() - started
+
+
 def plain_sqlite_peer(directory: Path, rows: list[tuple[str, str]]) -> float:
-    """Read-all time of the same payloads stored unencrypted (same journal settings)."""
+    """Read-all time of the same records stored unencrypted (same journal and decoding)."""
     db = sqlite3.connect(directory / "plain.db", isolation_level=None)
     db.execute("PRAGMA journal_mode = WAL")
     db.execute("PRAGMA synchronous = FULL")
@@ -207,13 +216,16 @@ def plain_sqlite_peer(directory: Path, rows: list[tuple[str, str]]) -> float:
     db.executemany("INSERT INTO credentials VALUES (?, ?)", rows)
     db.execute("COMMIT")
     db.close()
-    started = time.perf_counter()
     db = sqlite3.connect(directory / "plain.db")
-    loaded = [json.loads(body) for _, body in db.execute("SELECT * FROM credentials")]
-    elapsed = time.perf_counter() - started
+    query = "SELECT credential_id, body FROM credentials ORDER BY rowid"
+    best = float("inf")
+    for _ in range(REPEATS):
+        started = time.perf_counter()
+        loaded = [StoredCredential.model_validate_json(body) for _, body in db.execute(query)]
+        best = min(best, time.perf_counter() - started)
     db.close()
     assert len(loaded) == len(rows)
-    return elapsed
+    return best
 
 
 def main() -> None:
@@ -237,18 +249,19 @@ def main() -> None:
         figures["file_mib"] = sum(p.stat().st_size for p in Path(tmp).iterdir()) / 2**20
 
         started = time.perf_counter()
-        store = WalletStore.open(path, passphrase=PASSPHRASE)
+        store = WalletStore.open(path, passphrase=PASSPHRASE)  # the peer has no unlock step
         figures["open_unlock_s"] = time.perf_counter() - started
         started = time.perf_counter()
         credentials = store.credentials()
-        figures["decrypt_all_s"] = time.perf_counter() - started
+        figures["decrypt_all_first_s"] = time.perf_counter() - started
+        figures["decrypt_all_best_s"] = min(_timed(store.credentials) for _ in range(REPEATS))
         started = time.perf_counter()
         held = [held_credential(credential) for credential in credentials]
         figures["parse_all_s"] = time.perf_counter() - started
         figures["match"] = time_matching(make_queries(rng, args.queries), held)
 
         rows = [(c.credential_id, c.model_dump_json()) for c in credentials]
-        figures["peer_plain_sqlite_read_all_s"] = plain_sqlite_peer(Path(tmp), rows)
+        figures["peer_plain_sqlite_read_all_best_s"] = plain_sqlite_peer(Path(tmp), rows)
         del credentials, held, rows
 
         tracemalloc.start()

@@ -100,8 +100,8 @@ class WalletStore:
         db = _connect(target)
         store = cls(db, data_key, target)
         with store._write():
-            for version, statements in enumerate(MIGRATIONS):
-                _migrate(db, version, statements)
+            for statements in MIGRATIONS:
+                _migrate(db, statements)
             db.execute(f"PRAGMA user_version = {CURRENT_VERSION}")
             db.execute(
                 "INSERT INTO wallet_meta (name, value) VALUES ('wallet_id', ?)", (_new_id(),)
@@ -143,7 +143,7 @@ class WalletStore:
         if version < CURRENT_VERSION:
             with store._write():
                 for step in range(version, CURRENT_VERSION):
-                    _migrate(db, step, MIGRATIONS[step])
+                    _migrate(db, MIGRATIONS[step])
                 db.execute(f"PRAGMA user_version = {CURRENT_VERSION}")
         return store
 
@@ -473,6 +473,7 @@ def _connect(path: Path) -> sqlite3.Connection:
     return db
 
 
-def _migrate(db: sqlite3.Connection, version: int, statements: tuple[str, ...]) -> None:
+def _migrate(db: sqlite3.Connection, statements: tuple[str, ...]) -> None:
+    # Runs inside the caller's transaction, so a crash mid-migration leaves the old version.
     for statement in statements:
         db.execute(statement)
