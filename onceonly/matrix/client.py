@@ -133,6 +133,7 @@ class PartyClient:
             dispatcher,
             rooms,
             self._invite_policy,
+            self._device_policy,
             timeline_limit=self._timeline_limit,
         )
 

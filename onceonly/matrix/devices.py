@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from nio import AsyncClient
 
@@ -91,24 +91,7 @@ def apply_device_policy(client: AsyncClient, room_id: str, policy: DevicePolicy)
     room = client.rooms.get(room_id)
     if room is None:
         return set()
-    allowed: set[tuple[str, str]] = set()
-    for user_id in list(room.users):
-        for device in client.device_store.active_user_devices(user_id):
-            if user_id == client.user_id and device.id == client.device_id:
-                continue
-            info = DeviceInfo(user_id, device.id, device.ed25519)
-            if policy.allows(info):
-                allowed.add((user_id, device.id))
-                if client.olm.is_device_blacklisted(device):
-                    client.unblacklist_device(device)
-                if not client.olm.is_device_verified(device):
-                    client.verify_device(device)
-            else:
-                if client.olm.is_device_verified(device):
-                    client.unverify_device(device)
-                if not client.olm.is_device_blacklisted(device):
-                    logger.info("device policy refuses %s %s", user_id, device.id)
-                    client.blacklist_device(device)
+    allowed = _mark_devices(client, list(room.users), policy)
     session = client.olm.outbound_group_sessions.get(room_id)
     if session is not None and session.shared:
         shared_with = set(session.users_shared_with)
@@ -125,9 +108,60 @@ def apply_device_policy(client: AsyncClient, room_id: str, policy: DevicePolicy)
     return {f"{user_id}|{device_id}" for user_id, device_id in allowed}
 
 
-def _has_olm_session(client: AsyncClient, user_id: str, device_id: str) -> bool:
+def apply_policy_to_own_devices(client: AsyncClient, policy: DevicePolicy) -> None:
+    """Trust our own other devices only as far as ``policy`` allows.
+
+    nio answers a room key request only from an own device it considers verified, and
+    accepts a forwarded room key only from one. Marking our devices by the same policy
+    means a device the party approved can recover keys it missed (the late-key path), and
+    one it did not approve gets nothing. Requests that arrived before the requesting device
+    was known or trusted are continued or cancelled here.
+    """
+    assert client.olm is not None, "encryption must be enabled"
+    _mark_devices(client, [str(client.user_id)], policy)
+    for request in list(client.olm.key_request_from_untrusted.values()):
+        device = _device(client, request.sender, request.requesting_device_id)
+        if device is None:
+            continue
+        if client.olm.is_device_verified(device):
+            client.continue_key_share(request)
+        elif client.olm.is_device_blacklisted(device):
+            client.cancel_key_share(request)
+
+
+def _mark_devices(
+    client: AsyncClient, user_ids: list[str], policy: DevicePolicy
+) -> set[tuple[str, str]]:
+    """Mark the users' devices verified (allowed) or blacklisted; return the allowed ones."""
     assert client.olm is not None
+    allowed: set[tuple[str, str]] = set()
+    for user_id in user_ids:
+        for device in client.device_store.active_user_devices(user_id):
+            if user_id == client.user_id and device.id == client.device_id:
+                continue
+            if policy.allows(DeviceInfo(user_id, device.id, device.ed25519)):
+                allowed.add((user_id, device.id))
+                if client.olm.is_device_blacklisted(device):
+                    client.unblacklist_device(device)
+                if not client.olm.is_device_verified(device):
+                    client.verify_device(device)
+            else:
+                if client.olm.is_device_verified(device):
+                    client.unverify_device(device)
+                if not client.olm.is_device_blacklisted(device):
+                    logger.info("device policy refuses %s %s", user_id, device.id)
+                    client.blacklist_device(device)
+    return allowed
+
+
+def _device(client: AsyncClient, user_id: str, device_id: str) -> Any:
     for device in client.device_store.active_user_devices(user_id):
         if device.id == device_id:
-            return client.olm.session_store.get(device.curve25519) is not None
-    return False
+            return device
+    return None
+
+
+def _has_olm_session(client: AsyncClient, user_id: str, device_id: str) -> bool:
+    assert client.olm is not None
+    device = _device(client, user_id, device_id)
+    return device is not None and client.olm.session_store.get(device.curve25519) is not None

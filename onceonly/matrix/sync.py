@@ -39,6 +39,7 @@ from nio import (
 from nio.exceptions import EncryptionError, LocalProtocolError
 
 from onceonly.errors import MalformedInput, OnceOnlyError, TransportError, UndecryptableEvent
+from onceonly.matrix.devices import DevicePolicy, apply_policy_to_own_devices
 from onceonly.matrix.inbox import Dispatcher, Inbound, InboundEvent, InboundProblem
 from onceonly.matrix.rooms import DirectRooms, InvitePolicy, inviter_of
 from onceonly.matrix.store import TransportStore
@@ -55,6 +56,7 @@ class SyncLoop:
         dispatcher: Woken after each round.
         rooms: Records accepted direct rooms.
         invite_policy: Decides on invites.
+        device_policy: Decides which of our own other devices we trust (key forwarding).
         timeline_limit: Events per room per sync before the timeline is ``limited``.
         poll_timeout_ms: Long-poll duration of ``/sync``.
         undecryptable_after: Seconds after which a kept Megolm event becomes a problem.
@@ -68,6 +70,7 @@ class SyncLoop:
         dispatcher: Dispatcher,
         rooms: DirectRooms,
         invite_policy: InvitePolicy,
+        device_policy: DevicePolicy,
         *,
         timeline_limit: int = 100,
         poll_timeout_ms: int = 10_000,
@@ -79,6 +82,7 @@ class SyncLoop:
         self._dispatcher = dispatcher
         self._rooms = rooms
         self._invite_policy = invite_policy
+        self._device_policy = device_policy
         self._filter = {"room": {"timeline": {"limit": timeline_limit}}}
         self._poll_timeout_ms = poll_timeout_ms
         self._undecryptable_after = undecryptable_after
@@ -146,12 +150,16 @@ class SyncLoop:
             await client.keys_upload()
         if client.should_query_keys:
             await client.keys_query()
+        apply_policy_to_own_devices(client, self._device_policy)
         try:
             claims = client.get_users_for_key_claiming()
         except LocalProtocolError:
             claims = {}
         if claims:
             await client.keys_claim(claims)
+        # Key requests from our own devices that were waiting for an Olm session (just
+        # claimed above) are otherwise only answered after the next /sync returns.
+        client.olm.collect_key_requests()
         await client.send_to_device_messages()
 
     async def _backfill(self, room_id: str, prev_batch: str | None, since: str) -> list[Any]:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from nio import MegolmEvent, UnknownEvent
 from nio.exceptions import EncryptionError
 
-from onceonly.matrix.accounts import login
-from onceonly.matrix.devices import AllowListedDevices
+from onceonly.matrix.accounts import login, save_credentials
+from onceonly.matrix.devices import AllowListedDevices, DeviceInfo
 from onceonly.matrix.homeserver import Homeserver
+from onceonly.matrix.inbox import InboundEvent
 from tests.integration.test_transport_support import (
     EVENT_TYPE,
     Collector,
@@ -144,3 +147,68 @@ async def _sync_until_event(device: PlainNioDevice, room_id: str, event_id: str)
             if getattr(event, "event_id", None) == event_id:
                 return event
     raise AssertionError(f"{event_id} never reached device {device.client.device_id}")
+
+
+@dataclass(frozen=True)
+class _CitizenPolicy:
+    """The citizen trusts every agency device, and its own approved devices."""
+
+    agency: str
+    own: tuple[str, str]
+    own_devices: tuple[str, ...]
+
+    def allows(self, device: DeviceInfo) -> bool:
+        if device.user_id == self.agency:
+            return True
+        return device.user_id == self.own[0] and device.device_id in self.own_devices
+
+
+async def test_event_whose_key_arrives_later_is_kept_then_delivered_once(
+    synapse: Homeserver, tmp_path: Path
+) -> None:
+    """A second approved citizen device the agency did not share with gets the key later.
+
+    The agency shares the room key with the wallet device only. The second device keeps the
+    undecryptable event, sends a room key request to its own devices, and the wallet (which
+    trusts it by the citizen's policy) forwards the key; the event is then delivered.
+    """
+    agency_creds, agency_dir = register(synapse, "agency", tmp_path)
+    citizen_creds, citizen_dir = register(synapse, "citizen", tmp_path)
+    assert citizen_creds.password is not None
+    second_creds = login(synapse.base_url, citizen_creds.user_id, citizen_creds.password)
+    second_dir = tmp_path / "citizen-second"
+    save_credentials(second_dir, second_creds)
+    citizen_policy = _CitizenPolicy(
+        agency_creds.user_id,
+        (citizen_creds.user_id, ""),
+        (citizen_creds.device_id, second_creds.device_id),
+    )
+    agency_policy = AllowListedDevices({citizen_creds.user_id: [citizen_creds.device_id]})
+    at_wallet, at_second = Collector(), Collector()
+
+    async with (
+        party(
+            agency_dir, Collector(), peers=[citizen_creds.user_id], device_policy=agency_policy
+        ) as agency,
+        party(citizen_dir, at_wallet, peers=[agency_creds.user_id], device_policy=citizen_policy),
+        party(
+            second_dir, at_second, peers=[agency_creds.user_id], device_policy=citizen_policy
+        ) as second,
+    ):
+        room_id = await agency.ensure_direct_room(citizen_creds.user_id)
+        sent = await (
+            await agency.send(room_id, EVENT_TYPE, {"body": "late key", "n": 7})
+        ).event_id(timeout=60)
+        await at_wallet.wait_for(lambda: len(at_wallet.events) == 1)
+        await at_second.wait_for(lambda: len(at_second.items) == 1, timeout=90)
+        await asyncio.sleep(1)
+        assert second.store.undecrypted() == []
+
+    (late,) = at_second.items
+    assert isinstance(late, InboundEvent)
+    assert (late.event_id, late.content, late.encrypted) == (
+        sent,
+        {"body": "late key", "n": 7},
+        True,
+    )
+    assert at_wallet.events[0].event_id == sent

@@ -10,6 +10,7 @@ import pytest
 from nio import AsyncClient, Event, MegolmEvent
 
 from onceonly.errors import InputTooLarge, TransportError
+from onceonly.matrix.devices import AllDevicesOf
 from onceonly.matrix.inbox import (
     Dispatcher,
     Inbound,
@@ -147,7 +148,9 @@ def _loop(store: TransportStore) -> SyncLoop:
         raise AssertionError("not used")
 
     dispatcher = Dispatcher(store, handler, _identity)
-    return SyncLoop(client, store, dispatcher, DirectRooms(client, store), InvitesFrom(()))
+    return SyncLoop(
+        client, store, dispatcher, DirectRooms(client, store), InvitesFrom(()), AllDevicesOf(())
+    )
 
 
 def _raw(**overrides: Any) -> dict[str, Any]:
