@@ -11,9 +11,11 @@ reached, the party keeps working from the cache.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import tempfile
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -139,18 +141,32 @@ class TrustCache:
             Any verification error of :func:`~onceonly.trust.verify_trust_list`; the
             cache file is then left untouched.
         """
-        cached = self.cached()
-        verified = verify_trust_list(
-            token,
-            self.anchors,
-            now=now,
-            cached=cached.trust_list if cached else None,
-            leeway=self.leeway,
-        )
-        if cached is not None and cached.trust_list.seq == verified.trust_list.seq:
-            return cached
-        write_atomically(self.path, verified.token)
-        return verified
+        # Read, compare and replace under one lock: two processes of a party offering
+        # lists at once must not let the older one overwrite the newer one.
+        with self._locked():
+            cached = self.cached()
+            verified = verify_trust_list(
+                token,
+                self.anchors,
+                now=now,
+                cached=cached.trust_list if cached else None,
+                leeway=self.leeway,
+            )
+            if cached is not None and cached.trust_list.seq == verified.trust_list.seq:
+                return cached
+            write_atomically(self.path, verified.token)
+            return verified
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        lock_path = self.path.with_name(f".{self.path.name}.lock")
+        with lock_path.open("a") as lock_file:
+            fcntl.flock(lock_file, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock_file, fcntl.LOCK_UN)
 
     async def refresh(
         self, fetch: Callable[[], Awaitable[str | None]], *, now: int

@@ -9,7 +9,7 @@ from typing import Any, Final
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from onceonly import jose
-from onceonly.errors import DidResolutionError, MalformedInput, OnceOnlyError
+from onceonly.errors import DidResolutionError, MalformedInput, UnsupportedAlgorithm
 
 MAX_VERIFICATION_METHODS: Final = 64
 
@@ -111,10 +111,8 @@ def parse_did_document(data: Any, did: str) -> DidDocument:
             raise MalformedInput(f"verification method {method_id} has a bad controller")
         try:
             key = _method_key(entry, method_id)
-        except OnceOnlyError as exc:
-            if exc.code == "unsupported_algorithm":
-                continue  # a key type we cannot use; others in the document may do
-            raise
+        except UnsupportedAlgorithm:
+            continue  # a key type we cannot use (e.g. RSA); others in the document may do
         methods.append(VerificationMethod(method_id, controller, key))
     assertion: list[str] = []
     raw_assertion = data.get("assertionMethod", [])

@@ -150,3 +150,25 @@ async def test_refresh_with_nothing_published(cache: TrustCache) -> None:
 
     outcome = await cache.refresh(nothing, now=NOW)
     assert outcome == type(outcome)(None, False)
+
+
+def test_offer_waits_for_the_cache_lock(cache: TrustCache, keys: Keys) -> None:
+    # Another process of the party holds the lock (read-compare-replace in progress):
+    # an offer must wait instead of interleaving and possibly writing an older list.
+    import fcntl
+    import threading
+
+    cache.offer(signed(keys, 1), now=NOW)
+    lock_path = cache.path.with_name(f".{cache.path.name}.lock")
+    newer = signed(keys, 2)
+    with lock_path.open("a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        worker = threading.Thread(target=cache.offer, args=(newer,), kwargs={"now": NOW})
+        worker.start()
+        worker.join(timeout=0.5)
+        assert worker.is_alive(), "offer did not wait for the lock"
+        assert cache.path.read_text().strip() != newer
+        fcntl.flock(held, fcntl.LOCK_UN)
+    worker.join(timeout=10)
+    assert not worker.is_alive()
+    assert cache.path.read_text().strip() == newer
