@@ -13,6 +13,7 @@ both worlds.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -86,8 +87,7 @@ def strict_cbor_loads(data: bytes, *, max_bytes: int = DEFAULT_MAX_COSE_BYTES) -
 
 
 def _loads_with_length(data: bytes) -> tuple[Any, int]:
-    import io
-
+    # Decode from a stream so we learn how many bytes the item used.
     stream = io.BytesIO(data)
     decoder = cbor2.CBORDecoder(
         stream,

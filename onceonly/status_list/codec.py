@@ -212,22 +212,41 @@ class StatusList:
         bits: int,
         *,
         max_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES,
+        max_entries: int | None = None,
         aggregation_uri: str | None = None,
     ) -> StatusList:
         """Decompress a ZLIB byte array into a list, refusing more than ``max_bytes``.
 
+        Args:
+            compressed: The ZLIB stream.
+            bits: Bits per entry.
+            max_bytes: Hard bound on the decompressed size.
+            max_entries: Optional tighter bound expressed as a number of entries
+                (e.g. the largest list size the caller's ecosystem uses).
+            aggregation_uri: Carried over from the enclosing structure.
+
         Raises:
-            InputTooLarge: the array decompresses to more than ``max_bytes``.
+            InputTooLarge: the array decompresses beyond the bound.
             MalformedInput: not ZLIB/DEFLATE, truncated, trailing data, empty, or bad ``bits``.
         """
         _check_bits(bits)
+        if max_entries is not None:
+            max_bytes = min(max_bytes, bytes_for_entries(max_entries, bits))
         return cls.from_bytes(
             decompress_bounded(compressed, max_bytes), bits, aggregation_uri=aggregation_uri
         )
 
     @classmethod
-    def from_json(cls, obj: Any, *, max_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES) -> StatusList:
+    def from_json(
+        cls,
+        obj: Any,
+        *,
+        max_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES,
+        max_entries: int | None = None,
+    ) -> StatusList:
         """Parse the JSON ``StatusList`` object (as found in a ``status_list`` claim).
+
+        ``max_bytes`` and ``max_entries`` bound the decompression as in :meth:`decode`.
 
         Raises:
             MalformedInput, InputTooLarge: on any deviation from the draft's structure.
@@ -241,14 +260,21 @@ class StatusList:
             b64url_decode(lst),
             obj.get("bits"),  # type: ignore[arg-type]  # checked in decode
             max_bytes=max_bytes,
+            max_entries=max_entries,
             aggregation_uri=_optional_uri(obj),
         )
 
     @classmethod
     def from_cbor_map(
-        cls, obj: Any, *, max_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES
+        cls,
+        obj: Any,
+        *,
+        max_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES,
+        max_entries: int | None = None,
     ) -> StatusList:
         """Parse the CBOR ``StatusList`` map (``lst`` must be a byte string).
+
+        ``max_bytes`` and ``max_entries`` bound the decompression as in :meth:`decode`.
 
         Raises:
             MalformedInput, InputTooLarge: on any deviation from the draft's structure.
@@ -262,6 +288,7 @@ class StatusList:
             lst,
             obj.get("bits"),  # type: ignore[arg-type]  # checked in decode
             max_bytes=max_bytes,
+            max_entries=max_entries,
             aggregation_uri=_optional_uri(obj),
         )
 

@@ -75,6 +75,7 @@ def verify_status_list_cwt(
     allowed_algs: Collection[str] = SUPPORTED_ALGS,
     max_token_bytes: int = DEFAULT_MAX_STATUS_TOKEN_BYTES,
     max_list_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES,
+    max_entries: int | None = None,
 ) -> StatusListToken:
     """Verify a Status List Token in CWT form and decode its list.
 
@@ -100,7 +101,9 @@ def verify_status_list_cwt(
     )
     if CLAIM_STATUS_LIST not in claims:
         raise InvalidClaim("status list CWT has no status list claim (65533)")
-    status_list = StatusList.from_cbor_map(claims[CLAIM_STATUS_LIST], max_bytes=max_list_bytes)
+    status_list = StatusList.from_cbor_map(
+        claims[CLAIM_STATUS_LIST], max_bytes=max_list_bytes, max_entries=max_entries
+    )
     return StatusListToken(
         uri=subject,
         issued_at=issued_at,

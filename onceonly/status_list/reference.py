@@ -130,6 +130,7 @@ def check_status(
     accepted: Collection[int] = frozenset({VALID}),
     max_token_bytes: int = DEFAULT_MAX_STATUS_TOKEN_BYTES,
     max_list_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES,
+    max_entries: int | None = None,
 ) -> int:
     """Look up a credential's status and reject anything but an accepted value.
 
@@ -147,6 +148,7 @@ def check_status(
             ``INVALID`` and ``SUSPENDED`` are never accepted.
         max_token_bytes: Bound on the encoded token.
         max_list_bytes: Bound on the decompressed list (zip-bomb guard).
+        max_entries: Optional tighter bound on the list, as a number of entries.
 
     Returns:
         The status value (one of ``accepted``).
@@ -174,6 +176,7 @@ def check_status(
             max_age=max_age,
             max_token_bytes=max_token_bytes,
             max_list_bytes=max_list_bytes,
+            max_entries=max_entries,
         )
     status_list = verified.status_list
     if reference.idx >= status_list.size:

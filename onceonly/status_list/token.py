@@ -169,6 +169,7 @@ def verify_status_list_jwt(
     allowed_algs: Collection[str] = SUPPORTED_ALGS,
     max_token_bytes: int = DEFAULT_MAX_STATUS_TOKEN_BYTES,
     max_list_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES,
+    max_entries: int | None = None,
 ) -> StatusListToken:
     """Verify a Status List Token in JWT form and decode its list.
 
@@ -184,6 +185,7 @@ def verify_status_list_jwt(
         allowed_algs: Algorithm allow-list.
         max_token_bytes: Bound on the token size.
         max_list_bytes: Bound on the decompressed list size (zip-bomb guard).
+        max_entries: Optional tighter bound on the list, as a number of entries.
 
     Raises:
         InvalidTokenType: ``typ`` is not ``statuslist+jwt``.
@@ -204,7 +206,9 @@ def verify_status_list_jwt(
     )
     if "status_list" not in claims:
         raise InvalidClaim("status list token has no 'status_list' claim")
-    status_list = StatusList.from_json(claims["status_list"], max_bytes=max_list_bytes)
+    status_list = StatusList.from_json(
+        claims["status_list"], max_bytes=max_list_bytes, max_entries=max_entries
+    )
     return StatusListToken(
         uri=subject,
         issued_at=issued_at,

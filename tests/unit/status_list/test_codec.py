@@ -199,3 +199,12 @@ def test_cbor_lst_must_be_bytes() -> None:
         StatusList.from_cbor_map({"bits": 1, "lst": "eNrbuRgAAhcBXQ"})
     with pytest.raises(MalformedInput):
         StatusList.from_cbor_map([1, b"x"])
+
+
+def test_bound_derived_from_max_entries() -> None:
+    status_list = StatusList(4096, 2)  # 1024 bytes
+    assert StatusList.from_json(status_list.to_json(), max_entries=4096) == status_list
+    with pytest.raises(InputTooLarge):
+        StatusList.from_json(status_list.to_json(), max_entries=4092)  # 1023 bytes
+    with pytest.raises(InputTooLarge):
+        StatusList.from_cbor_map(status_list.to_cbor_map(), max_entries=2048)

@@ -9,6 +9,7 @@ import pytest
 from onceonly.cose import strict_cbor_loads, verify_sign1
 from onceonly.errors import (
     Expired,
+    InputTooLarge,
     InvalidClaim,
     InvalidSignature,
     MalformedInput,
@@ -175,3 +176,12 @@ def test_cwt_claims_without_status() -> None:
         status_reference_from_cwt_claims({2: "subject"})
     with pytest.raises(MalformedInput):
         status_reference_from_cwt_claims({65535: {"status_list": {"idx": "0", "uri": URI}}})
+
+
+def test_max_entries_policy(issuer_key: PrivateKey, sample_list: StatusList, sign: Signer) -> None:
+    token = sign(sample_list, issuer_key)
+    public = issuer_key.public()
+    reference = StatusReference(idx=0, uri=URI)
+    assert check_status(reference, token, issuer_key=public, now=NOW, max_entries=1024) == 0
+    with pytest.raises(InputTooLarge):
+        check_status(reference, token, issuer_key=public, now=NOW, max_entries=512)
