@@ -44,6 +44,7 @@ from wallet.records import (
 from wallet.schema import CURRENT_VERSION, MIGRATIONS, SEALED_TABLES
 
 _R = TypeVar("_R", bound=BaseModel)
+_SIDE_FILES: Final = ("-wal", "-shm", "-journal")
 
 
 def _now(at: int | None) -> int:
@@ -97,16 +98,25 @@ class WalletStore:
             os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         except OSError as exc:
             raise StoreError(f"cannot create a wallet at {target.name}: {exc.strerror}") from exc
-        db = _connect(target)
-        store = cls(db, data_key, target)
-        with store._write():
-            for statements in MIGRATIONS:
-                _migrate(db, statements)
-            db.execute(f"PRAGMA user_version = {CURRENT_VERSION}")
-            db.execute(
-                "INSERT INTO wallet_meta (name, value) VALUES ('wallet_id', ?)", (_new_id(),)
-            )
-            db.execute("INSERT INTO key_slots VALUES (?, ?, ?, ?)", slot)
+        db: sqlite3.Connection | None = None
+        try:
+            db = _connect(target)
+            store = cls(db, data_key, target)
+            with store._write():
+                for statements in MIGRATIONS:
+                    _migrate(db, statements)
+                db.execute(f"PRAGMA user_version = {CURRENT_VERSION}")
+                db.execute(
+                    "INSERT INTO wallet_meta (name, value) VALUES ('wallet_id', ?)", (_new_id(),)
+                )
+                db.execute("INSERT INTO key_slots VALUES (?, ?, ?, ?)", slot)
+        except BaseException:
+            # Leave no half-made file behind: it would block the next create().
+            if db is not None:
+                db.close()
+            for suffix in ("", *_SIDE_FILES):
+                target.with_name(target.name + suffix).unlink(missing_ok=True)
+            raise
         return store
 
     @classmethod
@@ -141,10 +151,14 @@ class WalletStore:
             raise
         store = cls(db, data_key, target)
         if version < CURRENT_VERSION:
-            with store._write():
-                for step in range(version, CURRENT_VERSION):
-                    _migrate(db, MIGRATIONS[step])
-                db.execute(f"PRAGMA user_version = {CURRENT_VERSION}")
+            try:
+                with store._write():
+                    for step in range(version, CURRENT_VERSION):
+                        _migrate(db, MIGRATIONS[step])
+                    db.execute(f"PRAGMA user_version = {CURRENT_VERSION}")
+            except BaseException:
+                db.close()
+                raise
         return store
 
     def close(self) -> None:

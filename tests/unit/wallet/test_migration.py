@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from onceonly.errors import WalletLocked
+from onceonly.errors import StoreError, WalletLocked
 from onceonly.jose import generate_private_key
 from wallet.crypto_box import (
     FAST_SCRYPT_FOR_TESTS,
@@ -109,3 +109,36 @@ def test_wrong_passphrase_leaves_a_v1_file_untouched(tmp_path: Path) -> None:
     probe = sqlite3.connect(path)
     assert probe.execute("PRAGMA user_version").fetchone()[0] == 1
     probe.close()
+
+
+def test_a_failing_migration_changes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import wallet.store
+
+    path = tmp_path / "old.db"
+    write_v1_wallet(path)
+    broken = (wallet.store.MIGRATIONS[0], ("CREATE TABLE offers (x)", "CREATE TABLE offers (y)"))
+    monkeypatch.setattr(wallet.store, "MIGRATIONS", broken)
+    with pytest.raises(StoreError):
+        WalletStore.open(path, passphrase=PASSPHRASE)
+    probe = sqlite3.connect(path)
+    assert probe.execute("PRAGMA user_version").fetchone()[0] == 1
+    tables = {row[0] for row in probe.execute("SELECT name FROM sqlite_master")}
+    assert "offers" not in tables
+    probe.close()
+    monkeypatch.undo()
+    with WalletStore.open(path, passphrase=PASSPHRASE) as store:
+        assert store.schema_version == CURRENT_VERSION
+
+
+def test_a_failed_create_leaves_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import wallet.store
+
+    path = tmp_path / "new.db"
+    monkeypatch.setattr(wallet.store, "MIGRATIONS", (("CREATE TABLE broken (",),))
+    with pytest.raises(StoreError):
+        WalletStore.create(path, passphrase=PASSPHRASE, scrypt=FAST_SCRYPT_FOR_TESTS)
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.undo()
+    WalletStore.create(path, passphrase=PASSPHRASE, scrypt=FAST_SCRYPT_FOR_TESTS).close()
