@@ -9,7 +9,9 @@ cannot make the wallet do unbounded work.
 Two restrictions on top of DCQL, both deliberate: the only format is
 ``dc+sd-jwt``, and ``require_cryptographic_holder_binding`` may only be true,
 because this protocol never accepts a presentation without key binding.
-Unknown members are ignored, as DCQL requires of implementations.
+Unknown members are ignored, as DCQL requires of implementations; that
+includes ``trusted_authorities``, which this protocol leaves to the trust list
+(only issuers on it are accepted, whatever a query says).
 """
 
 from __future__ import annotations
