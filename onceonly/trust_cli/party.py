@@ -123,7 +123,13 @@ async def _check_dids(trust_list: TrustList, resolver: StandardDidResolver) -> d
 
 
 @click.command()
-@click.option("--room", required=True, help="Room alias or id of the trust list.")
+@click.option("--room", help="Room alias or id of the trust list.")
+@click.option(
+    "--file",
+    "from_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Take the signed list from this file instead of Matrix.",
+)
 @click.option(
     "--authority-key", "anchor_paths", multiple=True, type=click.Path(path_type=Path), required=True
 )
@@ -140,7 +146,8 @@ async def _check_dids(trust_list: TrustList, resolver: StandardDidResolver) -> d
 @reports_errors
 def fetch(
     ctx: click.Context,
-    room: str,
+    room: str | None,
+    from_file: Path | None,
     anchor_paths: tuple[Path, ...],
     data_dir: Path,
     authority_id: str | None,
@@ -150,22 +157,34 @@ def fetch(
     access_token: str | None,
     device_id: str,
 ) -> None:
-    """Fetch the published list, verify it and update the party's cache.
+    """Fetch the published list (or --file), verify it and update the party's cache.
 
     A rejected list or an unreachable homeserver leaves the cache as it was and
     exits 1 with the error code.
     """
-    from onceonly.matrix import state_rooms
-
+    if (room is None) == (from_file is None):
+        raise ConfigError("give exactly one of --room and --file")
     cache = TrustCache.in_data_dir(data_dir, load_anchors(anchor_paths))
-    # Explicit account options win; otherwise the party's own account.json.
-    default_dir = None if homeserver else data_dir
-    credentials = load_account(
-        account_dir or default_dir, homeserver, user_id, access_token, device_id
-    )
-    alias = state_rooms.room_alias(room, state_rooms.server_name_of(credentials.user_id))
+    source = str(from_file)
 
     async def run() -> Any:
+        if from_file is not None:
+            token = read_token_file(from_file)
+
+            async def from_disk() -> str | None:
+                return token
+
+            return await cache.refresh(from_disk, now=int(time.time()))
+        from onceonly.matrix import state_rooms
+
+        # Explicit account options win; otherwise the party's own account.json.
+        default_dir = None if homeserver else data_dir
+        credentials = load_account(
+            account_dir or default_dir, homeserver, user_id, access_token, device_id
+        )
+        alias = state_rooms.room_alias(str(room), state_rooms.server_name_of(credentials.user_id))
+        nonlocal source
+        source = alias
         async with state_rooms.state_client(credentials) as client:
             return await cache.refresh(
                 lambda: state_rooms.read_trust_list(client, alias, authority_id),
@@ -178,7 +197,7 @@ def fetch(
             outcome.error.detail["cached_seq"] = outcome.current.trust_list.seq
         raise outcome.error
     if outcome.current is None:
-        raise ConfigError(f"no trust list is published in {alias}")
+        raise ConfigError(f"no trust list is published in {source}")
     emit(
         ctx,
         {"updated": outcome.updated, **summary_of(outcome.current.trust_list)},

@@ -248,3 +248,26 @@ def test_verify_check_dids(authority: Path, tmp_path: Path) -> None:
         "--did-web-base", "no-equals-sign", "--json",
     )  # fmt: skip
     assert error_of(bad_base)["code"] == "config_error"
+
+
+def test_fetch_from_file_into_party_cache(authority: Path, tmp_path: Path) -> None:
+    add_registry(authority, tmp_path)
+    run_json("sign", "--dir", authority, "--out", tmp_path / "one.jwt")
+    run_json("sign", "--dir", authority, "--out", tmp_path / "two.jwt")
+    anchor, party = authority / "authority-key.pub.jwk", tmp_path / "party"
+    base = ["fetch", "--authority-key", anchor, "--data-dir", party]
+
+    first = run_json(*base, "--file", tmp_path / "two.jwt")
+    assert first["updated"] is True and first["seq"] == 2
+    cached = (party / "trust-list.jwt").read_text()
+    assert cached.strip() == (tmp_path / "two.jwt").read_text().strip()
+    again = run_json(*base, "--file", tmp_path / "two.jwt")
+    assert again["updated"] is False and again["seq"] == 2
+
+    older = error_of(run(*base, "--file", tmp_path / "one.jwt", "--json"))
+    assert older["code"] == "trust_list_rollback" and older["detail"]["cached_seq"] == 2
+    assert (party / "trust-list.jwt").read_text() == cached
+
+    assert error_of(run(*base, "--json"))["code"] == "config_error"
+    both = run(*base, "--file", tmp_path / "one.jwt", "--room", "trust", "--json")
+    assert error_of(both)["code"] == "config_error"
