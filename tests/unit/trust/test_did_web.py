@@ -195,3 +195,25 @@ def test_plain_http_refused_off_loopback() -> None:
 def test_malformed_did_web(did: str) -> None:
     with pytest.raises(errors.DidResolutionError):
         dids.StandardDidResolver().web_url(did)
+
+
+async def test_check_agency_did_web(
+    server: tuple[str, int], resolver: dids.StandardDidResolver
+) -> None:
+    from onceonly.trust import Agency, AgencyKey, LocalizedText
+
+    did, _ = server
+
+    def agency(key: jose.PrivateKey) -> Agency:
+        return Agency(
+            id="https://registry.example",
+            name=LocalizedText(de="Amt", en="Office"),
+            matrix_user_id="@registry:gov.example",
+            dids=(did, f"{did}:agencies:tax"),
+            keys=(AgencyKey(jwk={**key.public().to_jwk(), "kid": "listed"}, valid_from=0),),
+        )
+
+    matches = await dids.check_agency_dids(agency(KEY), resolver)
+    assert matches == {did: ["listed"], f"{did}:agencies:tax": ["listed"]}
+    with pytest.raises(errors.DidResolutionError, match="names none"):
+        await dids.check_agency_dids(agency(jose.generate_private_key()), resolver)
