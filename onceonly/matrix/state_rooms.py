@@ -13,7 +13,7 @@ reader verifies what it reads against its configured trust anchors.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Iterable
 from contextlib import asynccontextmanager
 from typing import Any, Final
 
@@ -85,9 +85,10 @@ def server_name_of(user_id: str) -> str:
     return user_id.split(":", 1)[1]
 
 
-async def _call(coroutine: Any) -> Any:
+async def _call(request: Awaitable[Any]) -> Any:
+    # nio raises aiohttp/OS errors once its retries are spent; callers get one typed error.
     try:
-        return await coroutine
+        return await request
     except (aiohttp.ClientError, OSError, TimeoutError) as exc:
         raise TransportError(f"homeserver unreachable: {exc}") from exc
 
