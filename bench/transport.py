@@ -12,7 +12,7 @@ measures in the same run, between two parties on that server:
 device policy). "plain nio" = two nio AsyncClients exchanging unencrypted
 ``m.room.message`` events (the floor a Matrix transport can reach on this machine).
 
-Usage: ``python bench/transport.py [--events 200] [--latency-samples 50]``
+Usage: ``python bench/transport.py [--events 200] [--latency-samples 50] [--rounds 3]``
 """
 
 from __future__ import annotations
@@ -192,37 +192,53 @@ def _table(encrypted: dict[str, float], plain: dict[str, float]) -> str:
     return "\n".join(lines)
 
 
-async def main(events: int, samples: int) -> None:
+async def main(events: int, samples: int, rounds: int) -> None:
     with tempfile.TemporaryDirectory(prefix="onceonly-bench-") as tmp:
         root = Path(tmp)
         hs = Homeserver.from_data_dir(root / "synapse", port=free_loopback_port())
         print(f"starting Synapse at {hs.base_url} ...", flush=True)
         await asyncio.to_thread(hs.start, 180.0)
         try:
-            tag = secrets.token_hex(3)
-            users = {
-                name: hs.register(f"bench-{name}-{tag}", unlimited=True)
-                for name in ("agency", "citizen", "plainsender", "plainreceiver")
-            }
-            plain = await bench_plain_nio(
-                users["plainsender"], users["plainreceiver"], samples, events
-            )
-            encrypted = await bench_onceonly(
-                users["agency"], users["citizen"], root / "parties", samples, events
-            )
+            plain_runs, encrypted_runs = [], []
+            # Alternate the two sides so machine load and Synapse warm-up hit both alike.
+            for round_no in range(rounds):
+                tag = f"{round_no}-{secrets.token_hex(3)}"
+                users = {
+                    name: hs.register(f"bench-{name}-{tag}", unlimited=True)
+                    for name in ("agency", "citizen", "plainsender", "plainreceiver")
+                }
+                plain_runs.append(
+                    await bench_plain_nio(
+                        users["plainsender"], users["plainreceiver"], samples, events
+                    )
+                )
+                encrypted_runs.append(
+                    await bench_onceonly(
+                        users["agency"], users["citizen"], root / f"parties-{tag}", samples, events
+                    )
+                )
+                print(f"round {round_no + 1}/{rounds} done", flush=True)
         finally:
             await asyncio.to_thread(hs.stop)
-    print(f"\n{samples} latency samples, {events} events for throughput, one local Synapse\n")
-    print(_table(encrypted, plain))
+    print(
+        f"\n{rounds} alternating rounds x ({samples} latency samples, {events} events for"
+        " throughput), one local Synapse; medians over rounds\n"
+    )
+    print(_table(_median(encrypted_runs), _median(plain_runs)))
+
+
+def _median(runs: list[dict[str, float]]) -> dict[str, float]:
+    return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
 
 
 def _args() -> Any:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--events", type=int, default=200)
     parser.add_argument("--latency-samples", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=3)
     return parser.parse_args()
 
 
 if __name__ == "__main__":
     args = _args()
-    asyncio.run(main(args.events, args.latency_samples))
+    asyncio.run(main(args.events, args.latency_samples, args.rounds))
