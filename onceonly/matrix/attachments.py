@@ -174,8 +174,9 @@ async def fetch(
         raise MalformedInput(f"attachment failed its integrity check: {exc}") from exc
     try:
         content = json.loads(plaintext)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise MalformedInput("attachment is not JSON") from exc
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        # RecursionError: absurdly deep nesting, which must not take the receiver down.
+        raise MalformedInput("attachment is not JSON (or nested too deeply)") from exc
     if not isinstance(content, dict):
         raise MalformedInput("attachment JSON is not an object")
     return content

@@ -116,6 +116,45 @@ Resolver = Callable[[InboundEvent], Awaitable[Inbound]]
 """Turns a recorded event into what the handler sees (e.g. fetches its attachment)."""
 
 
+class InboundStream:
+    """Use as the handler to consume items with ``async for`` instead of a callback.
+
+    An item counts as handled when the loop body that received it finishes, i.e. when the
+    loop asks for the next item. If the body raises (leaving the loop), the item is not
+    acknowledged: the dispatcher treats it as a handler failure and delivers it again.
+
+    Example::
+
+        stream = InboundStream()
+        party = PartyClient(data_dir, handler=stream, device_policy=...)
+        async for item in stream:
+            await process(item)   # acked when the next iteration starts
+    """
+
+    def __init__(self) -> None:
+        self._items: asyncio.Queue[tuple[Inbound, asyncio.Future[None]]] = asyncio.Queue()
+        self._current: asyncio.Future[None] | None = None
+
+    async def __call__(self, item: Inbound) -> None:
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        await self._items.put((item, done))
+        await done
+
+    def __aiter__(self) -> InboundStream:
+        return self
+
+    async def __anext__(self) -> Inbound:
+        if self._current is not None and not self._current.done():
+            self._current.set_result(None)
+        item, self._current = await self._items.get()
+        return item
+
+    def abandon(self, reason: str = "consumer stopped") -> None:
+        """Fail the item being processed (it will be delivered again)."""
+        if self._current is not None and not self._current.done():
+            self._current.set_exception(RuntimeError(reason))
+
+
 class _Inbound(BaseModel):
     """Parses the stored JSON back into the right model."""
 

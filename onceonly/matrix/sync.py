@@ -196,6 +196,8 @@ class SyncLoop:
             self._store.keep_undecrypted(event_id, room_id, source)
             return
         item = self._to_inbound(event, room_id)
+        if isinstance(item, InboundProblem):
+            logger.warning("problem with %s from %s: %s", event_id, item.sender, item.message)
         self._store.record_inbound(event_id, item.model_dump(mode="json"))
 
     def _to_inbound(self, event: Any, room_id: str) -> Inbound:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from onceonly.matrix.inbox import (
     Inbound,
     InboundEvent,
     InboundProblem,
+    InboundStream,
     parse_stored,
 )
 from onceonly.matrix.rooms import DirectRooms, InvitesFrom
@@ -231,3 +233,26 @@ def test_megolm_event_without_key_is_kept_not_delivered(store: TransportStore) -
     loop._record(megolm, "!r")
     assert store.pending_inbound() == []
     assert [r.event_id for r in store.undecrypted()] == ["$1"]
+
+
+async def test_stream_acknowledges_an_item_when_the_next_is_requested(
+    store: TransportStore,
+) -> None:
+    stream = InboundStream()
+    for n in (1, 2):
+        store.record_inbound(f"$e{n}", _event(n))
+    dispatcher = Dispatcher(store, stream, _identity, max_attempts=5)
+    delivery = asyncio.create_task(dispatcher.deliver_pending())
+    iterator = aiter(stream)
+    first = await anext(iterator)
+    assert first.event_id == "$e1"
+    await asyncio.sleep(0.05)
+    assert [r.event_id for r in store.pending_inbound()] == ["$e1", "$e2"]  # not acked yet
+    second = await anext(iterator)  # acks $e1
+    assert second.event_id == "$e2"
+    await asyncio.sleep(0.05)
+    assert [r.event_id for r in store.pending_inbound()] == ["$e2"]
+    stream.abandon()  # the consumer failed on $e2: it stays pending for redelivery
+    assert await delivery is True
+    rows = store.pending_inbound()
+    assert [(r.event_id, r.attempts) for r in rows] == [("$e2", 1)]
