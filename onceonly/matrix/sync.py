@@ -195,7 +195,16 @@ class SyncLoop:
         if isinstance(event, MegolmEvent):
             self._store.keep_undecrypted(event_id, room_id, source)
             return
-        item = self._to_inbound(event, room_id)
+        try:
+            item = self._to_inbound(event, room_id)
+        except Exception as exc:
+            # One strange event must not wedge the loop on the same sync token forever.
+            logger.exception("cannot convert event %s", event_id)
+            item = InboundProblem.from_error(
+                MalformedInput(f"unreadable event: {type(exc).__name__}"),
+                event_id=event_id,
+                room_id=room_id,
+            )
         if isinstance(item, InboundProblem):
             logger.warning("problem with %s from %s: %s", event_id, item.sender, item.message)
         self._store.record_inbound(event_id, item.model_dump(mode="json"))

@@ -256,3 +256,19 @@ async def test_stream_acknowledges_an_item_when_the_next_is_requested(
     assert await delivery is True
     rows = store.pending_inbound()
     assert [(r.event_id, r.attempts) for r in rows] == [("$e2", 1)]
+
+
+def test_an_event_that_breaks_conversion_becomes_a_problem_not_a_stuck_loop(
+    store: TransportStore,
+) -> None:
+    class Strange:
+        source = _raw(event_id="$odd")
+        decrypted = True  # but no sender_key: conversion fails
+
+    loop = _loop(store)
+    loop._record(Strange(), "!r")
+    loop._record(Event.parse_event(_raw(event_id="$next")), "!r")
+    items = [parse_stored(r.payload) for r in store.pending_inbound()]
+    assert isinstance(items[0], InboundProblem) and items[0].code == "malformed"
+    assert items[0].event_id == "$odd"
+    assert isinstance(items[1], InboundEvent)
