@@ -187,11 +187,14 @@ class Outbox:
             await client.joined_members(room_id)
         if client.should_query_keys:
             await client.keys_query()
-        apply_device_policy(client, room_id, self._policy)
+        allowed = apply_device_policy(client, room_id, self._policy)
         missing = client.get_missing_sessions(room_id)
         if missing:
             await client.keys_claim(missing)
-            apply_device_policy(client, room_id, self._policy)
+            allowed = apply_device_policy(client, room_id, self._policy)
+        if not any(not entry.startswith(f"{client.user_id}|") for entry in allowed):
+            # Not an error (a device may be approved later), but nobody can read this yet.
+            logger.warning("no device in %s is allowed to read what we send", room_id)
 
 
 class _PermanentFailure(Exception):

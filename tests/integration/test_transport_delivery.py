@@ -167,3 +167,33 @@ async def test_failing_handler_is_retried_then_parked_without_blocking_or_losing
         parked = citizen.store.parked_inbound()
         assert [row.payload["content"]["n"] for row in parked] == [2]
         assert citizen.store.pending_inbound() == []
+
+
+async def test_content_just_under_the_switch_goes_inline_and_synapse_accepts_it(
+    synapse: Homeserver, tmp_path: Path
+) -> None:
+    agency_creds, agency_dir = register(synapse, "agency", tmp_path)
+    citizen_creds, citizen_dir = register(synapse, "citizen", tmp_path)
+    at_citizen = Collector()
+    content = {"body": "near the limit", "blob": ""}
+    while not attachments.needs_attachment(EVENT_TYPE, content, encrypted=True):
+        content["blob"] += "z" * 256
+    content["blob"] = content["blob"][:-256]  # the largest that still goes inline
+    assert not attachments.needs_attachment(EVENT_TYPE, content, encrypted=True)
+
+    async with (
+        party(agency_dir, Collector(), peers=[citizen_creds.user_id]) as agency,
+        party(citizen_dir, at_citizen, peers=[agency_creds.user_id]),
+    ):
+        room_id = await agency.ensure_direct_room(citizen_creds.user_id)
+        await (await agency.send(room_id, EVENT_TYPE, content)).event_id(timeout=60)
+        await at_citizen.wait_for(lambda: len(at_citizen.items) == 1)
+
+    assert at_citizen.events[0].content == content
+    (raw,) = [
+        e
+        for e in await raw_room_events(synapse, agency_creds.access_token, room_id)
+        if "state_key" not in e
+    ]
+    stored = len(json.dumps(raw))
+    assert 50 * 1024 < stored < 64 * 1024  # inline, and within Synapse's cap
