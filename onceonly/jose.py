@@ -13,7 +13,6 @@ generic libraries because it calls ``cryptography`` directly.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import hashlib
 import json
@@ -49,7 +48,14 @@ DEFAULT_MAX_TOKEN_BYTES: Final = 256 * 1024
 DEFAULT_MAX_JSON_DEPTH: Final = 32
 
 _B64URL_RE = re.compile(r"[A-Za-z0-9_-]*")
+# Last characters whose unused low bits are zero (4 unused bits after 2 chars, 2 after 3).
+_CANONICAL_LAST_OF_2: Final = frozenset("AQgw")
+_CANONICAL_LAST_OF_3: Final = frozenset("AEIMQUYcgkosw048")
 _P256_COORD_BYTES: Final = 32
+_ECDSA_SHA256: Final = ec.ECDSA(hashes.SHA256())  # immutable; built once for the hot path
+_TO_STANDARD_B64: Final = bytes.maketrans(b"-_", b"+/")
+_TO_URLSAFE_B64: Final = bytes.maketrans(b"+/", b"-_")
+_PADDING: Final = (b"", b"", b"==", b"=")  # by len % 4 (1 is invalid and rejected first)
 
 
 # --- base64url and JSON ----------------------------------------------------------
@@ -57,7 +63,9 @@ _P256_COORD_BYTES: Final = 32
 
 def b64url_encode(data: bytes) -> str:
     """Encode bytes as unpadded base64url (RFC 7515 §2)."""
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+    # binascii directly: base64.urlsafe_b64encode adds Python layers on a hot path.
+    encoded = binascii.b2a_base64(data, newline=False).rstrip(b"=")
+    return encoded.translate(_TO_URLSAFE_B64).decode("ascii")
 
 
 def b64url_decode(text: str) -> bytes:
@@ -69,21 +77,31 @@ def b64url_decode(text: str) -> bytes:
     if not isinstance(text, str) or not _B64URL_RE.fullmatch(text) or len(text) % 4 == 1:
         raise MalformedInput("not unpadded base64url")
     try:
-        decoded = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        # The regex already pinned the alphabet, so binascii can decode directly
+        # (base64.urlsafe_b64decode adds several Python layers on a hot path).
+        padded = text.encode("ascii").translate(_TO_STANDARD_B64) + _PADDING[len(text) % 4]
+        decoded = binascii.a2b_base64(padded)
     except (binascii.Error, ValueError) as exc:
         raise MalformedInput("not unpadded base64url") from exc
     # Reject non-canonical encodings (stray low bits) so one value has one encoding.
-    if b64url_encode(decoded) != text:
+    # Only the last character can carry such bits; checking it is much cheaper
+    # than re-encoding on this hot path.
+    tail = len(text) % 4
+    if (tail == 2 and text[-1] not in _CANONICAL_LAST_OF_2) or (
+        tail == 3 and text[-1] not in _CANONICAL_LAST_OF_3
+    ):
         raise MalformedInput("non-canonical base64url")
     return decoded
 
 
 def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise DuplicateJsonKey(f"duplicate JSON member name {key!r}")
-        out[key] = value
+    out = dict(pairs)  # C-speed; a size difference reveals a repeated name
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        for key, _value in pairs:
+            if key in seen:
+                raise DuplicateJsonKey(f"duplicate JSON member name {key!r}")
+            seen.add(key)
     return out
 
 
@@ -101,6 +119,13 @@ def _depth(value: Any, limit: int) -> None:
                 raise InputTooLarge(f"JSON nested deeper than {limit} levels")
             children = item.values() if isinstance(item, dict) else item
             stack.extend((child, level + 1) for child in children)
+
+
+# Built once: json.loads with hooks would build (and discard) a decoder per call.
+_STRICT_DECODER: Final = json.JSONDecoder(
+    object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant
+)
+_COMPACT_ENCODER: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
 def strict_json_loads(
@@ -122,16 +147,18 @@ def strict_json_loads(
         text = data.decode("utf-8") if isinstance(data, bytes) else data
         # Depth is bounded before parsing too: json's recursive decoder would
         # otherwise hit RecursionError on pathological input.
-        if text.count("[") + text.count("{") > max_depth and _bracket_depth(text) > max_depth:
+        brackets = text.count("[") + text.count("{")
+        if brackets > max_depth and _bracket_depth(text) > max_depth:
             raise InputTooLarge(f"JSON nested deeper than {max_depth} levels")
-        value = json.loads(
-            text, object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant
-        )
+        value = _STRICT_DECODER.decode(text)
     except UnicodeDecodeError as exc:
         raise MalformedInput("JSON is not valid UTF-8") from exc
     except json.JSONDecodeError as exc:
         raise MalformedInput(f"invalid JSON: {exc.msg} at position {exc.pos}") from exc
-    _depth(value, max_depth)
+    # With no more brackets than levels allowed, the value cannot be too deep:
+    # skip the walk (the common case for tokens, and a hot path).
+    if brackets > max_depth:
+        _depth(value, max_depth)
     return value
 
 
@@ -158,7 +185,7 @@ def _bracket_depth(text: str) -> int:
 
 def json_dumps_compact(value: Any) -> str:
     """Serialize JSON compactly (no spaces), keeping non-ASCII characters as UTF-8."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return _COMPACT_ENCODER.encode(value)
 
 
 def json_object_b64(value: Mapping[str, Any]) -> str:
@@ -173,13 +200,17 @@ def _int_to_b64(value: int, length: int) -> str:
     return b64url_encode(value.to_bytes(length, "big"))
 
 
-def _b64_to_int(text: Any, length: int, what: str) -> int:
+def _b64_fixed(text: Any, length: int, what: str) -> bytes:
     if not isinstance(text, str):
         raise MalformedInput(f"JWK member {what} must be a string")
     raw = b64url_decode(text)
     if len(raw) != length:
         raise MalformedInput(f"JWK member {what} must be {length} bytes")
-    return int.from_bytes(raw, "big")
+    return raw
+
+
+def _b64_to_int(text: Any, length: int, what: str) -> int:
+    return int.from_bytes(_b64_fixed(text, length, what), "big")
 
 
 @dataclass(frozen=True)
@@ -219,9 +250,7 @@ class PublicKey:
                     return False
                 r = int.from_bytes(signature[:_P256_COORD_BYTES], "big")
                 s = int.from_bytes(signature[_P256_COORD_BYTES:], "big")
-                self.key.verify(
-                    encode_dss_signature(r, s), signing_input, ec.ECDSA(hashes.SHA256())
-                )
+                self.key.verify(encode_dss_signature(r, s), signing_input, _ECDSA_SHA256)
             else:
                 self.key.verify(signature, signing_input)
         except _CryptoInvalidSignature:
@@ -244,7 +273,7 @@ class PrivateKey:
     def sign(self, signing_input: bytes) -> bytes:
         """Sign ``signing_input``; ES256 signatures are returned as raw ``r || s``."""
         if isinstance(self.key, ec.EllipticCurvePrivateKey):
-            r, s = decode_dss_signature(self.key.sign(signing_input, ec.ECDSA(hashes.SHA256())))
+            r, s = decode_dss_signature(self.key.sign(signing_input, _ECDSA_SHA256))
             return r.to_bytes(_P256_COORD_BYTES, "big") + s.to_bytes(_P256_COORD_BYTES, "big")
         return self.key.sign(signing_input)
 
@@ -303,11 +332,12 @@ def public_key_from_jwk(jwk: Mapping[str, Any], *, allow_private: bool = False) 
     if kid is not None and not isinstance(kid, str):
         raise MalformedInput("JWK kid must be a string")
     if kty == "EC" and crv == "P-256":
-        x = _b64_to_int(jwk.get("x"), _P256_COORD_BYTES, "x")
-        y = _b64_to_int(jwk.get("y"), _P256_COORD_BYTES, "y")
+        x = _b64_fixed(jwk.get("x"), _P256_COORD_BYTES, "x")
+        y = _b64_fixed(jwk.get("y"), _P256_COORD_BYTES, "y")
         try:
+            # The uncompressed SEC1 point; faster than going through integers.
             key: ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey = (
-                ec.EllipticCurvePublicNumbers(x, y, ec.SECP256R1()).public_key()
+                ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), b"\x04" + x + y)
             )
         except ValueError as exc:
             raise MalformedInput("EC point is not on P-256") from exc

@@ -12,6 +12,9 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
 from onceonly import jose
 from onceonly.errors import (
     KeyBindingError,
@@ -100,6 +103,8 @@ def _related(pattern: ClaimPath, path: ClaimPath) -> bool:
     # A disclosure is needed if it is an ancestor of a match (the parent a
     # nested claim lives in) or a descendant (part of the requested value).
     depth = min(len(pattern), len(path))
+    if None not in pattern:  # the common case: a plain tuple comparison
+        return pattern[:depth] == path[:depth]
     return path_matches(pattern[:depth], path[:depth])
 
 
@@ -179,5 +184,12 @@ def _check_holder_key(sd_jwt: SdJwt, holder_key: jose.PrivateKey) -> None:
         bound = jose.public_key_from_jwk(jwk)
     except (MalformedInput, UnsupportedAlgorithm) as exc:
         raise KeyBindingError("the credential's cnf.jwk is not a usable public key") from exc
-    if bound.thumbprint() != holder_key.public().thumbprint():
+    if _raw_public(bound.key) != _raw_public(holder_key.key.public_key()):
         raise KeyBindingError("holder_key is not the key this credential is bound to")
+
+
+def _raw_public(key: ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey) -> bytes:
+    # Comparing encoded points is exact and much cheaper than JWK thumbprints.
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        return key.public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
+    return key.public_bytes(Encoding.Raw, PublicFormat.Raw)

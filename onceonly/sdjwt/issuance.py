@@ -79,7 +79,9 @@ class _Builder:
         random_bytes: Callable[[int], bytes],
         hash_alg: str,
     ) -> None:
-        self.patterns = patterns
+        # Exact paths are looked up in a set; only wildcard patterns need a scan.
+        self.exact = {p for p in patterns if None not in p}
+        self.wildcards = [p for p in patterns if None in p]
         self.matched: set[ClaimPath] = set()
         self.decoys = decoys
         self.random_bytes = random_bytes
@@ -87,8 +89,10 @@ class _Builder:
         self.disclosures: list[PathedDisclosure] = []
 
     def disclosable(self, path: ClaimPath) -> bool:
-        hit = False
-        for pattern in self.patterns:
+        hit = path in self.exact
+        if hit:
+            self.matched.add(path)
+        for pattern in self.wildcards:
             if path_matches(pattern, path):
                 self.matched.add(pattern)
                 hit = True

@@ -80,6 +80,9 @@ def decode_all(
     return by_digest
 
 
+_SPECIAL_NAMES = frozenset({SD_KEY, SD_ALG_KEY, ELLIPSIS_KEY})
+
+
 class _Walker:
     """State of one processing pass (kept per call: the core holds no globals)."""
 
@@ -115,13 +118,16 @@ class _Walker:
             raise InputTooLarge(f"claims nested deeper than {self.max_depth} levels")
         out: dict[str, Any] = {}
         for name, child in obj.items():
-            if name == SD_KEY or (name == SD_ALG_KEY and not path):
-                continue
-            if name == ELLIPSIS_KEY:
-                raise InvalidDisclosure("'...' is only allowed as an array-element placeholder")
-            if name == SD_ALG_KEY:
+            if name in _SPECIAL_NAMES:
+                if name == SD_KEY or (name == SD_ALG_KEY and not path):
+                    continue
+                if name == ELLIPSIS_KEY:
+                    raise InvalidDisclosure("'...' is only allowed as an array-element placeholder")
                 raise InvalidDisclosure("'_sd_alg' is only allowed at the top level")
-            out[name] = self.value(child, (*path, name), depth)
+            if self.collect_paths or isinstance(child, dict | list):
+                out[name] = self.value(child, (*path, name), depth)
+            else:
+                out[name] = child  # a plain value: no path to build, nothing to walk
         digests = obj.get(SD_KEY)
         if digests is None:
             return out

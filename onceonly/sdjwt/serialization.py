@@ -104,7 +104,7 @@ def _split_compact(text: str) -> RawSdJwt:
     issuer_jwt, disclosures, last = parts[0], parts[1:-1], parts[-1]
     if not issuer_jwt:
         raise MalformedInput("the issuer-signed JWT is empty")
-    if any(not disclosure for disclosure in disclosures):
+    if "" in disclosures:
         raise MalformedInput("empty disclosure component ('~~')")
     return RawSdJwt(issuer_jwt, tuple(disclosures), last or None, "compact")
 
