@@ -6,12 +6,24 @@ rooms), the sync loop, the dispatcher that calls the party's handler, and the ou
 worker. Everything the party sends and receives is a raw ``(event type, content)`` pair;
 the protocol layer gives it meaning.
 
-Usage::
+Usage (an agency; ``account.json`` in ``data_dir`` holds the stored login)::
 
-    async with PartyClient(data_dir, login, device_policy=..., handler=on_event,
-                           invite_policy=InvitesFrom({"@agency:hs"})) as party:
+    async def on_inbound(item: Inbound) -> None:
+        ...  # InboundEvent or InboundProblem; returning acknowledges it
+
+    party = PartyClient(
+        data_dir,
+        device_policy=AllowListedDevices({"@citizen:hs": ["WALLETDEVICE"]}),
+        handler=on_inbound,
+        invite_policy=InvitesFrom({"@citizen:hs"}),
+    )
+    async with party:
         room_id = await party.ensure_direct_room("@citizen:hs")
-        event_id = await (await party.send(room_id, "org.example.ping", {"body": "hi"})).event_id()
+        handle = await party.send(room_id, "org.example.ping", {"body": "hi"})
+        event_id = await handle.event_id()
+
+The transport is safe to stop at any moment (including SIGKILL): queued sends stay in
+the outbox, received events in the inbox, and both resume on the next start.
 """
 
 from __future__ import annotations
