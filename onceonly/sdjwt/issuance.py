@@ -48,16 +48,22 @@ class IssuedSdJwt:
     Attributes:
         issuer_jwt: The signed JWT (compact).
         disclosures: Every disclosure, each with its claim path and digest.
-        header: The protected header.
         payload: The signed payload (with digests, not claim values).
         hash_alg: The ``_sd_alg``.
     """
 
     issuer_jwt: str
     disclosures: tuple[PathedDisclosure, ...]
-    header: dict[str, Any] = field(repr=False)
     payload: dict[str, Any] = field(repr=False)
     hash_alg: str = "sha-256"
+
+    @property
+    def header(self) -> dict[str, Any]:
+        """The protected header, read back from the signed JWT."""
+        header: dict[str, Any] = jose.strict_json_loads(
+            jose.b64url_decode(self.issuer_jwt.split(".", 1)[0])
+        )
+        return header
 
     def serialize(self) -> str:
         """Compact form ``<jwt>~<d1>~...~<dN>~`` (every disclosure, no KB-JWT)."""
@@ -233,17 +239,12 @@ def issue_sd_jwt_vc(
         payload["status"] = dict(status)
     payload.update(body)
     payload[SD_ALG_KEY] = hash_alg
-    header: dict[str, Any] = {"alg": signing_key.alg, "typ": SD_JWT_VC_TYP}
-    if signing_key.kid is not None:
-        header["kid"] = signing_key.kid
-    header.update(extra_header or {})
     issuer_jwt = jose.sign_compact(
         payload, signing_key, typ=SD_JWT_VC_TYP, extra_header=extra_header
     )
     return IssuedSdJwt(
         issuer_jwt=issuer_jwt,
         disclosures=tuple(builder.disclosures),
-        header=header,
         payload=payload,
         hash_alg=hash_alg,
     )

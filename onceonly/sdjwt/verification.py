@@ -117,9 +117,9 @@ class VerifiedCredential:
 
 
 def _number(claims: dict[str, Any], name: str, *, required: bool) -> int | float | None:
-    value = claims.get(name)
-    if value is None and not required and name not in claims:
+    if name not in claims and not required:
         return None
+    value = claims.get(name)
     if not isinstance(value, int | float) or isinstance(value, bool):
         raise InvalidClaim(f"'{name}' must be a number", detail={"claim": name})
     return value

@@ -174,3 +174,10 @@ def test_real_subprocess(tmp_path: Path) -> None:
     )
     assert bad.returncode == 1
     assert "error: not_yet_valid:" in bad.stderr
+
+
+def test_group_also_carries_the_audit_log_commands() -> None:
+    result = run(["audit", "--help"])
+    assert result.exit_code == 0
+    for command in ("sd-jwt", "log", "export-log"):
+        assert command in result.output

@@ -161,3 +161,13 @@ def test_json_serializations_parse_back(issue: Issue) -> None:
         assert parsed.raw.issuer_jwt == issued.issuer_jwt
         assert parsed.claims["given_name"] == "Ana"
         assert parsed.claims["nationalities"] == ["PT", "ES"]
+
+
+def test_header_is_read_back_from_the_signed_jwt(issue: Issue) -> None:
+    issued = issue(CLAIMS, [], extra_header={"x5t#S256": "abc"})
+    assert issued.header == {
+        "alg": "ES256",
+        "typ": "dc+sd-jwt",
+        "kid": "issuer-1",
+        "x5t#S256": "abc",
+    }
