@@ -9,9 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 # PostgreSQL on loopback with trust auth, database `test` (the machine's service).
-POSTGRES_DSN = os.environ.get(
-    "ONCEONLY_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test"
-)
+POSTGRES_DSN = os.environ.get("ONCEONLY_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 
 
 @pytest.fixture
