@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from onceonly.errors import InvalidDisclosure, MalformedInput, UnsupportedAlgorithm
 from onceonly.jose import b64url_decode, b64url_encode, json_dumps_compact, strict_json_loads
@@ -63,9 +62,8 @@ def digest_of(encoded: str, hash_alg: str = DEFAULT_HASH_ALG) -> str:
     return b64url_encode(hash_function(hash_alg)(data).digest())
 
 
-@dataclass(frozen=True, slots=True)
-class Disclosure:
-    """One decoded disclosure.
+class Disclosure(NamedTuple):
+    """One decoded disclosure (immutable; a NamedTuple because it is built on hot paths).
 
     Attributes:
         encoded: The base64url string exactly as issued or received.

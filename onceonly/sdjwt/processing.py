@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from onceonly.errors import InputTooLarge, InvalidDisclosure
 from onceonly.sdjwt.claims import ClaimPath
@@ -28,8 +28,7 @@ from onceonly.sdjwt.disclosures import (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class PathedDisclosure:
+class PathedDisclosure(NamedTuple):
     """A disclosure together with where it sits and the digest that references it."""
 
     disclosure: Disclosure
@@ -188,7 +187,7 @@ def process_payload(
         InputTooLarge: nesting deeper than ``max_depth``.
     """
     walker = _Walker(by_digest, max_depth, collect_paths)
-    claims = walker.obj(dict(payload), (), 1)
+    claims = walker.obj(payload if isinstance(payload, dict) else dict(payload), (), 1)
     if len(walker.used) != len(by_digest):
         raise InvalidDisclosure("a disclosure is not referenced by any digest")
     ordered = tuple(
