@@ -97,7 +97,7 @@ def encode_disclosure(salt: str, name: str | None, value: Any) -> Disclosure:
         raise InvalidDisclosure(f"claim name {name!r} is reserved")
     parts: list[Any] = [salt, value] if name is None else [salt, name, value]
     encoded = b64url_encode(json_dumps_compact(parts).encode("utf-8"))
-    return Disclosure(encoded=encoded, salt=salt, name=name, value=value)
+    return Disclosure(encoded, salt, name, value)
 
 
 def decode_disclosure(encoded: str, *, max_bytes: int, max_depth: int) -> Disclosure:

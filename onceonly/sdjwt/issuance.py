@@ -15,6 +15,7 @@ from typing import Any, Final
 
 from onceonly import jose
 from onceonly.errors import ForbiddenDisclosableClaim, IssuanceError, ReservedClaimName
+from onceonly.jose import b64url_encode
 from onceonly.sdjwt.claims import (
     ISSUER_SET_CLAIMS,
     NEVER_DISCLOSABLE,
@@ -32,6 +33,7 @@ from onceonly.sdjwt.disclosures import (
     SUPPORTED_HASH_ALGS,
     decoy_digest,
     encode_disclosure,
+    hash_function,
     new_salt,
 )
 from onceonly.sdjwt.processing import PathedDisclosure
@@ -92,12 +94,15 @@ class _Builder:
         self.decoys = decoys
         self.random_bytes = random_bytes
         self.hash_alg = hash_alg
+        self.hasher = hash_function(hash_alg)
         self.disclosures: list[PathedDisclosure] = []
 
     def disclosable(self, path: ClaimPath) -> bool:
         hit = path in self.exact
         if hit:
             self.matched.add(path)
+        if not self.wildcards:
+            return hit
         for pattern in self.wildcards:
             if path_matches(pattern, path):
                 self.matched.add(pattern)
@@ -106,11 +111,13 @@ class _Builder:
 
     def conceal(self, name: str | None, value: Any, path: ClaimPath) -> str:
         disclosure = encode_disclosure(new_salt(self.random_bytes), name, value)
-        digest = disclosure.digest(self.hash_alg)
-        self.disclosures.append(PathedDisclosure(disclosure=disclosure, digest=digest, path=path))
+        digest = b64url_encode(self.hasher(disclosure.encoded.encode("ascii")).digest())
+        self.disclosures.append(PathedDisclosure(disclosure, digest, path))
         return digest
 
     def value(self, value: Any, path: ClaimPath) -> Any:
+        if isinstance(value, str | int | float | bool | None):
+            return value  # the common leaf: skip the (slow) Mapping ABC check
         if isinstance(value, Mapping):
             return self.obj(value, path)
         if isinstance(value, list | tuple):
