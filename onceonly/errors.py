@@ -225,6 +225,12 @@ class ReservedClaimName(IssuanceError):
     code = "reserved_claim_name"
 
 
+class UnsupportedCredentialType(IssuanceError):
+    """The agency does not issue this ``vct`` (not configured, or not allowed by the trust list)."""
+
+    code = "unsupported_credential_type"
+
+
 # --- trust and policy ----------------------------------------------------------
 
 
