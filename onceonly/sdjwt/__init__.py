@@ -16,6 +16,7 @@ from onceonly.sdjwt.holder import (
     SdJwt,
     parse_sd_jwt,
     present,
+    present_disclosures,
     present_without_key_binding,
     select_disclosures,
 )
@@ -48,6 +49,7 @@ __all__ = [
     "issue_sd_jwt_vc",
     "parse_sd_jwt",
     "present",
+    "present_disclosures",
     "present_without_key_binding",
     "select_disclosures",
     "serialize_compact",

@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from onceonly import jose
 from onceonly.errors import (
+    InvalidDisclosure,
     KeyBindingError,
     MalformedInput,
     QueryNotSatisfied,
@@ -99,40 +100,45 @@ def parse_sd_jwt(
     )
 
 
-def _related(pattern: ClaimPath, path: ClaimPath) -> bool:
-    # A disclosure is needed if it is an ancestor of a match (the parent a
-    # nested claim lives in) or a descendant (part of the requested value).
-    depth = min(len(pattern), len(path))
-    if None not in pattern:  # the common case: a plain tuple comparison
-        return pattern[:depth] == path[:depth]
-    return path_matches(pattern[:depth], path[:depth])
+def _matches(sd_jwt: SdJwt, pattern: ClaimPath) -> set[ClaimPath]:
+    """The concrete claim paths ``pattern`` names in this credential."""
+    if None not in pattern:
+        return {pattern} if pattern in sd_jwt.claim_paths else set()
+    return {
+        path
+        for path in sd_jwt.claim_paths
+        if len(path) == len(pattern) and path_matches(pattern, path)
+    }
 
 
 def select_disclosures(sd_jwt: SdJwt, disclose: Collection[ClaimPath]) -> list[str]:
     """The encoded disclosures needed to reveal ``disclose`` (in issued order).
 
+    For every claim a path names, that takes its own disclosure, the
+    disclosures of the objects/arrays it sits in (without them the verifier
+    cannot reach it) and every disclosure inside it (the whole value was asked
+    for). Nothing else: a wildcard over array elements only opens the elements
+    that actually have the requested claim.
+
     Raises:
-        QueryNotSatisfied: a requested path names no claim of this credential.
+        QueryNotSatisfied: a requested path names no claim of this credential
+            (a wildcard may match nothing, but the array it ranges over must exist).
         ValueError: a malformed path (programming error).
     """
-    patterns = [validate_path(path) for path in disclose]
-    for pattern in patterns:
-        has_wildcard = None in pattern
-        if not has_wildcard and pattern not in sd_jwt.claim_paths:
-            raise QueryNotSatisfied(f"the credential has no claim {format_path(pattern)}")
-        if has_wildcard and not any(
-            len(path) >= len(pattern) and path_matches(pattern, path[: len(pattern)])
-            for path in sd_jwt.claim_paths
-        ):
-            # A wildcard over an empty array is satisfied by disclosing nothing,
-            # but only if the array itself exists.
-            parent = pattern[: pattern.index(None)]
-            if parent and parent not in sd_jwt.claim_paths:
-                raise QueryNotSatisfied(f"the credential has no claim {format_path(parent)}")
+    targets: set[ClaimPath] = set()
+    for pattern in (validate_path(path) for path in disclose):
+        found = _matches(sd_jwt, pattern)
+        if not found:
+            anchor = pattern[: pattern.index(None)] if None in pattern else pattern
+            if not anchor or anchor not in sd_jwt.claim_paths or anchor == pattern:
+                raise QueryNotSatisfied(f"the credential has no claim {format_path(pattern)}")
+        targets |= found
+    enclosing = {target[:depth] for target in targets for depth in range(1, len(target) + 1)}
     return [
         item.disclosure.encoded
         for item in sd_jwt.disclosures
-        if any(_related(pattern, item.path) for pattern in patterns)
+        if item.path in enclosing
+        or any(item.path[:depth] in targets for depth in range(1, len(item.path)))
     ]
 
 
@@ -153,8 +159,38 @@ def present(
         QueryNotSatisfied: a requested path does not exist in the credential.
         KeyBindingError: ``holder_key`` is not the key in the credential's ``cnf``.
     """
-    _check_holder_key(sd_jwt, holder_key)
     selected = select_disclosures(sd_jwt, disclose)
+    return present_disclosures(
+        sd_jwt, disclosures=selected, holder_key=holder_key, aud=aud, nonce=nonce, now=now
+    )
+
+
+def present_disclosures(
+    sd_jwt: SdJwt,
+    *,
+    disclosures: Collection[str],
+    holder_key: jose.PrivateKey,
+    aud: str,
+    nonce: str,
+    now: int,
+) -> str:
+    """Present exactly ``disclosures`` (encoded, as received) with a KB-JWT.
+
+    For callers that already decided which disclosures to reveal (a DCQL match
+    picks parents and earlier array elements itself); nothing is added. The
+    disclosures are emitted in the order the SD-JWT holds them.
+
+    Raises:
+        InvalidDisclosure: a disclosure is not one of this SD-JWT's.
+        KeyBindingError: ``holder_key`` is not the key in the credential's ``cnf``.
+    """
+    _check_holder_key(sd_jwt, holder_key)
+    wanted = set(disclosures)
+    selected = [item.disclosure.encoded for item in sd_jwt.disclosures]
+    unknown = wanted.difference(selected)
+    if unknown:
+        raise InvalidDisclosure(f"{len(unknown)} disclosure(s) do not belong to this SD-JWT")
+    selected = [encoded for encoded in selected if encoded in wanted]
     kb_jwt = create_kb_jwt(
         compact_without_kb(sd_jwt.raw.issuer_jwt, selected),
         holder_key=holder_key,

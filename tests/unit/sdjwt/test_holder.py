@@ -179,3 +179,14 @@ def test_parse_rejects_unreferenced_disclosure(issue: Issue) -> None:
     text = issue(CLAIMS, DISCLOSABLE).serialize()
     with pytest.raises(InvalidDisclosure):
         parse_sd_jwt(text + jose.b64url_encode(b'["salt","x",1]') + "~")
+
+
+def test_wildcard_opens_only_elements_that_have_the_claim(issue: Issue) -> None:
+    claims = {"pets": [{"name": "Rex", "chip": "123"}, {"name": "Tom"}]}
+    held = parse_sd_jwt(issue(claims, [("pets", None), ("pets", None, "chip")]).serialize())
+    assert paths_of(held, select_disclosures(held, [("pets", None, "chip")])) == {
+        ("pets", 0),
+        ("pets", 0, "chip"),
+    }
+    # A wildcard that matches nothing inside an existing array discloses nothing.
+    assert select_disclosures(held, [("pets", None, "owner")]) == []
