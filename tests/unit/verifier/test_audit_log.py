@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import multiprocessing
 import time
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import pytest
 from onceonly import errors
 from onceonly.jose import PrivateKey, generate_private_key, private_key_from_jwk, verify_compact
 from tests.unit.verifier.audit_samples import OUTCOME, T0, TRUST, append_sample
+from tests.unit.verifier.processes import BARRIER_TIMEOUT_S, race
 from verifier.audit import audit_file, audit_lines
 from verifier.audit_format import (
     HEAD_TYP,
@@ -158,7 +158,7 @@ def _append_worker(
     location: str, jwk: dict[str, str], prefix: str, count: int, barrier: object
 ) -> None:
     with AuditLog.open(location, signing_key=private_key_from_jwk(jwk), head_every=25) as log:
-        barrier.wait()  # type: ignore[attr-defined]
+        barrier.wait(timeout=BARRIER_TIMEOUT_S)  # type: ignore[attr-defined]
         for index in range(count):
             # Pause like a real verifier between events, so the writers interleave.
             time.sleep(0.0005)
@@ -171,19 +171,8 @@ def test_concurrent_appenders_keep_one_chain(
 ) -> None:
     count = 150
     # No process creates the log beforehand: both race to create its tables and log id.
-    context = multiprocessing.get_context("spawn")
-    barrier = context.Barrier(2)
-    workers = [
-        context.Process(
-            target=_append_worker, args=(store_location, key.to_jwk(), prefix, count, barrier)
-        )
-        for prefix in ("alpha", "beta")
-    ]
-    for proc in workers:
-        proc.start()
-    for proc in workers:
-        proc.join(timeout=200)
-        assert proc.exitcode == 0
+    args = [(store_location, key.to_jwk(), prefix, count) for prefix in ("alpha", "beta")]
+    assert race(_append_worker, args, timeout=200) == [0, 0]
     with AuditLog.open(store_location, signing_key=key) as log:
         log.sign_head(now=T0 + 10_000)
         log.export(tmp_path / "out.jsonl", now=T0 + 10_001)

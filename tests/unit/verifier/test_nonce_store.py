@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import multiprocessing
 import random
 import time
 from pathlib import Path
@@ -13,6 +12,7 @@ import pytest
 from onceonly import errors
 from onceonly.jose import b64url_decode
 from onceonly.types import ExchangeId
+from tests.unit.verifier.processes import BARRIER_TIMEOUT_S, race
 from verifier.nonce_store import NONCE_BYTES, NonceStore
 from verifier.sql_backend import open_sql
 
@@ -122,12 +122,12 @@ def test_unopenable_sqlite_is_store_error(tmp_path: Path) -> None:
 # --- real OS processes racing --------------------------------------------------------
 
 
-def _race_worker(location: str, nonces: list[str], worker: int, barrier: object, out: str) -> None:
+def _race_worker(location: str, nonces: list[str], worker: int, out: str, barrier: object) -> None:
     order = list(nonces)
     random.Random(worker).shuffle(order)
     won, replays, other = [], 0, []
     with NonceStore.open(location) as store:
-        barrier.wait()  # type: ignore[attr-defined]
+        barrier.wait(timeout=BARRIER_TIMEOUT_S)  # type: ignore[attr-defined]
         for nonce in order:
             # A real verifier does other work between presentations; without this pause
             # SQLite's busy handler lets whichever process holds the lock win everything.
@@ -152,20 +152,9 @@ def test_processes_racing_consume_each_nonce_exactly_once(
             store.issue(exchange_id=ExchangeId(f"ex-{i}"), audience=AUD, now=NOW, ttl=600).nonce
             for i in range(count)
         ]
-    context = multiprocessing.get_context("spawn")
-    barrier = context.Barrier(processes)
     outs = [tmp_path / f"worker-{i}.json" for i in range(processes)]
-    workers = [
-        context.Process(
-            target=_race_worker, args=(store_location, nonces, i, barrier, str(outs[i]))
-        )
-        for i in range(processes)
-    ]
-    for proc in workers:
-        proc.start()
-    for proc in workers:
-        proc.join(timeout=200)
-        assert proc.exitcode == 0
+    args = [(store_location, nonces, i, str(outs[i])) for i in range(processes)]
+    assert race(_race_worker, args, timeout=200) == [0] * processes
     results = [json.loads(out.read_text()) for out in outs]
     winners = [nonce for result in results for nonce in result["won"]]
     assert sorted(winners) == sorted(nonces), "every nonce consumed exactly once"
