@@ -116,13 +116,15 @@ class VerifiedCredential:
     issuer_header: dict[str, Any]
 
 
-def _number(claims: dict[str, Any], name: str, *, required: bool) -> int | float | None:
-    if name not in claims and not required:
-        return None
+def _number(claims: dict[str, Any], name: str) -> int | float:
     value = claims.get(name)
     if not isinstance(value, int | float) or isinstance(value, bool):
         raise InvalidClaim(f"'{name}' must be a number", detail={"claim": name})
     return value
+
+
+def _optional_number(claims: dict[str, Any], name: str) -> int | float | None:
+    return _number(claims, name) if name in claims else None
 
 
 def _string(claims: dict[str, Any], name: str) -> str:
@@ -226,10 +228,8 @@ def verify_presentation(
     issuer, vct = _string(claims, "iss"), _string(claims, "vct")
     if policy.expected_vct is not None and vct != policy.expected_vct:
         raise InvalidClaim(f"vct {vct!r} is not the expected type", detail={"claim": "vct"})
-    iat = _number(claims, "iat", required=True)
-    assert iat is not None  # required=True never returns None
-    exp = _number(claims, "exp", required=False)
-    nbf = _number(claims, "nbf", required=False)
+    iat = _number(claims, "iat")
+    exp, nbf = _optional_number(claims, "exp"), _optional_number(claims, "nbf")
     _check_times(iat, exp, nbf, now, policy.leeway_seconds)
     status = claims.get("status")
     if status is not None and not isinstance(status, dict):
