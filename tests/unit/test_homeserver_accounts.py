@@ -133,8 +133,13 @@ def test_port_in_use_sees_a_listener() -> None:
 
 
 def test_process_liveness_and_identity(tmp_path: Path) -> None:
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", "marker-xyz"])
+    child = subprocess.Popen(
+        [sys.executable, "-c", "print('up', flush=True); import time; time.sleep(9)", "marker-xyz"],
+        stdout=subprocess.PIPE,
+    )
     try:
+        # Right after fork the child's cmdline is still the parent's; wait until it runs.
+        assert child.stdout is not None and child.stdout.readline() == b"up\n"
         assert process_alive(child.pid)
         assert process_runs(child.pid, "marker-xyz")
         assert not process_runs(child.pid, "some-other-config.yaml")
