@@ -50,7 +50,10 @@ class LazyGroup(click.Group):
 
     def _importable(self, name: str) -> bool:
         module_name = self._lazy[name].split(":", 1)[0]
-        return importlib.util.find_spec(module_name) is not None
+        try:
+            return importlib.util.find_spec(module_name) is not None
+        except ModuleNotFoundError:  # the parent package itself is absent
+            return False
 
     def _load(self, name: str) -> click.Command:
         module_name, attr = self._lazy[name].split(":", 1)

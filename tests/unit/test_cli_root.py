@@ -29,3 +29,10 @@ def test_console_script_exit_code_on_usage_error() -> None:
     )
     assert proc.returncode == 2
     assert "no-such-command" in proc.stderr
+
+
+def test_help_lists_the_parties_commands() -> None:
+    result = CliRunner().invoke(cli, ["--help"], obj={})
+    assert result.exit_code == 0
+    for name in ("audit", "homeserver", "account", "trust"):
+        assert f"  {name}" in result.output
