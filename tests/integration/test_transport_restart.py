@@ -1,10 +1,14 @@
-"""Exactly-once delivery across SIGKILL: a receiving party killed mid-stream and restarted.
+"""Exactly-once across SIGKILL: a receiving or sending party killed mid-stream and restarted.
 
-Run as a module (``python -m tests.integration.test_transport_restart DATA_DIR PEER OUT``)
-this file is the receiving party itself: it appends every handled event id to ``OUT``
-(fsynced) and tells the transport, through the ``already_handled`` hook, which ids its
-own durable record already holds. Every delivery (including re-deliveries) is logged to
-``OUT.deliveries`` so the test can show how often the crash window was hit.
+Run as a module, this file is the party process itself:
+
+* ``python -m tests.integration.test_transport_restart receive DATA_DIR PEER OUT`` appends
+  every handled event id to ``OUT`` (fsynced) and tells the transport, through the
+  ``already_handled`` hook, which ids its own durable record already holds. Every delivery
+  (including re-deliveries) is logged to ``OUT.deliveries`` so the test can show how
+  often the crash window was hit.
+* ``python -m tests.integration.test_transport_restart send DATA_DIR PEER COUNT FLAG``
+  queues COUNT numbered events once (then writes FLAG) and keeps sending from its outbox.
 """
 
 from __future__ import annotations
@@ -56,24 +60,38 @@ async def _receive_forever(data_dir: Path, peer: str, out: Path) -> None:
         await asyncio.Event().wait()
 
 
-# --- the test ---------------------------------------------------------------------------
+async def _send_forever(data_dir: Path, peer: str, count: int, flag: Path) -> None:
+    async with party(data_dir, Collector(), peers=[peer]) as sender:
+        room_id = await sender.ensure_direct_room(peer, wait_for_join=120)
+        if not flag.exists():
+            for n in range(count):
+                await sender.send(room_id, EVENT_TYPE, {"body": f"event {n}", "n": n})
+            flag.write_text("queued")
+        await asyncio.Event().wait()
 
 
-def _spawn_receiver(data_dir: Path, peer: str, out: Path) -> subprocess.Popen[bytes]:
-    log = (data_dir / "receiver.log").open("ab")
+# --- the tests --------------------------------------------------------------------------
+
+
+def _spawn(role: str, data_dir: Path, *args: str) -> subprocess.Popen[bytes]:
+    log = (data_dir / f"{role}.log").open("ab")
     return subprocess.Popen(
         [
             sys.executable,
             "-m",
             "tests.integration.test_transport_restart",
+            role,
             str(data_dir),
-            peer,
-            str(out),
+            *args,
         ],
         cwd=REPO_ROOT,
         stdout=log,
         stderr=subprocess.STDOUT,
     )
+
+
+def _spawn_receiver(data_dir: Path, peer: str, out: Path) -> subprocess.Popen[bytes]:
+    return _spawn("receive", data_dir, peer, str(out))
 
 
 async def _wait_for_lines(out: Path, count: int, timeout: float) -> None:
@@ -169,5 +187,48 @@ async def test_events_missed_while_offline_beyond_the_timeline_limit_are_backfil
     assert max(backfilled) >= offline_count - 10
 
 
+@pytest.mark.integration
+async def test_sender_killed_mid_stream_resumes_its_outbox_without_duplicates(
+    synapse: Homeserver, tmp_path: Path
+) -> None:
+    agency_creds, agency_dir = register(synapse, "agency", tmp_path)
+    citizen_creds, citizen_dir = register(synapse, "citizen", tmp_path)
+    flag = tmp_path / "queued.flag"
+    total = 60
+    at_citizen = Collector()
+
+    def spawn_sender() -> subprocess.Popen[bytes]:
+        return _spawn("send", agency_dir, citizen_creds.user_id, str(total), str(flag))
+
+    sender = spawn_sender()
+    try:
+        async with party(citizen_dir, at_citizen, peers=[agency_creds.user_id]):
+            for kill_at in (5, 0, 20, 40):
+                if kill_at == 0:
+                    await asyncio.sleep(0.5)  # during start-up of the restarted sender
+                else:
+                    await at_citizen.wait_for(
+                        lambda k=kill_at: flag.exists() and len(at_citizen.events) >= k,
+                        timeout=120,
+                    )
+                sender.send_signal(signal.SIGKILL)
+                sender.wait()
+                sender = spawn_sender()
+            await at_citizen.wait_for(lambda: len(at_citizen.events) >= total, timeout=180)
+            await asyncio.sleep(3)  # a duplicate sent by a retry would arrive now
+    finally:
+        sender.send_signal(signal.SIGKILL)
+        sender.wait()
+
+    numbers = [e.content["n"] for e in at_citizen.events]
+    assert numbers == list(range(total)), "each queued event exactly once, in order"
+    assert len({e.event_id for e in at_citizen.events}) == total
+    assert all(e.encrypted for e in at_citizen.events)
+
+
 if __name__ == "__main__":
-    asyncio.run(_receive_forever(Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])))
+    role, data_dir, peer, *rest = sys.argv[1:]
+    if role == "receive":
+        asyncio.run(_receive_forever(Path(data_dir), peer, Path(rest[0])))
+    else:
+        asyncio.run(_send_forever(Path(data_dir), peer, int(rest[0]), Path(rest[1])))
