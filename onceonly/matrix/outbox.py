@@ -188,7 +188,13 @@ class Outbox:
         if client.should_query_keys:
             await client.keys_query()
         allowed = apply_device_policy(client, room_id, self._policy)
-        missing = client.get_missing_sessions(room_id)
+        # Only reach the devices that will get the key: claiming one-time keys of refused
+        # devices on every send would drain theirs for nothing.
+        missing = {
+            user_id: wanted
+            for user_id, devices in client.get_missing_sessions(room_id).items()
+            if (wanted := [d for d in devices if f"{user_id}|{d}" in allowed])
+        }
         if missing:
             await client.keys_claim(missing)
             allowed = apply_device_policy(client, room_id, self._policy)
