@@ -1,6 +1,32 @@
 """SD-JWT and SD-JWT VC (RFC 9901, draft-ietf-oauth-sd-jwt-vc): issue, present, verify.
 
 Pure: no I/O; time (``now``), keys and randomness (``random_bytes``) are arguments.
+
+Issuer::
+
+    issued = issue_sd_jwt_vc(
+        issuer="https://registry.example", vct="urn:eudi:pid:1",
+        claims={"given_name": "Ana", "address": {"locality": "Porto"}},
+        disclosable=[("given_name",), ("address",), ("address", "locality")],
+        holder_key=holder_public, signing_key=issuer_private,
+        now=now, expires_at=now + 86400, random_bytes=os.urandom,
+    )
+    text = issued.serialize()            # <jwt>~<d1>~...~  (or .serialize_json())
+
+Holder::
+
+    held = parse_sd_jwt(text)            # structure only; held.claims shows everything
+    answer = present(held, disclose=[("address", "locality")], holder_key=holder_private,
+                     aud=verifier_id, nonce=request_nonce, now=now)
+
+Verifier::
+
+    policy = VerificationPolicy(expected_audience=verifier_id, expected_nonce=request_nonce,
+                                expected_vct="urn:eudi:pid:1")
+    result = verify_presentation(answer, issuer_key=key_or_resolver, policy=policy, now=now)
+    result.claims   # {"iss": ..., "address": {"locality": "Porto"}, ...}
+
+Every failure is an :class:`~onceonly.errors.OnceOnlyError` subclass with a stable code.
 """
 
 from onceonly.sdjwt.claims import (

@@ -179,6 +179,20 @@ def test_fixed_presentation_is_valid() -> None:
     assert verify_presentation(PRESENTATION, issuer_key=ISSUER_KEY.public(), policy=POLICY, now=NOW)
 
 
+def test_every_position_changed_is_rejected() -> None:
+    """Exhaustive over positions (the hypothesis test below varies the replacement)."""
+    accepted = []
+    for position, original in enumerate(PRESENTATION):
+        replacement = "A" if original != "A" else "B"
+        tampered = PRESENTATION[:position] + replacement + PRESENTATION[position + 1 :]
+        try:
+            verify_presentation(tampered, issuer_key=ISSUER_KEY.public(), policy=POLICY, now=NOW)
+        except OnceOnlyError:
+            continue
+        accepted.append(position)
+    assert accepted == []
+
+
 @settings(max_examples=400, deadline=None)
 @given(
     st.integers(min_value=0, max_value=len(PRESENTATION) - 1),
