@@ -44,14 +44,14 @@ The TOML file::
 
 Relative paths are relative to the configuration file's directory. Private keys
 are refused when their file is readable or writable by anyone but the owner,
-when the keys directory is open to others, or when another user owns them.
+when the keys directory is open to others, or when another user owns them
+(see :mod:`issuer.signing_keys`).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import stat
 import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -60,23 +60,23 @@ from typing import Any, Final, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from issuer.register.model import describe_validation_error
+from issuer.signing_keys import (
+    check_private_dir,
+    check_private_file,
+    new_signing_key,
+    read_private_key,
+    write_private_key,
+)
 from issuer.status_registry import DEFAULT_BITS, DEFAULT_LIST_SIZE
 from onceonly.credential_types import get_type
-from onceonly.errors import ConfigError, OnceOnlyError
-from onceonly.jose import (
-    ES256,
-    PrivateKey,
-    generate_private_key,
-    private_key_from_jwk,
-    strict_json_loads,
-)
+from onceonly.errors import ConfigError
+from onceonly.jose import ES256, PrivateKey
 from onceonly.types import Vct
 
 FORMAT: Final = "onceonly-agency/1"
 CONFIG_FILE: Final = "agency.toml"
 KEYS_DIR: Final = "keys"
 _SECONDS_PER_DAY: Final = 86_400
-_MAX_KEY_FILE_BYTES: Final = 16 * 1024
 
 DEFAULT_VALIDITY_DAYS: Final[Mapping[str, int]] = {
     "urn:onceonly:credential:pid:1": 3650,
@@ -289,43 +289,7 @@ def _check_consistency(config: AgencyConfig) -> None:
         raise ConfigError(f"{config.path.name}: a credential type is listed twice")
 
 
-# --- key files -----------------------------------------------------------------------
-
-
-def check_private_file(path: Path) -> None:
-    """Refuse a key file that is missing, not a regular file, or open to other users.
-
-    Raises:
-        ConfigError: naming the file and the fix.
-    """
-    _check_private(path, kind="key file", allowed=0o600, is_dir=False)
-
-
-def check_private_dir(path: Path) -> None:
-    """Refuse a keys directory that is missing or open to other users.
-
-    Raises:
-        ConfigError: naming the directory and the fix.
-    """
-    _check_private(path, kind="keys directory", allowed=0o700, is_dir=True)
-
-
-def _check_private(path: Path, *, kind: str, allowed: int, is_dir: bool) -> None:
-    try:
-        info = path.stat()
-    except OSError as exc:
-        raise ConfigError(f"{kind} {path} is missing or unreadable: {exc.strerror}") from None
-    if is_dir != stat.S_ISDIR(info.st_mode) or not (is_dir or stat.S_ISREG(info.st_mode)):
-        raise ConfigError(f"{kind} {path} is not a {'directory' if is_dir else 'regular file'}")
-    mode = stat.S_IMODE(info.st_mode)
-    if mode & ~allowed:
-        raise ConfigError(
-            f"{kind} {path} has mode {mode:04o}; private keys need {allowed:04o} or stricter "
-            f"(run: chmod {allowed:o} {path})",
-            detail={"mode": f"{mode:04o}"},
-        )
-    if info.st_uid != os.geteuid():
-        raise ConfigError(f"{kind} {path} belongs to another user")
+# --- keys ----------------------------------------------------------------------------
 
 
 def load_signing_key(config: AgencyConfig, kid: str | None = None) -> PrivateKey:
@@ -337,56 +301,15 @@ def load_signing_key(config: AgencyConfig, kid: str | None = None) -> PrivateKey
     """
     ref = config.key_ref(kid or config.active_kid)
     check_private_dir(config.keys_dir)
-    check_private_file(ref.file)
-    try:
-        raw = ref.file.read_bytes()
-        if len(raw) > _MAX_KEY_FILE_BYTES:
-            raise ConfigError(f"key file {ref.file} is too large to be a JWK")
-        key = private_key_from_jwk(strict_json_loads(raw))
-    except OSError as exc:
-        raise ConfigError(f"cannot read key file {ref.file}: {exc.strerror}") from None
-    except ConfigError:
-        raise
-    except OnceOnlyError as exc:
-        raise ConfigError(f"key file {ref.file} is not a private JWK: {exc.message}") from None
-    if key.kid != ref.kid or key.alg != ref.alg:
-        raise ConfigError(
-            f"key file {ref.file} holds kid {key.kid!r}/{key.alg}, the configuration "
-            f"expects {ref.kid!r}/{ref.alg}"
-        )
-    return key
+    return read_private_key(ref.file, kid=ref.kid, alg=ref.alg)
 
 
 def public_jwks(config: AgencyConfig) -> list[dict[str, str]]:
     """The public JWKs of every configured key (for the trust list), active first."""
-    ordered = [config.active_kid] + [
-        r.kid for r in config.signing_keys if r.kid != config.active_kid
+    retired = [ref.kid for ref in config.signing_keys if ref.kid != config.active_kid]
+    return [
+        load_signing_key(config, kid).public().to_jwk() for kid in [config.active_kid, *retired]
     ]
-    return [load_signing_key(config, kid).public().to_jwk() for kid in ordered]
-
-
-def _write_private_key(keys_dir: Path, key: PrivateKey) -> Path:
-    path = keys_dir / f"{key.kid}.jwk.json"
-    # O_EXCL: never overwrite (or follow a planted symlink to) an existing file.
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(key.to_jwk(), handle, indent=2)
-        handle.write("\n")
-    return path
-
-
-def _new_key(alg: str) -> PrivateKey:
-    """A fresh key whose ``kid`` is its RFC 7638 thumbprint.
-
-    Raises:
-        ConfigError: ``alg`` is neither ES256 nor EdDSA.
-    """
-    try:
-        key = generate_private_key(alg)
-    except OnceOnlyError as exc:
-        raise ConfigError(f"cannot create a signing key: {exc.message}") from None
-    # The thumbprint is unique per key and needs no clock or counter.
-    return PrivateKey(alg=key.alg, key=key.key, kid=key.public().thumbprint())
 
 
 # --- writing -----------------------------------------------------------------------
@@ -432,7 +355,7 @@ def init_agency(
         if isinstance(credentials, Mapping)
         else {vct: DEFAULT_VALIDITY_DAYS.get(vct, 365) for vct in credentials}
     )
-    key = _new_key(alg)
+    key = new_signing_key(alg)
     keys_dir = path.parent / KEYS_DIR
     document: dict[str, Any] = {
         "format": FORMAT,
@@ -455,7 +378,7 @@ def init_agency(
     directory.mkdir(parents=True, exist_ok=True)
     keys_dir.mkdir(mode=0o700, exist_ok=True)
     os.chmod(keys_dir, 0o700)  # mkdir's mode is filtered by the umask
-    _write_private_key(keys_dir, key)
+    write_private_key(keys_dir, key)
     save_config(config)
     return load_config(path)
 
@@ -471,8 +394,8 @@ def rotate_signing_key(config: AgencyConfig, *, alg: str | None = None) -> Agenc
         The configuration as reloaded from disk.
     """
     check_private_dir(config.keys_dir)
-    key = _new_key(alg or config.active_key.alg)
-    file = _write_private_key(config.keys_dir, key)
+    key = new_signing_key(alg or config.active_key.alg)
+    file = write_private_key(config.keys_dir, key)
     ref = SigningKeyRef.model_validate({"kid": key.kid, "alg": key.alg, "file": file})
     updated = config.model_copy(
         update={"signing_keys": (*config.signing_keys, ref), "active_kid": ref.kid}

@@ -21,6 +21,7 @@ from issuer.config import (
     rotate_signing_key,
     save_config,
 )
+from issuer.signing_keys import new_signing_key, read_private_key, write_private_key
 from onceonly.errors import ConfigError
 from onceonly.jose import EDDSA, ES256, generate_private_key, public_key_from_jwk
 
@@ -240,3 +241,30 @@ def test_relative_paths_follow_the_config_file(tmp_path: Path) -> None:
     reloaded = load_config(moved / CONFIG_FILE)
     assert reloaded.keys_dir == moved / "keys"
     assert load_signing_key(reloaded).kid == config.active_kid
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can give a file to another user")
+def test_key_file_owned_by_another_user_is_refused(tmp_path: Path) -> None:
+    config = make(tmp_path / "a")
+    os.chown(config.active_key.file, 65534, -1)
+    with pytest.raises(ConfigError, match="belongs to another user"):
+        load_config(config.path)
+
+
+def test_key_files_are_never_overwritten(tmp_path: Path) -> None:
+    keys_dir = tmp_path / "keys"
+    keys_dir.mkdir(mode=0o700)
+    key = new_signing_key(ES256)
+    path = write_private_key(keys_dir, key)
+    with pytest.raises(ConfigError, match="already exists"):
+        write_private_key(keys_dir, key)
+    assert read_private_key(path, kid=str(key.kid), alg=ES256).to_jwk() == key.to_jwk()
+    with pytest.raises(ConfigError, match="expects"):
+        read_private_key(path, kid=str(key.kid), alg=EDDSA)
+
+
+def test_oversized_key_file_is_refused(tmp_path: Path) -> None:
+    config = make(tmp_path / "a")
+    write_key(config.active_key.file, " " * 20_000)
+    with pytest.raises(ConfigError, match="too large"):
+        load_signing_key(config)
