@@ -21,6 +21,7 @@ from onceonly.sdjwt import (
     issue_sd_jwt_vc,
     parse_sd_jwt,
     present,
+    present_without_key_binding,
     verify_presentation,
 )
 from onceonly.sdjwt.claims import ISSUER_SET_CLAIMS
@@ -272,3 +273,29 @@ def test_json_serialization_junk_only_raises_typed_errors(document: Any) -> None
         text = "{" + text
     with contextlib.suppress(OnceOnlyError):
         verify_presentation(text, issuer_key=ISSUER_KEY.public(), policy=LENIENT, now=NOW)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.dictionaries(st.sampled_from(["_sd", "_sd_alg", "cnf", "a", "b"]), json_values),
+    st.lists(json_values, max_size=4),
+)
+def test_holder_parse_of_signed_junk_only_raises_typed_errors(
+    payload: dict[str, Any], disclosures: list[Any]
+) -> None:
+    """A wallet parses what an issuer sent before trusting it: junk must fail cleanly."""
+    encoded = [jose.b64url_encode(json.dumps(d).encode()) for d in disclosures]
+    if encoded and "_sd" not in payload:
+        payload = {**payload, "_sd": [digest_of(e) for e in encoded]}
+    text = "~".join([jose.sign_compact(payload, ISSUER_KEY, typ="dc+sd-jwt"), *encoded]) + "~"
+    with contextlib.suppress(OnceOnlyError):
+        held = parse_sd_jwt(text)
+        # Whatever parsed must be presentable without crashing either.
+        present_without_key_binding(held, disclose=list(held.claim_paths)[:3])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=200, alphabet=st.sampled_from('~.{}[]"eyJAQ_-0 ')) | st.text(max_size=50))
+def test_holder_parse_of_random_text_only_raises_typed_errors(text: str) -> None:
+    with contextlib.suppress(OnceOnlyError):
+        parse_sd_jwt(text)
