@@ -176,6 +176,8 @@ class PartyClient:
         if self._store is not None:
             self._store.close()
         self._client = self._store = None
+        self._sync = self._outbox = None
+        self._rooms = None
 
     async def __aenter__(self) -> PartyClient:
         await self.start()
@@ -217,7 +219,8 @@ class PartyClient:
         Raises:
             TransportError: It did not complete in ``timeout`` seconds.
         """
-        assert self._sync is not None, "start() first"
+        if self._sync is None:
+            raise TransportError("the party client is not started")
         try:
             await asyncio.wait_for(self._sync.ready.wait(), timeout)
         except TimeoutError as exc:
@@ -230,7 +233,8 @@ class PartyClient:
             TransportError: The room cannot be created, or the peer did not join in time.
         """
         await self.wait_ready()
-        assert self._rooms is not None
+        if self._rooms is None:
+            raise TransportError("the party client is not started")
         return RoomId(await self._rooms.ensure(peer, wait_for_join=wait_for_join))
 
     async def send(self, room_id: str, event_type: str, content: dict[str, Any]) -> SendHandle:
@@ -240,8 +244,12 @@ class PartyClient:
 
         Returns:
             A handle; ``await handle.event_id()`` for the homeserver's event id.
+
+        Raises:
+            TransportError: The client is not started.
         """
-        assert self._outbox is not None, "start() first"
+        if self._outbox is None:
+            raise TransportError("the party client is not started")
         return self._outbox.enqueue(room_id, event_type, content)
 
     # --- internals -------------------------------------------------------------------
