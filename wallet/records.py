@@ -18,7 +18,17 @@ Timestamp = Annotated[StrictInt, Field(ge=0)]
 PathPart = StrictStr | Annotated[StrictInt, Field(ge=0)] | None
 
 DisclosureOutcome = Literal["disclosed", "declined", "failed"]
-OfferState = Literal["pending", "requested", "accepted", "declined", "expired", "failed"]
+OfferState = Literal[
+    "pending", "approved", "requested", "accepted", "declined", "expired", "failed"
+]
+"""Progress of an issuance exchange the wallet takes part in.
+
+``pending``: an offer waits for the citizen; ``approved``: the citizen said yes and
+the request is still to be sent; ``requested``: the request (with its holder key)
+went out; ``accepted``: the credential arrived, passed every check and is stored;
+``declined``: the citizen said no; ``expired``: too late; ``failed``: the credential
+was rejected or the request could not be made.
+"""
 
 
 class _Record(BaseModel):
@@ -92,7 +102,7 @@ class DisclosureRecord(_Record):
 
 
 class PendingOffer(_Record):
-    """A credential offer an issuer pushed and its progress.
+    """An issuance exchange (an issuer's offer, or a request the wallet opened) and its progress.
 
     Attributes:
         offer_id: Id of the offer (the exchange id).
@@ -100,6 +110,14 @@ class PendingOffer(_Record):
         vct: What it would be.
         received_at: When the offer arrived.
         state: Where it stands.
+        issuer_user: The agency's Matrix account (the only sender accepted for it).
+        nonce: The offer's nonce (the key proof signs it); for a request the wallet
+            opened itself, the nonce it chose.
+        expires_at: When the offer (and its nonce) becomes void.
+        offer_event_id: The Matrix event of the offer.
+        holder_key_id: The holder key created for this exchange (set once requested).
+        reason: Why it was offered, in words, for display.
+        credential_id: The stored credential, once accepted.
     """
 
     offer_id: RowId
@@ -107,6 +125,13 @@ class PendingOffer(_Record):
     vct: Text
     received_at: Timestamp
     state: OfferState = "pending"
+    issuer_user: Text | None = None
+    nonce: Text | None = None
+    expires_at: Timestamp | None = None
+    offer_event_id: Text | None = None
+    holder_key_id: RowId | None = None
+    reason: Text = ""
+    credential_id: RowId | None = None
 
 
 def path_to_json(path: tuple[Any, ...]) -> list[Any]:

@@ -353,6 +353,14 @@ class WalletStore:
         with self._write():
             self._insert("offers", offer_id, record)
 
+    def put_offer(self, record: PendingOffer) -> None:
+        """Insert or replace an offer record as a whole (e.g. after a request went out)."""
+        with self._write():
+            if self._exists("offers", record.offer_id):
+                self._replace("offers", record.offer_id, record)
+            else:
+                self._insert("offers", record.offer_id, record)
+
     def set_offer_state(self, offer_id: str, state: OfferState) -> None:
         """Move an offer to ``state``."""
         with self._write():
