@@ -17,7 +17,7 @@ import hashlib
 from collections.abc import Sequence
 from typing import Any, Final
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from issuer.storage import Database, Tx, create_versioned_schema, guarded, open_database
 from onceonly.errors import MalformedInput, StoreError, UnknownStatusEntry
@@ -61,6 +61,12 @@ class IssuanceRecord(BaseModel):
     expires_at: int
     credential_digest: str = Field(pattern=r"^[A-Za-z0-9_-]{43}$")
     signing_kid: str | None = None
+
+    @model_validator(mode="after")
+    def _expires_after_issuance(self) -> IssuanceRecord:
+        if self.expires_at <= self.issued_at:
+            raise ValueError("expires_at must lie after issued_at")
+        return self
 
     @property
     def status_reference(self) -> StatusReference:

@@ -150,7 +150,7 @@ class _LocatingDecoder(json.JSONDecoder):
         obj.line = line
         for key, value in pairs:
             if key in obj:
-                raise DuplicateJsonKey(f"line {line}: member {key!r} appears twice")
+                raise DuplicateJsonKey(f"member {key!r} appears twice", detail={"line": line})
             obj[key] = value
         return obj, end
 
@@ -168,7 +168,7 @@ def _decode_located(text: str, source: str) -> Any:
     except RecursionError:
         raise MalformedInput(f"{source}: JSON nested too deeply") from None
     except DuplicateJsonKey as exc:
-        raise DuplicateJsonKey(f"{source}:{exc.message}") from None
+        raise DuplicateJsonKey(f"{source}:{exc.detail['line']}: {exc.message}") from None
     except ValueError as exc:
         raise MalformedInput(f"{source}: invalid JSON: {exc}") from None
 

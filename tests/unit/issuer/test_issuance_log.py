@@ -112,6 +112,7 @@ def test_same_index_in_another_list_is_fine(log: IssuanceLog) -> None:
         {"status_index": -1},
         {"credential_digest": "not-a-digest"},
         {"credential_id": ""},
+        {"expires_at": NOW},
         {"given_name": "Jürgen"},  # claim values have no place in the log
     ],
 )

@@ -110,7 +110,7 @@ def test_json_errors_carry_the_line(text: str, line: int, fragment: str) -> None
 
 def test_json_duplicate_member_is_refused_with_its_line() -> None:
     text = lines_with('"given_name": "Sören",', '"given_name": "Sören", "given_name": "Jörg",')
-    with pytest.raises(DuplicateJsonKey, match=r"mb\.json:line 22: member 'given_name'"):
+    with pytest.raises(DuplicateJsonKey, match=r"mb\.json:22: member 'given_name' appears twice"):
         parse_register_json(text, source="mb.json")
 
 
