@@ -208,10 +208,9 @@ class Register:
         if not candidates:
             raise UnknownSubject("no register record matches the presented identity")
         if len(candidates) > 1:
-            raise AmbiguousSubject(
-                "several register records match the presented identity",
-                detail={"matches": len(candidates)},
-            )
+            # No count or ids in the error: it may travel to the requester, and how
+            # many namesakes share a birthday is nobody else's business.
+            raise AmbiguousSubject("several register records match the presented identity")
         return candidates[0]
 
     def person_for_eid_card(self, card_number: str) -> str:
