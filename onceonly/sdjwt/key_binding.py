@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hmac
 from collections.abc import Collection
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from onceonly import jose
 from onceonly.errors import (
@@ -26,8 +26,7 @@ from onceonly.sdjwt.claims import KB_JWT_TYP
 from onceonly.sdjwt.disclosures import digest_of
 
 
-@dataclass(frozen=True, slots=True)
-class KeyBinding:
+class KeyBinding(NamedTuple):
     """The verified content of a KB-JWT."""
 
     aud: str
@@ -94,7 +93,8 @@ def verify_kb_jwt(
     if not holder_key.verify(jws.signing_input, jws.signature):
         raise KeyBindingError("KB-JWT signature does not verify with the cnf key")
     claims = jws.payload
-    iat, aud, nonce, sd_hash = (claims.get(k) for k in ("iat", "aud", "nonce", "sd_hash"))
+    iat, aud = claims.get("iat"), claims.get("aud")
+    nonce, sd_hash = claims.get("nonce"), claims.get("sd_hash")
     if not isinstance(iat, int | float) or isinstance(iat, bool):
         raise KeyBindingError("KB-JWT 'iat' must be a number")
     if not isinstance(aud, str) or not isinstance(nonce, str) or not isinstance(sd_hash, str):

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from onceonly.errors import InputTooLarge, InvalidDisclosure
+from onceonly.jose import b64url_encode
 from onceonly.sdjwt.claims import ClaimPath
 from onceonly.sdjwt.disclosures import (
     ELLIPSIS_KEY,
@@ -25,6 +26,7 @@ from onceonly.sdjwt.disclosures import (
     SD_KEY,
     Disclosure,
     decode_disclosure,
+    hash_function,
 )
 
 
@@ -66,13 +68,15 @@ def decode_all(
         InputTooLarge: too many or too large disclosures.
     """
     by_digest: dict[str, Disclosure] = {}
+    hasher = hash_function(hash_alg)
     for text in encoded:
         if len(by_digest) >= limits.max_disclosures:
             raise InputTooLarge(f"more than {limits.max_disclosures} disclosures")
         disclosure = decode_disclosure(
             text, max_bytes=limits.max_disclosure_bytes, max_depth=limits.max_depth
         )
-        digest = disclosure.digest(hash_alg)
+        # Decoding succeeded, so the text is base64url, hence ASCII.
+        digest = b64url_encode(hasher(text.encode("ascii")).digest())
         if digest in by_digest:
             raise InvalidDisclosure("the same disclosure appears twice")
         by_digest[digest] = disclosure
