@@ -164,6 +164,8 @@ def apply_move(
     tx: Tx, person_id: str, new_address: Mapping[str, Any], *, at: int, moved_on: date | None
 ) -> date:
     """Update the residence claims; return the date the move took effect."""
+    # Row lock first: two concurrent changes to one person apply one after the other.
+    require_person(tx, person_id)
     record = load_person(tx, person_id)
     if RESIDENCE_VCT not in record.claims:
         raise UnknownSubject(
