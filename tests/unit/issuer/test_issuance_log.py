@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -156,3 +157,22 @@ def test_log_persists_across_reopen(target: str) -> None:
         log.record(entry(1))
     with IssuanceLog.open(target) as log:
         assert log.by_credential_id("cred-1") == entry(1)
+
+
+def test_racing_duplicate_records_let_exactly_one_through(target: str) -> None:
+    with IssuanceLog.open(target):
+        pass  # create the table before the race
+
+    def attempt(_: int) -> bool:
+        with IssuanceLog.open(target) as own:
+            try:
+                own.record(entry(1))
+            except StoreError:
+                return False
+            return True
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        outcomes = list(pool.map(attempt, range(8)))
+    assert outcomes.count(True) == 1
+    with IssuanceLog.open(target) as check:
+        assert check.by_person("MB-0001") == [entry(1)]

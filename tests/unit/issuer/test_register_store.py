@@ -6,6 +6,7 @@ import json
 import sqlite3
 import unicodedata
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -417,3 +418,25 @@ def test_two_connections_see_each_other(target: str) -> None:
         put(first, "MB-1")
         second.bind_matrix_user("MB-1", "@thomas:localhost", "eid_check", NOW)
         assert first.person_for_matrix_user("@thomas:localhost") == "MB-1"
+
+
+def test_concurrent_moves_from_several_connections(target: str) -> None:
+    with Register.open(target) as setup:
+        put(setup, "MB-1")
+
+    def mover(worker: int) -> list[int]:
+        with Register.open(target) as own:
+            return [
+                own.record_move(
+                    "MB-1", {**KOELN, "street_address": f"Ring {worker}-{n}"}, NOW + n
+                ).event_id
+                for n in range(8)
+            ]
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        ids = [event_id for batch in pool.map(mover, range(4)) for event_id in batch]
+    assert len(set(ids)) == 32
+    with Register.open(target) as check:
+        assert sorted(e.event_id for e in check.pending_life_events()) == sorted(ids)
+        final = check.claims_for("MB-1", RESIDENCE_VCT)["address"]["street_address"]
+        assert final.startswith("Ring ") and final.endswith("-7")
