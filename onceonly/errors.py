@@ -345,6 +345,12 @@ class IdentityBindingConflict(ExchangeError):
     code = "identity_binding_conflict"
 
 
+class ExchangeTimeout(ExchangeError):
+    """An exchange did not reach the awaited state in the time allowed."""
+
+    code = "exchange_timeout"
+
+
 class RemoteProtocolError(ExchangeError):
     """The other party reported an error (its code is in ``detail['remote_code']``)."""
 
@@ -364,6 +370,12 @@ class UndecryptableEvent(TransportError):
     """An encrypted event's room key never arrived, or the event failed to decrypt."""
 
     code = "undecryptable"
+
+
+class InternalError(OnceOnlyError):
+    """This party failed unexpectedly; details stay in its own log, never on the wire."""
+
+    code = "internal_error"
 
 
 class HomeserverError(OnceOnlyError):

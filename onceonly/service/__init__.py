@@ -1,0 +1,23 @@
+"""The party runtime shared by the issuer, wallet and verifier services.
+
+* :class:`ProtocolService` - transport + wire envelope + per-exchange state machines +
+  error answers, calling a party's :data:`Handler` per content type.
+* :class:`ExchangeStore` - the durable exchange states (SQLite in the data directory).
+* :class:`Transport` - the slice of the Matrix transport the runtime needs.
+"""
+
+from onceonly.service.exchange_store import ExchangeRecord, ExchangeStore
+from onceonly.service.runtime import EXCHANGE_DB, Handler, ProtocolService, Received
+from onceonly.service.transport import SentEvent, Transport, TransportFactory
+
+__all__ = [
+    "EXCHANGE_DB",
+    "ExchangeRecord",
+    "ExchangeStore",
+    "Handler",
+    "ProtocolService",
+    "Received",
+    "SentEvent",
+    "Transport",
+    "TransportFactory",
+]
