@@ -14,6 +14,7 @@ from onceonly.sdjwt import (
     VerificationPolicy,
     parse_sd_jwt,
     present,
+    present_disclosures,
     present_without_key_binding,
     select_disclosures,
     verify_presentation,
@@ -190,3 +191,29 @@ def test_wildcard_opens_only_elements_that_have_the_claim(issue: Issue) -> None:
     }
     # A wildcard that matches nothing inside an existing array discloses nothing.
     assert select_disclosures(held, [("pets", None, "owner")]) == []
+
+
+def test_present_disclosures_uses_exactly_the_given_ones(
+    held: Any, holder_key: jose.PrivateKey, issuer_key: jose.PrivateKey, policy: Any
+) -> None:
+    by_path = {d.path: d.disclosure.encoded for d in held.disclosures}
+    chosen = [by_path[("children", 1)], by_path[("name",)]]  # any order in, issued order out
+    text = present_disclosures(
+        held, disclosures=chosen, holder_key=holder_key, aud=AUD, nonce=NONCE, now=NOW
+    )
+    assert text.split("~")[1:-1] == [e for e in by_path.values() if e in chosen]
+    result = verify_presentation(text, issuer_key=issuer_key.public(), policy=policy, now=NOW)
+    assert result.disclosed_paths == {("children", 1), ("name",)}
+    assert result.claims["children"] == [{"name": "Eva"}]
+
+
+def test_present_disclosures_refuses_foreign_ones(held: Any, holder_key: jose.PrivateKey) -> None:
+    with pytest.raises(InvalidDisclosure):
+        present_disclosures(
+            held,
+            disclosures=[jose.b64url_encode(b'["s","x",1]')],
+            holder_key=holder_key,
+            aud=AUD,
+            nonce=NONCE,
+            now=NOW,
+        )
