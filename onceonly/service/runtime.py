@@ -69,8 +69,8 @@ class Received:
         sender: The peer that sent it.
         room_id: The mailbox room it arrived in.
         event_id: Its Matrix event id.
-        exchange: The exchange after this event was applied; None only for contents
-            outside any exchange (``device.list``).
+        exchange: The exchange after this event was applied; None for contents outside
+            any exchange (``device.list``) and for an ``error`` about no exchange open here.
         now: The runtime's clock when the event was processed (epoch seconds).
     """
 
@@ -343,24 +343,23 @@ class ProtocolService:
 
     async def _on_error_event(self, content: ErrorContent, item: InboundEvent, now: int) -> None:
         record = self.exchanges.record(content.exchange_id) if content.exchange_id else None
-        if (
-            record is None
-            or not transitions.same_place(record, item.room_id, item.sender)
-            or record.exchange.is_terminal
-        ):
-            logger.warning(
-                "error %s from %s about exchange %s (not open here): %s",
-                content.code,
-                item.sender,
-                content.exchange_id,
-                content.message,
-            )
-            return
-        logger.warning("exchange %s closed by the peer: %s", content.exchange_id, content.code)
-        role = role_of(record.exchange.kind, sender_is_agency=not self._agency)
-        closed = transitions.closed_by_error(record.exchange, content, role, now)
-        self._put(closed, item.room_id, item.sender, now, item.event_id)
-        await self._call_handler(content, item, closed, now)
+        if record is not None and not transitions.same_place(record, item.room_id, item.sender):
+            record = None  # another peer's exchange: not this sender's to close
+        logger.warning(
+            "error %s from %s (exchange %s): %s",
+            content.code,
+            item.sender,
+            content.exchange_id if record is not None else "not open here",
+            content.message,
+        )
+        exchange = None
+        if record is not None:
+            role = role_of(record.exchange.kind, sender_is_agency=not self._agency)
+            exchange = transitions.closed_by_error(record.exchange, content, role, now)
+            if exchange != record.exchange:
+                self._put(exchange, item.room_id, item.sender, now, item.event_id)
+        # Surfaced even when no exchange is open (e.g. an answer to a malformed event).
+        await self._call_handler(content, item, exchange, now)
 
     async def _call_handler(
         self, content: Content, item: InboundEvent, exchange: Exchange | None, now: int
