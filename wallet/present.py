@@ -1,0 +1,376 @@
+"""Answering a ``presentation.request``: who asks, may they, what fits, consent, minimal answer.
+
+The order is deliberate (``specs/protocol.md`` 6.4, 13):
+
+1. the sender must be the Matrix account the trust list names for ``verifier_id``
+   (``untrusted_party`` otherwise) - before anything is shown to the citizen;
+2. the verifier's registration must allow every requested claim for the stated
+   purpose (``not_authorized_to_request``: over-asking is refused, never shown);
+3. the request must not have expired (``request_expired``);
+4. the query is matched against the credentials the wallet may still use (not
+   expired, from an issuer the trust list allows for the type), and the match
+   decides the exact disclosures (``query_not_satisfied`` when nothing fits);
+5. the citizen (or a policy) consents to exactly those values (``consent_denied``);
+6. each chosen credential is presented with exactly its match's disclosures and a
+   KB-JWT over the request's ``nonce`` with ``aud`` = ``verifier_id``.
+
+Every outcome is a ``presentation.response``: presentations or a refusal, never
+silence. Every answer to a trusted verifier lands in the citizen's history.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Final
+
+from onceonly.errors import (
+    ConsentDenied,
+    NotAuthorizedToRequest,
+    OnceOnlyError,
+    QueryNotSatisfied,
+    RequestExpired,
+    StoreError,
+    UntrustedParty,
+)
+from onceonly.protocol.bodies import build_presentation_response
+from onceonly.protocol.events import PresentationRequest, PresentationResponse, Refusal, RefusalCode
+from onceonly.protocol.fields import LocalizedText
+from onceonly.query import (
+    Candidate,
+    ClaimPath,
+    HeldCredential,
+    find_candidates,
+    parse_query,
+    select_presentation,
+)
+from onceonly.sdjwt import SdJwt, parse_sd_jwt, present_disclosures
+from onceonly.sdjwt.serialization import compact_without_kb
+from onceonly.trust import Agency, Purpose, TrustList
+from wallet.holdings import exact_disclosures, held_from_sd_jwt
+from wallet.records import DisclosureOutcome, StoredCredential
+from wallet.store import WalletStore
+
+TECHNICAL_CLAIMS: Final = frozenset({"iss", "iat", "nbf", "exp", "vct", "cnf", "status", "_sd_alg"})
+"""Always-visible claims about the credential rather than the citizen (not shown as data)."""
+
+
+@dataclass(frozen=True)
+class Holding:
+    """A stored credential the wallet may present, parsed once."""
+
+    stored: StoredCredential
+    sd_jwt: SdJwt
+    held: HeldCredential
+
+
+def usable_holdings(store: WalletStore, *, trust: TrustList, now: int) -> list[Holding]:
+    """The stored credentials that may still be presented, oldest first.
+
+    A credential past its ``exp``, or whose issuer the current trust list no longer
+    allows for its type, is left out: a verifier would reject it anyway, and
+    offering it would disclose claims for nothing. A stored credential that no
+    longer parses is skipped too (it was verified on receipt; the store seals it).
+    """
+    out = []
+    for stored in store.credentials():
+        try:
+            sd_jwt = parse_sd_jwt(stored.sd_jwt)
+        except OnceOnlyError:
+            continue
+        exp, iat = sd_jwt.payload.get("exp"), sd_jwt.payload.get("iat")
+        if isinstance(exp, int | float) and exp <= now:
+            continue
+        if not isinstance(iat, int) or not trust.may_issue(stored.issuer, stored.vct, at=iat):
+            continue
+        out.append(Holding(stored, sd_jwt, held_from_sd_jwt(stored.credential_id, sd_jwt)))
+    return out
+
+
+@dataclass(frozen=True)
+class PlannedPresentation:
+    """One credential the wallet would present, and exactly what the verifier would see.
+
+    Attributes:
+        query_id: The credential query it answers.
+        holding: The credential.
+        candidate: The match (its ``disclosures`` are what is revealed).
+        disclosures: The encoded disclosures that will be sent.
+        visible: The claims the verifier will see (technical claims left out).
+    """
+
+    query_id: str
+    holding: Holding
+    candidate: Candidate
+    disclosures: tuple[str, ...]
+    visible: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class DisclosurePlan:
+    """Everything the citizen is asked to consent to.
+
+    Attributes:
+        request: The request.
+        verifier: The verifier's trust-list entry (its name is what the citizen sees).
+        purpose: The registered purpose (trust-list wording).
+        presentations: What would be presented, per credential.
+    """
+
+    request: PresentationRequest
+    verifier: Agency
+    purpose: Purpose
+    presentations: tuple[PlannedPresentation, ...]
+
+
+Consent = Callable[[DisclosurePlan], bool]
+"""Asks the citizen (or a policy): may this plan be disclosed? ``True`` means yes."""
+
+
+def check_request(
+    request: PresentationRequest, *, sender: str, trust: TrustList, now: int
+) -> tuple[Agency, Purpose]:
+    """Steps 1-3: the sender speaks for the verifier, who may ask this, in time.
+
+    Raises:
+        UntrustedParty: ``sender`` is not the verifier's registered account.
+        NotAuthorizedToRequest: a claim or the purpose is outside its registration.
+        RequestExpired: ``expires_at`` has passed.
+    """
+    verifier = trust.require_agency(sender, request.verifier_id)
+    purpose = trust.may_request_query(request.verifier_id, request.query, request.purpose.code)
+    if request.expires_at <= now:
+        raise RequestExpired("the presentation request has expired")
+    return verifier, purpose
+
+
+def plan_presentation(
+    request: PresentationRequest,
+    *,
+    sender: str,
+    holdings: Iterable[Holding],
+    trust: TrustList,
+    now: int,
+) -> DisclosurePlan:
+    """Steps 1-4: check the request and choose the minimal disclosures that answer it.
+
+    Raises:
+        UntrustedParty, NotAuthorizedToRequest, RequestExpired: see :func:`check_request`.
+        QueryNotSatisfied: the wallet holds nothing that answers the query.
+        MalformedInput: the query uses something the matcher does not accept.
+    """
+    verifier, purpose = check_request(request, sender=sender, trust=trust, now=now)
+    by_id = {holding.stored.credential_id: holding for holding in holdings}
+    query = parse_query(request.query.model_dump(mode="json", exclude_none=True))
+    match = find_candidates(query, [holding.held for holding in by_id.values()])
+    chosen = select_presentation(match)
+    planned = []
+    for query_id, candidates in chosen.items():
+        for candidate in candidates:
+            holding = by_id[candidate.credential_id]
+            encoded = exact_disclosures(holding.sd_jwt, candidate.disclosures)
+            planned.append(
+                PlannedPresentation(
+                    query_id=query_id,
+                    holding=holding,
+                    candidate=candidate,
+                    disclosures=tuple(encoded),
+                    visible=verifier_view(holding.sd_jwt, encoded),
+                )
+            )
+    return DisclosurePlan(request, verifier, purpose, tuple(planned))
+
+
+def verifier_view(sd_jwt: SdJwt, disclosures: Iterable[str]) -> dict[str, Any]:
+    """The claims a verifier sees from ``disclosures``, without the technical ones."""
+    seen = parse_sd_jwt(compact_without_kb(sd_jwt.raw.issuer_jwt, list(disclosures))).claims
+    return {name: value for name, value in seen.items() if name not in TECHNICAL_CLAIMS}
+
+
+def present_plan(
+    plan: DisclosurePlan, *, store: WalletStore, now: int
+) -> dict[str, tuple[str, ...]]:
+    """Step 6: sign the presentations of ``plan`` (the ``vp_token``).
+
+    Raises:
+        StoreError: a holder key is gone.
+        KeyBindingError: a credential is not bound to its stored holder key.
+    """
+    vp_token: dict[str, list[str]] = {}
+    for item in plan.presentations:
+        key_id = item.holding.stored.holder_key_id
+        if key_id is None:
+            raise QueryNotSatisfied("a chosen credential has no holder key to bind it")
+        presentation = present_disclosures(
+            item.holding.sd_jwt,
+            disclosures=item.disclosures,
+            holder_key=store.holder_key(key_id),
+            aud=plan.request.verifier_id,
+            nonce=plan.request.nonce,
+            now=now,
+        )
+        vp_token.setdefault(item.query_id, []).append(presentation)
+    return {query_id: tuple(items) for query_id, items in vp_token.items()}
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The wallet's answer to one request.
+
+    Attributes:
+        response: The ``presentation.response`` to send (presentations or a refusal).
+        plan: What was (or would have been) disclosed, when matching got that far.
+        error: Why it was refused (full message, for the citizen), ``None`` if presented.
+    """
+
+    response: PresentationResponse
+    plan: DisclosurePlan | None = None
+    error: OnceOnlyError | None = None
+
+    @property
+    def presented(self) -> bool:
+        """Whether presentations were sent."""
+        return self.error is None
+
+
+_REFUSALS: Final[dict[type[OnceOnlyError], RefusalCode]] = {
+    UntrustedParty: RefusalCode.UNTRUSTED_PARTY,
+    NotAuthorizedToRequest: RefusalCode.NOT_AUTHORIZED_TO_REQUEST,
+    RequestExpired: RefusalCode.REQUEST_EXPIRED,
+    ConsentDenied: RefusalCode.CONSENT_DENIED,
+}
+
+
+def refusal_for(error: OnceOnlyError) -> Refusal:
+    """The refusal that tells the verifier why, without personal data.
+
+    Over-asking names the offending path (the verifier's own query, not the citizen's
+    data). "Nothing fits" stays generic: which claim was missing, or which ``values``
+    did not match, would itself reveal something about the citizen.
+    """
+    code = next(
+        (code for kind, code in _REFUSALS.items() if isinstance(error, kind)),
+        RefusalCode.QUERY_NOT_SATISFIED,
+    )
+    if code is RefusalCode.NOT_AUTHORIZED_TO_REQUEST:
+        path = error.detail.get("path")
+        shown = "/".join("*" if p is None else str(p) for p in path) if path else None
+        what = f" ({shown})" if shown else ""
+        return Refusal(
+            code=code,
+            message=LocalizedText(
+                de=f"Diese Angaben oder dieser Zweck sind für Sie nicht registriert{what}.",
+                en=f"Your registration does not cover these claims or this purpose{what}.",
+            ),
+        )
+    return Refusal(code=code)
+
+
+def answer_request(
+    store: WalletStore,
+    request: PresentationRequest,
+    *,
+    sender: str,
+    trust: TrustList,
+    consent: Consent,
+    now: int,
+    request_event_id: str | None = None,
+) -> Answer:
+    """Run the whole decision for one request; never raises for bad or unwanted input.
+
+    Args:
+        store: The open wallet (holder keys, credentials, history).
+        request: The parsed request.
+        sender: Matrix user who sent it.
+        trust: The current, verified trust list.
+        consent: Asks the citizen or a policy.
+        now: Current Unix time.
+        request_event_id: The request's Matrix event id, echoed in the response.
+    """
+    plan: DisclosurePlan | None = None
+    try:
+        holdings = usable_holdings(store, trust=trust, now=now)
+        plan = plan_presentation(request, sender=sender, holdings=holdings, trust=trust, now=now)
+        if not consent(plan):
+            raise ConsentDenied("the citizen declined to disclose")
+        vp_token = present_plan(plan, store=store, now=now)
+        # Written before anything is sent: a disclosure the history cannot
+        # record is not made.
+        for item in plan.presentations:
+            _record(
+                store,
+                request,
+                sender=sender,
+                credential_id=item.holding.stored.credential_id,
+                paths=sorted(item.candidate.disclosures, key=str),
+                outcome="disclosed",
+                now=now,
+            )
+    except OnceOnlyError as error:
+        with contextlib.suppress(StoreError):
+            # The refusal goes out even if the history cannot take the entry.
+            _record_refusal(store, request, error, sender=sender, trust=trust, now=now)
+        response = build_presentation_response(
+            exchange_id=request.exchange_id,
+            verifier_name=request.verifier_name,
+            refusal=refusal_for(error),
+            request_event_id=request_event_id,
+        )
+        return Answer(response=response, plan=plan, error=error)
+    response = build_presentation_response(
+        exchange_id=request.exchange_id,
+        verifier_name=request.verifier_name,
+        vp_token=vp_token,
+        request_event_id=request_event_id,
+    )
+    return Answer(response=response, plan=plan)
+
+
+def _record_refusal(
+    store: WalletStore,
+    request: PresentationRequest,
+    error: OnceOnlyError,
+    *,
+    sender: str,
+    trust: TrustList,
+    now: int,
+) -> None:
+    # Requests from accounts that do not speak for the verifier are not the
+    # citizen's business history (and would let anyone fill it): not recorded.
+    if not trust.is_agency(sender, request.verifier_id):
+        return
+    asked = sorted(
+        {
+            tuple(claim.path)
+            for credential in request.query.credentials
+            for claim in credential.claims or ()
+        },
+        key=str,
+    )
+    outcome: DisclosureOutcome = "declined" if isinstance(error, ConsentDenied) else "failed"
+    _record(
+        store, request, sender=sender, credential_id=None, paths=asked, outcome=outcome, now=now
+    )
+
+
+def _record(
+    store: WalletStore,
+    request: PresentationRequest,
+    *,
+    sender: str,
+    credential_id: str | None,
+    paths: Iterable[ClaimPath],
+    outcome: DisclosureOutcome,
+    now: int,
+) -> None:
+    store.record_disclosure(
+        verifier_id=request.verifier_id,
+        verifier_user=sender,
+        credential_id=credential_id,
+        claim_paths=tuple(tuple(path) for path in paths),
+        purpose=request.purpose.code,
+        outcome=outcome,
+        exchange_id=request.exchange_id,
+        at=now,
+    )
