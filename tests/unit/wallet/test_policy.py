@@ -54,6 +54,11 @@ def policy() -> ConsentPolicy:
     return parse_policy(POLICY_TOML, is_json=False)
 
 
+def one_rule(vct: str, path: list[object]) -> ConsentPolicy:
+    rule = {"verifier": FAMILY_ID, "purposes": [CHILD_BENEFIT], "vcts": [vct], "claims": [path]}
+    return parse_policy(json.dumps({"presentations": [rule]}), is_json=True)
+
+
 def plan_for(store: WalletStore, world: World, *credentials: dict[str, object]) -> DisclosurePlan:
     return plan_presentation(
         request(*credentials),
@@ -73,21 +78,7 @@ def test_covered_request_is_approved(
 
 
 def test_claim_outside_the_rule_is_denied(store: WalletStore, world: World) -> None:
-    narrow = parse_policy(
-        json.dumps(
-            {
-                "presentations": [
-                    {
-                        "verifier": FAMILY_ID,
-                        "purposes": [CHILD_BENEFIT],
-                        "vcts": [RESIDENCE],
-                        "claims": [["address", "locality"]],
-                    }
-                ]
-            }
-        ),
-        is_json=True,
-    )
+    narrow = one_rule(RESIDENCE, ["address", "locality"])
     hold(store, world, RESIDENCE)
     assert narrow.approves(
         plan_for(store, world, credential_query("r", RESIDENCE, ["address", "locality"]))
@@ -112,21 +103,7 @@ def test_other_type_is_denied(store: WalletStore, world: World, policy: ConsentP
 
 
 def test_extra_array_elements_must_be_covered_too(store: WalletStore, world: World) -> None:
-    only_second = parse_policy(
-        json.dumps(
-            {
-                "presentations": [
-                    {
-                        "verifier": FAMILY_ID,
-                        "purposes": [CHILD_BENEFIT],
-                        "vcts": [PID],
-                        "claims": [["nationalities", 1]],
-                    }
-                ]
-            }
-        ),
-        is_json=True,
-    )
+    only_second = one_rule(PID, ["nationalities", 1])
     hold(store, world, PID)
     plan = plan_for(store, world, credential_query("p", PID, ["nationalities", 1]))
     # Index 1 drags element 0 along, which the rule does not cover.
