@@ -1,0 +1,85 @@
+"""A **simulated** eID check: how the identity agency learns who a Matrix account belongs to.
+
+In production the identity agency would run the national eID online function
+(card, PIN, eID server) in its web portal, out of band of Matrix (spec section
+11). Nothing of that exists here, so this module stands in for it, and says so:
+
+1. :func:`start_eid_check`: the citizen names an eID card number from the
+   register; the "card" answers with a one-time code (here: generated and
+   returned to the caller, as if shown by the card reader app). Only a digest of
+   the code is stored, valid for :data:`CODE_TTL` seconds.
+2. :func:`complete_eid_check`: the citizen enters card number and code for a
+   Matrix account; a correct, unused, unexpired code binds the account to the
+   card holder (:attr:`BindingMethod.EID_CHECK`) in the identity agency's register.
+
+After that, a ``credential.request`` for the PID from that account needs no
+``identity_presentation``: the binding is the identity evidence. Six-digit codes
+are weak against guessing; a real eID check has no such code at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from typing import Final
+
+from issuer.offers import NonceLedger
+from issuer.register import BindingMethod, Register
+from onceonly.errors import IdentityNotBound, MalformedInput
+from onceonly.jose import b64url_encode
+
+CODE_TTL: Final = 600
+"""Seconds a one-time code stays usable."""
+CODE_DIGITS: Final = 6
+
+
+def _code_digest(card_number: str, code: str) -> str:
+    # The ledger keys entries by this digest: a code is only good for its own card.
+    return "eid_" + b64url_encode(hashlib.sha256(f"{card_number}:{code}".encode()).digest())
+
+
+def start_eid_check(
+    register: Register,
+    ledger: NonceLedger,
+    card_number: str,
+    *,
+    now: int,
+    random_bytes: Callable[[int], bytes],
+) -> str:
+    """Simulation: "read" the card and return the one-time code it shows.
+
+    Raises:
+        UnknownSubject: no register person holds this card.
+    """
+    person_id = register.person_for_eid_card(card_number)
+    code = str(int.from_bytes(random_bytes(8), "big") % 10**CODE_DIGITS).zfill(CODE_DIGITS)
+    ledger.record_code(_code_digest(card_number, code), person_id=person_id, now=now, ttl=CODE_TTL)
+    return code
+
+
+def complete_eid_check(
+    register: Register,
+    ledger: NonceLedger,
+    *,
+    card_number: str,
+    code: str,
+    matrix_user_id: str,
+    now: int,
+) -> str:
+    """Simulation: check the card's one-time code and bind ``matrix_user_id`` to its holder.
+
+    Returns:
+        The register person id now bound to the account.
+
+    Raises:
+        MalformedInput: the code is not :data:`CODE_DIGITS` digits.
+        IdentityNotBound: wrong, used or expired code (the attempt binds nothing).
+        IdentityBindingConflict: the account is bound to another person already.
+    """
+    if not (len(code) == CODE_DIGITS and code.isascii() and code.isdigit()):
+        raise MalformedInput(f"an eID one-time code has {CODE_DIGITS} digits")
+    person_id = ledger.consume_code(_code_digest(card_number, code), now=now)
+    if person_id is None:
+        raise IdentityNotBound("eID check failed: wrong, used or expired one-time code")
+    register.bind_matrix_user(person_id, matrix_user_id, BindingMethod.EID_CHECK, now)
+    return person_id
