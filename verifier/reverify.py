@@ -1,0 +1,145 @@
+"""The auditor's re-verification hook: redo a recorded verification from files alone.
+
+:class:`Reverifier` is the ``reverify`` callable :func:`verifier.audit.audit_file`
+accepts. For each audit entry that recorded a presentation and a verdict it
+repeats the online checks of :mod:`verifier.verification` in the same order, at
+the entry's time, and returns the outcome they give:
+
+1. the nonce (from the entry's details): a nonce already seen in an earlier
+   entry of the log is a replay; the entry's time at or after the request's
+   expiry is an expired request (the online nonce store decided both; the log
+   itself is the auditor's evidence);
+2. the trust list the entry names, read from the evidence archive by its hash,
+   must verify against the auditor's trust anchors and be valid at that time;
+3. the SD-JWT VC checks, issuer trust and query satisfaction
+   (:func:`~verifier.verification.check_presentations`);
+4. the status list tokens the entry names, read from the archive and verified
+   with the issuer's listed key, must show each credential valid.
+
+Any difference from the recorded outcome is reported by the auditor. Pure
+apart from reading the archive; no clock (the entry's time is "now").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from onceonly import jose
+from onceonly.errors import (
+    MalformedInput,
+    ReplayDetected,
+    RequestExpired,
+    StatusUnavailable,
+    TrustError,
+)
+from onceonly.query import parse_query
+from onceonly.status_list import check_status, status_reference_from_claims
+from onceonly.trust import check_validity_period, verify_trust_list_signature
+from onceonly.trust.token import MAX_TRUST_LIST_BYTES
+from verifier.audit_format import AuditEntry, VerificationOutcome
+from verifier.evidence import EvidenceArchive
+from verifier.status_cache import verify_status_token
+from verifier.verification import (
+    VerifierOptions,
+    VpToken,
+    check_presentations,
+    status_key_resolver,
+    verified_outcome,
+)
+
+
+def _vp_token(text: str) -> VpToken:
+    data = jose.strict_json_loads(text, max_bytes=MAX_TRUST_LIST_BYTES)
+    if not isinstance(data, dict) or not data:
+        raise MalformedInput("recorded presentation is not a vp_token object")
+    for value in data.values():
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            raise MalformedInput("recorded vp_token values must be lists of presentations")
+    return data
+
+
+def _detail(details: dict[str, str], name: str) -> str:
+    value = details.get(name)
+    if not value:
+        raise MalformedInput(f"audit entry lacks the request's {name!r}")
+    return value
+
+
+class Reverifier:
+    """Re-verifies audit entries in ``seq`` order (the auditor calls it that way).
+
+    Stateful: it remembers the nonces of the entries it has seen, so create one
+    per audit run.
+
+    Args:
+        evidence: The verifier's evidence archive (trust and status list tokens).
+        anchors: The trust authority keys the auditor trusts.
+        options: The verifier's policy (must match the one used online).
+    """
+
+    def __init__(
+        self,
+        *,
+        evidence: EvidenceArchive,
+        anchors: Sequence[jose.PublicKey],
+        options: VerifierOptions | None = None,
+    ) -> None:
+        self._evidence = evidence
+        self._anchors = tuple(anchors)
+        self._options = options or VerifierOptions()
+        self._seen_nonces: set[str] = set()
+
+    def __call__(self, entry: AuditEntry) -> VerificationOutcome:
+        """The outcome re-verification gives for ``entry``.
+
+        Raises:
+            OnceOnlyError: the check that fails (the auditor turns it into a
+                rejected outcome with that code).
+        """
+        details = entry.details
+        nonce = _detail(details, "nonce")
+        if nonce in self._seen_nonces:
+            raise ReplayDetected("nonce was already used by an earlier entry")
+        self._seen_nonces.add(nonce)
+        try:
+            expires_at = int(_detail(details, "expires_at"))
+        except ValueError:
+            raise MalformedInput("audit entry has a non-numeric expires_at") from None
+        if entry.time >= expires_at:
+            raise RequestExpired("the response came after the request expired")
+        if entry.presentation is None:
+            raise MalformedInput("audit entry has no presentation")
+        if entry.trust_list is None:
+            raise TrustError("the verifier holds no valid trust list")
+        verified_list = verify_trust_list_signature(
+            self._evidence.get(entry.trust_list.hash), self._anchors
+        )
+        trust_list = verified_list.trust_list
+        if trust_list.seq != entry.trust_list.sequence:
+            raise TrustError("the archived trust list has another sequence number")
+        check_validity_period(trust_list, now=entry.time)
+        parts = check_presentations(
+            _vp_token(entry.presentation),
+            query=parse_query(_detail(details, "query")),
+            trust_list=trust_list,
+            audience=_detail(details, "audience"),
+            nonce=nonce,
+            now=entry.time,
+            options=self._options,
+        )
+        recorded = {version.uri: version.hash for version in entry.status_lists}
+        for _, credential in parts:
+            if credential.status is None:
+                continue
+            reference = status_reference_from_claims(credential.claims)
+            digest = recorded.get(reference.uri)
+            if digest is None:
+                raise StatusUnavailable("no status list was recorded for this credential")
+            token, key = verify_status_token(
+                self._evidence.get(digest),
+                status_key_resolver(trust_list, credential.issuer),
+                uri=reference.uri,
+                now=entry.time,
+            )
+            check_status(reference, token, issuer_key=key, now=entry.time)
+        return verified_outcome(parts)

@@ -1,0 +1,207 @@
+"""The verifier's cache of verified Status List Tokens.
+
+A verifier checks the revocation status of every credential it accepts. The
+token for a status list URI is obtained through an injected async fetch
+function (reading the issuer's public status room, or a file in tests), verified
+with a key the *verifier* chose from the trust list (one of the credential
+issuer's keys), and then kept for as long as the draft allows: the token's
+``ttl`` (a configurable default when it has none), never longer than
+``max_age`` and never past the token's ``exp``.
+
+Failures never turn into a pass: a fetch that fails, times out, or returns a
+token that does not verify raises :class:`~onceonly.errors.StatusUnavailable`
+(the cause's code in ``detail['cause']``), and nothing is cached.
+
+Entries are keyed by URI, signer and trust list version: a token verified as
+issuer A's never vouches for issuer B's credential, and a new trust list (which
+may have removed a key) forces a fresh verification.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from onceonly import jose
+from onceonly.errors import OnceOnlyError, StatusUnavailable
+from onceonly.status_list import StatusListToken, verify_status_list_jwt
+from onceonly.trust import Agency
+from verifier.evidence import token_hash
+
+StatusFetcher = Callable[[str, Agency], Awaitable[str]]
+"""Returns the Status List Token (compact JWS) the agency currently publishes for a URI."""
+
+DEFAULT_TTL_SECONDS: Final = 300
+"""How long to keep a token that carries no ``ttl``."""
+
+DEFAULT_MAX_AGE_SECONDS: Final = 3600
+"""Upper bound on keeping any token, whatever its ``ttl`` says."""
+
+DEFAULT_FETCH_TIMEOUT_SECONDS: Final = 15.0
+DEFAULT_MAX_ENTRIES: Final = 1024
+
+
+@dataclass(frozen=True)
+class CachedStatusList:
+    """A verified Status List Token and where it came from.
+
+    Attributes:
+        uri: The list's URI (the token's ``sub``).
+        token: The compact JWS exactly as fetched (kept as audit evidence).
+        hash: SHA-256 (hex) of ``token``.
+        verified: The verified, decoded token.
+        key: The key that verified it.
+        fetched_at: When it was fetched (epoch seconds).
+        fresh_until: First second at which it must be fetched again.
+    """
+
+    uri: str
+    token: str
+    hash: str
+    verified: StatusListToken
+    key: jose.PublicKey
+    fetched_at: int
+    fresh_until: int
+
+
+_Key = tuple[str, str, str]
+
+
+class StatusCache:
+    """Fetches, verifies and caches Status List Tokens (one instance per process).
+
+    Args:
+        fetch: The async fetch function.
+        default_ttl: Seconds to keep a token without ``ttl``.
+        max_age: Never keep a token longer than this.
+        fetch_timeout: Seconds before a fetch counts as failed.
+        max_entries: Bound on cached tokens (least recently stored is evicted).
+    """
+
+    def __init__(
+        self,
+        fetch: StatusFetcher,
+        *,
+        default_ttl: int = DEFAULT_TTL_SECONDS,
+        max_age: int = DEFAULT_MAX_AGE_SECONDS,
+        fetch_timeout: float = DEFAULT_FETCH_TIMEOUT_SECONDS,
+        max_entries: int = DEFAULT_MAX_ENTRIES,
+    ) -> None:
+        if default_ttl <= 0 or max_age <= 0 or fetch_timeout <= 0 or max_entries <= 0:
+            raise ValueError("status cache bounds must be positive")
+        self._fetch = fetch
+        self._default_ttl = default_ttl
+        self._max_age = max_age
+        self._fetch_timeout = fetch_timeout
+        self._max_entries = max_entries
+        self._entries: OrderedDict[_Key, CachedStatusList] = OrderedDict()
+        self._locks: dict[_Key, asyncio.Lock] = {}
+        self.fetches = 0
+        """Number of fetches made (for tests and metrics)."""
+
+    def _fresh(self, key: _Key, now: int) -> CachedStatusList | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        expires_at = entry.verified.expires_at
+        if now >= entry.fresh_until or (expires_at is not None and now >= expires_at):
+            del self._entries[key]
+            return None
+        return entry
+
+    async def get(
+        self,
+        uri: str,
+        *,
+        signer: Agency,
+        key: jose.PublicKey | jose.KeyResolver,
+        trust_version: str,
+        now: int,
+    ) -> CachedStatusList:
+        """The verified token for ``uri`` signed by ``signer``, from the cache or fetched.
+
+        Args:
+            uri: The status list URI the credential references.
+            signer: The agency that publishes the list and whose key must have signed
+                the token (the credential's issuer, as the trust list describes it).
+            key: That agency's key, or a resolver over its keys from the trust list.
+            trust_version: Hash of the trust list ``key`` came from (part of the cache key).
+            now: Current time, epoch seconds.
+
+        Raises:
+            StatusUnavailable: the token could not be fetched or did not verify.
+        """
+        cache_key = (uri, signer.id, trust_version)
+        hit = self._fresh(cache_key, now)
+        if hit is not None:
+            return hit
+        # One fetch per list at a time: concurrent verifications of credentials on the
+        # same list wait for it instead of fetching the same token again.
+        lock = self._locks.setdefault(cache_key, asyncio.Lock())
+        async with lock:
+            hit = self._fresh(cache_key, now)
+            if hit is not None:
+                return hit
+            entry = await self._load(uri, signer, key, now)
+            self._entries[cache_key] = entry
+            while len(self._entries) > self._max_entries:
+                evicted, _ = self._entries.popitem(last=False)
+                self._locks.pop(evicted, None)
+            return entry
+
+    async def _load(
+        self, uri: str, signer: Agency, key: jose.PublicKey | jose.KeyResolver, now: int
+    ) -> CachedStatusList:
+        self.fetches += 1
+        try:
+            token = await asyncio.wait_for(self._fetch(uri, signer), timeout=self._fetch_timeout)
+        except TimeoutError:
+            raise StatusUnavailable(
+                "fetching the status list timed out", detail={"uri": uri, "cause": "timeout"}
+            ) from None
+        except OnceOnlyError as exc:
+            raise StatusUnavailable(
+                "the status list could not be fetched", detail={"uri": uri, "cause": exc.code}
+            ) from exc
+        if not isinstance(token, str):
+            raise StatusUnavailable(
+                "the status list fetch returned no token", detail={"uri": uri, "cause": "malformed"}
+            )
+        verified, used_key = verify_status_token(token, key, uri=uri, now=now)
+        keep = min(verified.ttl or self._default_ttl, self._max_age)
+        return CachedStatusList(
+            uri=uri,
+            token=token,
+            hash=token_hash(token),
+            verified=verified,
+            key=used_key,
+            fetched_at=now,
+            fresh_until=now + keep,
+        )
+
+
+def verify_status_token(
+    token: str, key: jose.PublicKey | jose.KeyResolver, *, uri: str, now: int
+) -> tuple[StatusListToken, jose.PublicKey]:
+    """Verify a Status List Token (JWT) for ``uri``; return it and the key that verified it.
+
+    Raises:
+        StatusUnavailable: the token does not verify (the cause's code in ``detail``).
+    """
+    chosen: list[jose.PublicKey] = []
+
+    def remember(header: Mapping[str, Any], payload: Mapping[str, Any]) -> jose.PublicKey:
+        found = key if isinstance(key, jose.PublicKey) else key(header, payload)
+        chosen.append(found)
+        return found
+
+    try:
+        verified = verify_status_list_jwt(token, remember, uri=uri, now=now)
+    except OnceOnlyError as exc:
+        raise StatusUnavailable(
+            "the status list token did not verify", detail={"uri": uri, "cause": exc.code}
+        ) from exc
+    return verified, chosen[-1]

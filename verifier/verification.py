@@ -1,0 +1,476 @@
+"""Verifying a ``presentation.response`` completely, and recording the verdict.
+
+:class:`Verifier` checks an answer to one of our presentation requests in this
+order, and the first failure decides the error code:
+
+1. the request's nonce is consumed (:class:`~verifier.nonce_store.NonceStore`):
+   issued by us, for this exchange and audience, unexpired, and used exactly
+   once, also across restarts and verifier processes;
+2. every presentation passes the SD-JWT VC core (RFC 9901 section 7) with key
+   binding *required*, ``aud`` = our id and ``nonce`` = the request's nonce, with
+   the issuer's key chosen from the trust list (the key must have been valid at
+   the credential's ``iat``);
+3. the issuer may issue that ``vct`` at the credential's issuance time;
+4. the disclosed claims satisfy the query we sent (values included);
+5. each credential's status list entry is valid, in a Status List Token signed by
+   the credential's issuer (:mod:`verifier.status_cache`).
+
+Every verdict, verified or not, is appended to the audit log with the exact
+presentations received, the trust list version and the status list versions
+used; the tokens themselves go to the :class:`~verifier.evidence.EvidenceArchive`
+so that the offline auditor can redo steps 1-5 (:mod:`verifier.reverify`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from onceonly import jose
+from onceonly.errors import (
+    InvalidClaim,
+    OnceOnlyError,
+    StoreError,
+    TrustError,
+    UnknownKey,
+    UntrustedIssuer,
+)
+from onceonly.jose import json_dumps_compact
+from onceonly.query import DcqlQuery, claims_satisfy
+from onceonly.sdjwt import VerificationPolicy, VerifiedCredential, format_path, verify_presentation
+from onceonly.status_list import check_status, status_reference_from_claims
+from onceonly.trust import TrustList, VerifiedTrustList
+from onceonly.trust.policy import _kid_matches
+from verifier.audit_format import (
+    EntryKind,
+    StatusListVersion,
+    TrustListVersion,
+    VerificationOutcome,
+)
+from verifier.audit_log import AuditLog
+from verifier.evidence import EvidenceArchive, token_hash
+from verifier.nonce_store import NonceStore
+from verifier.requests import PendingRequest
+from verifier.status_cache import StatusCache
+
+VpToken = Mapping[str, Sequence[str]]
+"""Credential query id to the presentations answering it (OpenID4VP ``vp_token``)."""
+
+TrustSource = Callable[[int], VerifiedTrustList | None]
+"""Returns the current verified trust list at ``now`` (e.g. ``TrustCache.current``)."""
+
+_TECHNICAL_CLAIMS: Final = frozenset({"cnf", "status", "iss", "vct", "iat", "exp", "nbf"})
+
+
+@dataclass(frozen=True)
+class VerifierOptions:
+    """Policy knobs (the defaults are the protocol's).
+
+    Attributes:
+        leeway_seconds: Clock skew tolerated for credential and KB-JWT times.
+        max_kb_age_seconds: How old a KB-JWT's ``iat`` may be.
+        require_status: Refuse credentials without a ``status`` claim (every
+            shipped credential type has one, so a missing one means it cannot be revoked).
+    """
+
+    leeway_seconds: int = 60
+    max_kb_age_seconds: int = 300
+    require_status: bool = True
+
+
+@dataclass(frozen=True)
+class StatusChecked:
+    """The status list entry a credential was checked against."""
+
+    uri: str
+    idx: int
+    list_hash: str
+
+
+@dataclass(frozen=True)
+class AcceptedCredential:
+    """One verified presentation.
+
+    Attributes:
+        query_id: The credential query it answers.
+        issuer: ``iss`` (a trusted agency).
+        vct: The credential type.
+        claims: The subject's claims the citizen disclosed (and the issuer's
+            always-visible ones), without the technical claims listed as fields here.
+        disclosed_paths: Paths revealed by disclosures, e.g. ``address.locality``.
+        issued_at: ``iat``.
+        expires_at: ``exp``, if any.
+        status: The status entry checked (``None`` only if status is not required).
+    """
+
+    query_id: str
+    issuer: str
+    vct: str
+    claims: dict[str, Any]
+    disclosed_paths: tuple[str, ...]
+    issued_at: int
+    expires_at: int | None
+    status: StatusChecked | None
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON form for the agency's code and the CLI."""
+        return {
+            "issuer": self.issuer,
+            "vct": self.vct,
+            "claims": self.claims,
+            "disclosed_paths": list(self.disclosed_paths),
+            "issued_at": self.issued_at,
+            "expires_at": self.expires_at,
+            "status": None
+            if self.status is None
+            else {
+                "uri": self.status.uri,
+                "idx": self.status.idx,
+                "list_hash": self.status.list_hash,
+            },
+        }
+
+
+@dataclass(frozen=True)
+class VerificationResult:
+    """What the agency's code gets for one response.
+
+    Attributes:
+        exchange_id: The exchange.
+        verified: Whether every check passed.
+        error_code: The stable error code when not verified (a refusal's code for a refusal).
+        message: Human explanation of the failure.
+        refused: The citizen declined (``error_code`` is the refusal's code).
+        credentials: Verified presentations per credential query id.
+        trust_list: The trust list version used.
+        status_lists: The status list versions used.
+        audit_seq: The audit entry recording the verdict.
+        audit_hash: That entry's hash.
+    """
+
+    exchange_id: str
+    verified: bool
+    error_code: str | None = None
+    message: str | None = None
+    refused: bool = False
+    credentials: dict[str, tuple[AcceptedCredential, ...]] = field(default_factory=dict)
+    trust_list: TrustListVersion | None = None
+    status_lists: tuple[StatusListVersion, ...] = ()
+    audit_seq: int | None = None
+    audit_hash: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON form (what ``onceonly verifier request --wait`` prints)."""
+        out: dict[str, Any] = {"exchange_id": self.exchange_id, "verified": self.verified}
+        if not self.verified:
+            out.update(error_code=self.error_code, message=self.message, refused=self.refused)
+        out["credentials"] = {
+            qid: [credential.to_json() for credential in items]
+            for qid, items in self.credentials.items()
+        }
+        out["audit"] = {"seq": self.audit_seq, "entry_hash": self.audit_hash}
+        return out
+
+
+def status_key_resolver(trust_list: TrustList, issuer_id: str) -> jose.KeyResolver:
+    """Choose the key of a Status List Token: one of the credential issuer's listed keys.
+
+    The token must name the key by ``kid`` (or by the agency's DID URL) and the
+    key's signing window must cover the token's ``iat``.
+    """
+    agency = trust_list.agency(issuer_id)
+
+    def resolve(header: Mapping[str, Any], payload: Mapping[str, Any]) -> jose.PublicKey:
+        if agency is None:
+            raise UntrustedIssuer(f"issuer {issuer_id!r} is not on the trust list")
+        kid, iat = header.get("kid"), payload.get("iat")
+        if not isinstance(kid, str) or not isinstance(iat, int) or isinstance(iat, bool):
+            raise UnknownKey("a status list token must carry a kid and an integer iat")
+        keys = [k for k in agency.keys if _kid_matches(kid, k, agency) and k.may_sign_at(iat)]
+        if len(keys) != 1:
+            raise UnknownKey(f"{issuer_id} has no key {kid!r} valid at the token's iat")
+        return keys[0].public_key()
+
+    return resolve
+
+
+def check_presentations(
+    vp_token: VpToken,
+    *,
+    query: DcqlQuery,
+    trust_list: TrustList,
+    audience: str,
+    nonce: str,
+    now: int,
+    options: VerifierOptions,
+) -> list[tuple[str, VerifiedCredential]]:
+    """Steps 2-4 of the module description (pure: no store, no fetch).
+
+    Returns:
+        ``(query id, verified credential)`` in the order received.
+
+    Raises:
+        OnceOnlyError: the first failed check.
+    """
+    policy = VerificationPolicy(
+        require_key_binding=True,
+        expected_audience=audience,
+        expected_nonce=nonce,
+        leeway_seconds=options.leeway_seconds,
+        max_kb_age_seconds=options.max_kb_age_seconds,
+    )
+    resolver = trust_list.issuer_key_resolver()
+    parts: list[tuple[str, VerifiedCredential]] = []
+    for query_id, presentations in vp_token.items():
+        for text in presentations:
+            credential = verify_presentation(text, issuer_key=resolver, policy=policy, now=now)
+            # The resolver already ties the key to iat and vct; asking the policy
+            # question directly keeps this rule independent of how keys are found.
+            if not trust_list.may_issue(
+                credential.issuer, credential.vct, int(credential.issued_at)
+            ):
+                raise UntrustedIssuer(
+                    f"{credential.issuer} may not issue {credential.vct}",
+                    detail={"iss": credential.issuer, "vct": credential.vct},
+                )
+            if options.require_status and credential.status is None:
+                raise InvalidClaim(
+                    "the credential has no 'status' claim", detail={"claim": "status"}
+                )
+            parts.append((query_id, credential))
+    by_query: dict[str, list[dict[str, Any]]] = {}
+    for query_id, credential in parts:
+        by_query.setdefault(query_id, []).append(credential.claims)
+    claims_satisfy(query, by_query)
+    return parts
+
+
+def verified_outcome(parts: Sequence[tuple[str, VerifiedCredential]]) -> VerificationOutcome:
+    """The audit outcome of verified presentations (recomputable by the auditor)."""
+    issuers = {credential.issuer for _, credential in parts}
+    vcts = {credential.vct for _, credential in parts}
+    disclosed = sorted(
+        {
+            f"{qid}:{format_path(path)}"
+            for qid, credential in parts
+            for path in credential.disclosed_paths
+        }
+    )
+    return VerificationOutcome(
+        verified=True,
+        issuer=next(iter(issuers)) if len(issuers) == 1 else None,
+        vct=next(iter(vcts)) if len(vcts) == 1 else None,
+        disclosed=tuple(disclosed),
+    )
+
+
+def request_details(pending: PendingRequest) -> dict[str, str]:
+    """What the audit entry records about the request (the auditor needs all of it)."""
+    return {
+        "nonce": pending.nonce,
+        "audience": pending.verifier_id,
+        "expires_at": str(pending.expires_at),
+        "query": pending.query_json(),
+        "purpose": pending.purpose,
+        "citizen": pending.citizen,
+    }
+
+
+def _accepted(
+    query_id: str, credential: VerifiedCredential, status: StatusChecked | None
+) -> AcceptedCredential:
+    return AcceptedCredential(
+        query_id=query_id,
+        issuer=credential.issuer,
+        vct=credential.vct,
+        claims={k: v for k, v in credential.claims.items() if k not in _TECHNICAL_CLAIMS},
+        disclosed_paths=tuple(sorted(format_path(p) for p in credential.disclosed_paths)),
+        issued_at=int(credential.issued_at),
+        expires_at=None if credential.expires_at is None else int(credential.expires_at),
+        status=status,
+    )
+
+
+class Verifier:
+    """The verifier agency's checks, with their audit trail.
+
+    Args:
+        verifier_id: Our id on the trust list (the ``aud`` presentations must name).
+        trust: Returns the current verified trust list.
+        nonces: The nonce store the requests' nonces were issued from.
+        audit: The audit log.
+        status: The status list cache.
+        evidence: Where trust list and status list tokens are kept for auditors.
+        options: Policy knobs.
+    """
+
+    def __init__(
+        self,
+        *,
+        verifier_id: str,
+        trust: TrustSource,
+        nonces: NonceStore,
+        audit: AuditLog,
+        status: StatusCache,
+        evidence: EvidenceArchive,
+        options: VerifierOptions | None = None,
+    ) -> None:
+        self._verifier_id = verifier_id
+        self._trust = trust
+        self._nonces = nonces
+        self._audit = audit
+        self._status = status
+        self._evidence = evidence
+        self._options = options or VerifierOptions()
+
+    async def verify_response(
+        self, pending: PendingRequest, vp_token: VpToken, *, now: int
+    ) -> VerificationResult:
+        """Verify the presentations answering ``pending`` and record the verdict.
+
+        A failed check is a result (``verified`` false, its ``error_code``), not an
+        exception.
+
+        Raises:
+            StoreError: a store or the evidence archive failed (nothing was decided).
+        """
+        tracker = _Versions()
+        credentials: dict[str, tuple[AcceptedCredential, ...]] = {}
+        try:
+            parts = await self._check(pending, vp_token, now, tracker, credentials)
+            outcome = verified_outcome(parts)
+            error: OnceOnlyError | None = None
+        except StoreError:
+            raise
+        except OnceOnlyError as exc:
+            outcome, error, credentials = VerificationOutcome.rejected(exc.code), exc, {}
+        entry = self._audit.append(
+            kind=EntryKind.VERIFICATION,
+            exchange_id=pending.exchange_id,
+            now=now,
+            presentation=json_dumps_compact({k: list(v) for k, v in vp_token.items()}),
+            outcome=outcome,
+            trust_list=tracker.trust_list,
+            status_lists=tuple(tracker.status_lists),
+            details=request_details(pending),
+        )
+        return VerificationResult(
+            exchange_id=pending.exchange_id,
+            verified=error is None,
+            error_code=None if error is None else error.code,
+            message=None if error is None else error.message,
+            credentials=credentials,
+            trust_list=tracker.trust_list,
+            status_lists=tuple(tracker.status_lists),
+            audit_seq=entry.seq,
+            audit_hash=entry.entry_hash,
+        )
+
+    async def _check(
+        self,
+        pending: PendingRequest,
+        vp_token: VpToken,
+        now: int,
+        tracker: _Versions,
+        credentials: dict[str, tuple[AcceptedCredential, ...]],
+    ) -> list[tuple[str, VerifiedCredential]]:
+        self._nonces.consume(
+            pending.nonce, now=now, exchange_id=pending.exchange_id, audience=self._verifier_id
+        )
+        current = self._trust(now)
+        if current is None:
+            raise TrustError("the verifier holds no valid trust list")
+        tracker.trust_list = TrustListVersion(
+            sequence=current.trust_list.seq, hash=self._evidence.put(current.token)
+        )
+        parts = check_presentations(
+            vp_token,
+            query=pending.query,
+            trust_list=current.trust_list,
+            audience=self._verifier_id,
+            nonce=pending.nonce,
+            now=now,
+            options=self._options,
+        )
+        accepted: dict[str, list[AcceptedCredential]] = {}
+        for query_id, credential in parts:
+            checked: StatusChecked | None = None
+            if credential.status is not None:
+                reference = status_reference_from_claims(credential.claims)
+                issuer = current.trust_list.agency(credential.issuer)
+                assert issuer is not None  # the issuer key resolver found it
+                cached = await self._status.get(
+                    reference.uri,
+                    signer=issuer,
+                    key=status_key_resolver(current.trust_list, credential.issuer),
+                    trust_version=tracker.trust_list.hash,
+                    now=now,
+                )
+                tracker.add_status(reference.uri, self._evidence.put(cached.token))
+                check_status(reference, cached.verified, issuer_key=cached.key, now=now)
+                checked = StatusChecked(uri=reference.uri, idx=reference.idx, list_hash=cached.hash)
+            accepted.setdefault(query_id, []).append(_accepted(query_id, credential, checked))
+        credentials.update({qid: tuple(items) for qid, items in accepted.items()})
+        return parts
+
+    def record_refusal(
+        self, pending: PendingRequest, refusal_code: str, *, now: int
+    ) -> VerificationResult:
+        """Record that the citizen declined; the request's nonce is used up.
+
+        Raises:
+            StoreError: a store failed.
+        """
+        try:
+            self._nonces.consume(
+                pending.nonce, now=now, exchange_id=pending.exchange_id, audience=self._verifier_id
+            )
+            code, message = refusal_code, "the citizen declined the request"
+        except StoreError:
+            raise
+        except OnceOnlyError as exc:
+            code, message = exc.code, exc.message
+        details = request_details(pending) | {"refusal": refusal_code}
+        entry = self._audit.append(
+            kind=EntryKind.RESPONSE,
+            exchange_id=pending.exchange_id,
+            now=now,
+            outcome=VerificationOutcome.rejected(code),
+            details=details,
+        )
+        return VerificationResult(
+            exchange_id=pending.exchange_id,
+            verified=False,
+            error_code=code,
+            message=message,
+            refused=code == refusal_code,
+            audit_seq=entry.seq,
+            audit_hash=entry.entry_hash,
+        )
+
+
+@dataclass
+class _Versions:
+    trust_list: TrustListVersion | None = None
+    status_lists: list[StatusListVersion] = field(default_factory=list)
+
+    def add_status(self, uri: str, digest: str) -> None:
+        version = StatusListVersion(uri=uri, hash=digest)
+        if version not in self.status_lists:
+            self.status_lists.append(version)
+
+
+__all__ = [
+    "AcceptedCredential",
+    "StatusChecked",
+    "TrustSource",
+    "VerificationResult",
+    "Verifier",
+    "VerifierOptions",
+    "VpToken",
+    "check_presentations",
+    "status_key_resolver",
+    "token_hash",
+    "verified_outcome",
+]
