@@ -1,4 +1,4 @@
-"""The terminal consent prompt, driven through a simulated terminal (rich console + injected input)."""
+"""The terminal consent prompt, driven through a simulated terminal (rich, injected input)."""
 
 from __future__ import annotations
 
