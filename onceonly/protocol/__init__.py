@@ -1,17 +1,13 @@
 """The onceonly Matrix protocol: event contents, parser, builders, exchange state machines.
 
-Pure: no I/O, no Matrix client. The Matrix adapter hands decrypted contents to
-:func:`parse_event` and sends what the builders produce (via :func:`to_content`).
+Pure: no I/O, no Matrix client. The runtime unwraps received room events with
+:func:`from_wire` and sends what the builders produce wrapped by :func:`to_wire`
+(``m.room.message`` with the protocol type as ``msgtype``). The DCQL query model
+is :mod:`onceonly.query`'s, re-exported here.
 The normative description is ``specs/protocol.md``.
 """
 
-from onceonly.protocol.dcql import (
-    ClaimsQuery,
-    CredentialMeta,
-    CredentialQuery,
-    CredentialSetQuery,
-    DcqlQuery,
-)
+from onceonly.protocol.envelope import WIRE_EVENT_TYPE, from_wire, to_wire
 from onceonly.protocol.events import (
     KEY_PROOF_TYP,
     CredentialDisplay,
@@ -71,6 +67,16 @@ from onceonly.protocol.rooms import (
     TrustListState,
 )
 
+# The one DCQL model lives in onceonly.query; re-exported because presentation.request
+# carries it.
+from onceonly.query.model import (
+    ClaimsQuery,
+    CredentialMeta,
+    CredentialQuery,
+    CredentialSetQuery,
+    DcqlQuery,
+)
+
 __all__ = [
     "ACCOUNT_DATA_TYPES",
     "DEVICE_LIST_TYP",
@@ -82,6 +88,7 @@ __all__ = [
     "NAMESPACE",
     "PROTOCOL_REVISION",
     "STATE_EVENT_TYPES",
+    "WIRE_EVENT_TYPE",
     "Attachment",
     "AttachmentHashes",
     "AttachmentKey",
@@ -120,6 +127,7 @@ __all__ = [
     "StatusListState",
     "TrustListState",
     "event_type_of",
+    "from_wire",
     "is_protocol_type",
     "make_key_proof",
     "parse_event",
@@ -127,6 +135,7 @@ __all__ = [
     "serialized_size",
     "sign_device_list",
     "to_content",
+    "to_wire",
     "verify_device_list",
     "verify_key_proof",
 ]

@@ -13,7 +13,6 @@ import html
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from onceonly.protocol.dcql import DcqlQuery
 from onceonly.protocol.events import (
     CredentialDisplay,
     CredentialIssue,
@@ -31,6 +30,7 @@ from onceonly.protocol.events import (
 )
 from onceonly.protocol.fields import HTML_FORMAT, Attachment, LocalizedText
 from onceonly.protocol.rooms import DeviceList
+from onceonly.query.model import DcqlQuery
 
 _OUTCOME_WORDS: dict[Outcome, tuple[str, str]] = {
     Outcome.ACCEPTED: ("angenommen", "accepted"),

@@ -13,7 +13,6 @@ from typing import Annotated, ClassVar, Literal, Self
 
 from pydantic import Field, StringConstraints, model_validator
 
-from onceonly.protocol.dcql import DcqlQuery, QueryId
 from onceonly.protocol.fields import (
     Attachment,
     Code,
@@ -32,6 +31,7 @@ from onceonly.protocol.fields import (
     Timestamp,
     VctStr,
 )
+from onceonly.query.model import DcqlQuery, Identifier
 
 KEY_PROOF_TYP = "onceonly-key-proof+jwt"
 """JOSE ``typ`` of the holder's proof of possession in a credential request."""
@@ -238,7 +238,7 @@ class PresentationResponse(ExchangeContent):
 
     request_event_id: EventIdStr | None = None
     vp_token: (
-        dict[QueryId, Annotated[PresentationList, Field(min_length=1, max_length=8)]] | None
+        dict[Identifier, Annotated[PresentationList, Field(min_length=1, max_length=8)]] | None
     ) = Field(default=None, min_length=1, max_length=16)
     vp_token_file: Attachment | None = None
     refusal: Refusal | None = None

@@ -22,7 +22,7 @@ from onceonly.errors import (
 from onceonly.trust.claim_paths import ClaimPath, any_path_covers, format_claim_path
 
 if TYPE_CHECKING:
-    from onceonly.protocol.dcql import DcqlQuery
+    from onceonly.query.model import DcqlQuery
     from onceonly.trust.model import Agency, AgencyKey, Purpose
 
 

@@ -7,12 +7,7 @@ from typing import Any
 from onceonly.protocol import (
     NAMESPACE,
     Attachment,
-    ClaimsQuery,
     CredentialDisplay,
-    CredentialMeta,
-    CredentialQuery,
-    CredentialSetQuery,
-    DcqlQuery,
     EcPublicJwk,
     LocalizedText,
     MailboxIndex,
@@ -36,6 +31,13 @@ from onceonly.protocol.bodies import (
     build_presentation_response,
 )
 from onceonly.protocol.fields import Content
+from onceonly.query import (
+    ClaimsQuery,
+    CredentialMeta,
+    CredentialQuery,
+    CredentialSetQuery,
+    DcqlQuery,
+)
 
 EXCHANGE_ID = "xch_4Jq9Vt2mW8pZr1Lk"
 NONCE = "q0p8V0xk3mH2uUe1Yf6r9A"

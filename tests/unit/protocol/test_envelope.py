@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import re
+from pathlib import Path
+
 import pytest
 
 from onceonly.errors import MalformedInput, UnknownEventType
@@ -85,3 +89,21 @@ def test_the_envelope_does_not_change_the_model_content() -> None:
     model = samples()[NAMESPACE + "credential.offer"]
     _, wire = to_wire(model)
     assert {key: value for key, value in wire.items() if key != "msgtype"} == to_content(model)
+
+
+def _spec_wire_examples() -> dict[str, list[dict[str, object]]]:
+    text = (Path(__file__).resolve().parents[3] / "specs" / "protocol.md").read_text("utf-8")
+    found: dict[str, list[dict[str, object]]] = {}
+    for match in re.finditer(r"<!-- wire-example: (\w+) -->\n```json\n(.*?)\n```", text, re.S):
+        found.setdefault(match.group(1), []).append(json.loads(match.group(2)))
+    return found
+
+
+def test_the_specs_wire_examples_are_classified_as_the_spec_says() -> None:
+    examples = _spec_wire_examples()
+    [protocol_event] = examples["protocol"]
+    [chat] = examples["other"]
+    parsed = from_wire(str(protocol_event["type"]), protocol_event["content"])  # type: ignore[arg-type]
+    assert parsed is not None
+    assert to_wire(parsed) == (protocol_event["type"], protocol_event["content"])
+    assert from_wire(str(chat["type"]), chat["content"]) is None  # type: ignore[arg-type]

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from onceonly import errors, jose
-from onceonly.protocol.dcql import DcqlQuery
+from onceonly.query import DcqlQuery
 from onceonly.trust import parse_claim_path
 
 from .conftest import DAY, NOW, PID, RESIDENCE, Keys, make_list
