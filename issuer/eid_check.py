@@ -13,7 +13,8 @@ In production the identity agency would run the national eID online function
    card holder (:attr:`BindingMethod.EID_CHECK`) in the identity agency's register.
 
 After that, a ``credential.request`` for the PID from that account needs no
-``identity_presentation``: the binding is the identity evidence. Six-digit codes
+``identity_presentation``: the binding is the identity evidence, and the PID is
+delivered only to the wallet device named during the check. Six-digit codes
 are weak against guessing; a real eID check has no such code at all.
 """
 
@@ -23,6 +24,7 @@ import hashlib
 from collections.abc import Callable
 from typing import Final
 
+from issuer.citizen_devices import CitizenDevices
 from issuer.offers import NonceLedger
 from issuer.register import BindingMethod, Register
 from onceonly.errors import IdentityNotBound, MalformedInput
@@ -65,8 +67,21 @@ def complete_eid_check(
     code: str,
     matrix_user_id: str,
     now: int,
+    device_id: str | None = None,
+    devices: CitizenDevices | None = None,
 ) -> str:
     """Simulation: check the card's one-time code and bind ``matrix_user_id`` to its holder.
+
+    Args:
+        register: The identity agency's register.
+        ledger: Where the codes are.
+        card_number: The eID card.
+        code: The one-time code the card showed.
+        matrix_user_id: The citizen's Matrix account.
+        now: Current Unix time.
+        device_id: The wallet device shown during the check; pinned in ``devices``
+            so the PID is delivered to that device only.
+        devices: The agency's citizen device store (required with ``device_id``).
 
     Returns:
         The register person id now bound to the account.
@@ -82,4 +97,8 @@ def complete_eid_check(
     if person_id is None:
         raise IdentityNotBound("eID check failed: wrong, used or expired one-time code")
     register.bind_matrix_user(person_id, matrix_user_id, BindingMethod.EID_CHECK, now)
+    if device_id is not None:
+        if devices is None:
+            raise ValueError("pinning a device needs the citizen device store")
+        devices.pin_device(matrix_user_id, device_id, now=now)
     return person_id

@@ -319,6 +319,7 @@ async def handle_credential_request(
     sender: UserId,
     now: int,
     event_id: str | None = None,
+    before_signing: Callable[[BoundIdentity], None] | None = None,
 ) -> IssuedCredential:
     """Answer a parsed ``credential.request`` from Matrix user ``sender``.
 
@@ -328,6 +329,9 @@ async def handle_credential_request(
         sender: The Matrix account that sent it (authenticated by the homeserver).
         now: Current Unix time.
         event_id: The request's event id (echoed as ``request_event_id``).
+        before_signing: Called once the identity is bound and before anything is
+            signed; raising there refuses the request (the service checks that the
+            citizen's devices are known, spec section 12).
 
     Returns:
         The ``credential.issue`` content and what was recorded.
@@ -346,6 +350,8 @@ async def handle_credential_request(
         now=now,
     )
     identity = await bind_identity(ctx, request, sender=sender, nonce=nonce, offer=offer, now=now)
+    if before_signing is not None:
+        before_signing(identity)
     holder_key = jose.public_key_from_jwk(request.holder_jwk.model_dump(exclude_none=True))
     vct = Vct(request.vct)
     sd_jwt, reference, expires_at = sign_credential(

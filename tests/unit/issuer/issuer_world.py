@@ -106,27 +106,29 @@ def make_agency(
     )
 
 
-def listed(agency: AgencyUnderTest, *, may_issue: tuple[str, ...] | None = None) -> Agency:
+def listed(
+    agency: AgencyUnderTest, *, may_issue: tuple[str, ...] | None = None, now: int = NOW
+) -> Agency:
     """The trust-list entry of ``agency`` with its real key."""
     config = agency.config
     return Agency(
         id=config.agency_id,
         name=TrustText(de=config.name_de, en=config.name_en),
         matrix_user_id=config.matrix_user_id,
-        keys=(AgencyKey(jwk=agency.key.public().to_jwk(), valid_from=NOW - 86_400),),
+        keys=(AgencyKey(jwk=agency.key.public().to_jwk(), valid_from=now - 86_400),),
         may_issue=may_issue if may_issue is not None else config.issues(),
     )
 
 
-def trust_list(*agencies: Agency) -> TrustList:
+def trust_list(*agencies: Agency, now: int = NOW) -> TrustList:
     """A trust list payload (its signature is the trust package's business, tested there)."""
     return TrustList(
         iss="https://trust.example",
         name=TrustText(de="Vertrauensstelle", en="Trust authority"),
         seq=1,
-        iat=NOW - 60,
-        nbf=NOW - 60,
-        exp=NOW + 30 * 86_400,
+        iat=now - 60,
+        nbf=now - 60,
+        exp=now + 30 * 86_400,
         agencies=agencies,
     )
 

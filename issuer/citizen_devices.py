@@ -1,0 +1,198 @@
+"""Which of a citizen's devices may read what the agency sends (spec section 12).
+
+The wallet signs the list of the citizen's approved devices (``device.list``)
+with the holder key bound in the citizen's PID. The agency learns that key only
+when the citizen binds their identity (the PID presentation in a request; for the
+identity agency, the key the new PID is bound to), so a list that arrives first
+is kept *pending* and verified as soon as the key is known.
+
+The identity agency cannot wait for a list (there is no PID key yet): its
+(simulated) eID check pins the wallet device the citizen names, and the PID goes
+to that device only.
+
+:class:`CitizenDevices` persists the PID keys, the newest verified list per
+account and the pins (SQLite or PostgreSQL, in the issuer database);
+:class:`SignedDeviceListPolicy` is the transport's
+:class:`~onceonly.matrix.devices.DevicePolicy` over an in-memory copy of it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from issuer.storage import Database, Tx, create_versioned_schema, guarded, open_database
+from onceonly import jose
+from onceonly.errors import OnceOnlyError, StoreCorrupt
+from onceonly.matrix.devices import DeviceInfo
+from onceonly.protocol import verify_device_list
+
+SCHEMA_VERSION: Final = 1
+_STORE: Final = "citizen devices"
+PINNED: Final = ""
+"""Stand-in Ed25519 key of an eID-pinned device: its keys are taken as first seen."""
+
+
+def _create_tables(tx: Tx) -> None:
+    tx.execute(
+        "CREATE TABLE IF NOT EXISTS issuer_citizen_devices ("
+        " matrix_user_id TEXT PRIMARY KEY,"
+        " pid_jwk TEXT,"
+        " seq BIGINT,"
+        " devices TEXT NOT NULL DEFAULT '{}',"
+        " pending_list TEXT,"
+        " updated_at BIGINT NOT NULL)"
+    )
+
+
+@dataclass
+class CitizenDevices:
+    """Per Matrix account: PID key, verified device list (or eID pin), pending list.
+
+    Open with :meth:`open`. Keeps an in-memory copy of the allowed devices, which
+    :class:`SignedDeviceListPolicy` consults synchronously at key-share time.
+    """
+
+    database: Database
+    allowed: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    @classmethod
+    def open(cls, target: str) -> CitizenDevices:
+        """Open (creating the table if needed) the store at ``target`` and load it.
+
+        Raises:
+            StoreError: the database cannot be opened or has another schema version.
+        """
+        database = open_database(target, store=_STORE)
+        try:
+            create_versioned_schema(
+                database,
+                store=_STORE,
+                meta_table="issuer_citizen_devices_meta",
+                version=SCHEMA_VERSION,
+                create_tables=_create_tables,
+            )
+            store = cls(database)
+            store.reload()
+        except BaseException:
+            database.close()
+            raise
+        return store
+
+    def close(self) -> None:
+        """Close the database connection."""
+        self.database.close()
+
+    def reload(self) -> None:
+        """Refresh the in-memory copy (another process may have changed the table)."""
+        with guarded(self.database, store=_STORE, write=False) as tx:
+            rows = tx.execute("SELECT matrix_user_id, devices FROM issuer_citizen_devices").all()
+        self.allowed = {str(user): _devices(text) for user, text in rows}
+
+    def pin_device(self, matrix_user_id: str, device_id: str, *, now: int) -> None:
+        """Allow ``device_id`` of ``matrix_user_id`` (the eID check's wallet device)."""
+        self._upsert(matrix_user_id, now, devices={device_id: PINNED})
+
+    def learn_pid_key(self, matrix_user_id: str, key: jose.PublicKey, *, now: int) -> None:
+        """Record the citizen's PID key and verify a pending device list with it.
+
+        A pending list that fails verification is dropped (the wallet resends on change).
+        """
+        row = self._row(matrix_user_id)
+        self._upsert(matrix_user_id, now, pid_jwk=key.to_jwk())
+        if row is not None and row["pending_list"]:
+            try:
+                self.accept_device_list(matrix_user_id, row["pending_list"], now=now)
+            except OnceOnlyError:  # a bad pending list only means: no list yet
+                self._upsert(matrix_user_id, now, pending_list=None)
+
+    def accept_device_list(self, matrix_user_id: str, device_list: str, *, now: int) -> bool:
+        """Verify and store a ``device.list`` JWS from ``matrix_user_id``.
+
+        Returns:
+            True when verified and stored; False when kept pending (no PID key yet).
+
+        Raises:
+            InvalidSignature, InvalidTokenType, MalformedInput, InvalidClaim,
+            NotYetValid, ReplayDetected: see :func:`onceonly.protocol.verify_device_list`.
+        """
+        row = self._row(matrix_user_id)
+        if row is None or row["pid_jwk"] is None:
+            self._upsert(matrix_user_id, now, pending_list=device_list)
+            return False
+        payload = verify_device_list(
+            device_list,
+            jose.public_key_from_jwk(json.loads(row["pid_jwk"])),
+            user_id=matrix_user_id,
+            newer_than=row["seq"],
+            now=now,
+        )
+        devices = {entry.device_id: entry.ed25519 for entry in payload.devices}
+        self._upsert(matrix_user_id, now, devices=devices, seq=payload.seq, pending_list=None)
+        return True
+
+    def devices_of(self, matrix_user_id: str) -> Mapping[str, str]:
+        """The allowed devices (id -> Ed25519 key, :data:`PINNED` for an eID pin)."""
+        return self.allowed.get(matrix_user_id, {})
+
+    def _row(self, matrix_user_id: str) -> dict[str, Any] | None:
+        with guarded(self.database, store=_STORE, write=False) as tx:
+            row = tx.execute(
+                "SELECT pid_jwk, seq, devices, pending_list FROM issuer_citizen_devices"
+                " WHERE matrix_user_id = ?",
+                (matrix_user_id,),
+            ).one()
+        if row is None:
+            return None
+        return {"pid_jwk": row[0], "seq": row[1], "devices": row[2], "pending_list": row[3]}
+
+    def _upsert(self, matrix_user_id: str, now: int, **changes: Any) -> None:
+        encoded = {
+            name: json.dumps(value) if name in {"devices", "pid_jwk"} and value is not None
+            else value
+            for name, value in changes.items()
+        }  # fmt: skip
+        # Constant column names from this module only (never input).
+        assignments = ", ".join(f"{name} = excluded.{name}" for name in encoded)
+        columns = ", ".join(["matrix_user_id", "updated_at", *encoded])
+        marks = ", ".join("?" for _ in range(2 + len(encoded)))
+        with guarded(self.database, store=_STORE) as tx:
+            tx.execute(
+                f"INSERT INTO issuer_citizen_devices ({columns}) VALUES ({marks})"  # noqa: S608
+                f" ON CONFLICT (matrix_user_id) DO UPDATE SET updated_at = excluded.updated_at"
+                f"{', ' + assignments if assignments else ''}",
+                (matrix_user_id, now, *encoded.values()),
+            )
+        if "devices" in changes:
+            self.allowed[matrix_user_id] = dict(changes["devices"])
+
+
+def _devices(text: str) -> dict[str, str]:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        raise StoreCorrupt("citizen device record does not decode") from None
+    if not isinstance(value, dict):
+        raise StoreCorrupt("citizen device record is not an object")
+    return {str(k): str(v) for k, v in value.items()}
+
+
+@dataclass(frozen=True)
+class SignedDeviceListPolicy:
+    """Room keys go only to citizens' devices on their signed list (or the eID pin).
+
+    Our own other devices get nothing: an agency runs one device, and a device a
+    homeserver admin adds to the agency's account must not read citizens' data.
+    """
+
+    devices: CitizenDevices
+
+    def allows(self, device: DeviceInfo) -> bool:
+        """Return True if ``device`` is on its owner's verified list (key included) or pinned."""
+        listed = self.devices.devices_of(device.user_id)
+        if device.device_id not in listed:
+            return False
+        key = listed[device.device_id]
+        return key in (PINNED, device.ed25519)
