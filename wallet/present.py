@@ -267,6 +267,66 @@ def refusal_for(error: OnceOnlyError) -> Refusal:
     return Refusal(code=code)
 
 
+def prepare_answer(
+    store: WalletStore,
+    request: PresentationRequest,
+    *,
+    sender: str,
+    trust: TrustList,
+    now: int,
+    request_event_id: str | None = None,
+) -> DisclosurePlan | Answer:
+    """Steps 1-4: the plan to ask consent for, or already the refusal (never raises).
+
+    Split from :func:`complete_answer` so that a service can ask the citizen
+    without holding anything else up.
+    """
+    try:
+        holdings = usable_holdings(store, trust=trust, now=now)
+        return plan_presentation(request, sender=sender, holdings=holdings, trust=trust, now=now)
+    except OnceOnlyError as error:
+        return _refuse(store, request, error, sender, trust, now, request_event_id, None)
+
+
+def complete_answer(
+    store: WalletStore,
+    plan: DisclosurePlan,
+    *,
+    approved: bool,
+    sender: str,
+    trust: TrustList,
+    now: int,
+    request_event_id: str | None = None,
+) -> Answer:
+    """Steps 5-6: present what ``plan`` chose if ``approved``, else refuse (never raises)."""
+    request = plan.request
+    try:
+        if not approved:
+            raise ConsentDenied("the citizen declined to disclose")
+        vp_token = present_plan(plan, store=store, now=now)
+        # Written before anything is sent: a disclosure the history cannot
+        # record is not made.
+        for item in plan.presentations:
+            _record(
+                store,
+                request,
+                sender=sender,
+                credential_id=item.holding.stored.credential_id,
+                paths=sorted(item.candidate.disclosures, key=str),
+                outcome="disclosed",
+                now=now,
+            )
+    except OnceOnlyError as error:
+        return _refuse(store, request, error, sender, trust, now, request_event_id, plan)
+    response = build_presentation_response(
+        exchange_id=request.exchange_id,
+        verifier_name=request.verifier_name,
+        vp_token=vp_token,
+        request_event_id=request_event_id,
+    )
+    return Answer(response=response, plan=plan)
+
+
 def answer_request(
     store: WalletStore,
     request: PresentationRequest,
@@ -288,43 +348,42 @@ def answer_request(
         now: Current Unix time.
         request_event_id: The request's Matrix event id, echoed in the response.
     """
-    plan: DisclosurePlan | None = None
-    try:
-        holdings = usable_holdings(store, trust=trust, now=now)
-        plan = plan_presentation(request, sender=sender, holdings=holdings, trust=trust, now=now)
-        if not consent(plan):
-            raise ConsentDenied("the citizen declined to disclose")
-        vp_token = present_plan(plan, store=store, now=now)
-        # Written before anything is sent: a disclosure the history cannot
-        # record is not made.
-        for item in plan.presentations:
-            _record(
-                store,
-                request,
-                sender=sender,
-                credential_id=item.holding.stored.credential_id,
-                paths=sorted(item.candidate.disclosures, key=str),
-                outcome="disclosed",
-                now=now,
-            )
-    except OnceOnlyError as error:
-        with contextlib.suppress(StoreError):
-            # The refusal goes out even if the history cannot take the entry.
-            _record_refusal(store, request, error, sender=sender, trust=trust, now=now)
-        response = build_presentation_response(
-            exchange_id=request.exchange_id,
-            verifier_name=request.verifier_name,
-            refusal=refusal_for(error),
-            request_event_id=request_event_id,
-        )
-        return Answer(response=response, plan=plan, error=error)
+    prepared = prepare_answer(
+        store, request, sender=sender, trust=trust, now=now, request_event_id=request_event_id
+    )
+    if isinstance(prepared, Answer):
+        return prepared
+    return complete_answer(
+        store,
+        prepared,
+        approved=consent(prepared),
+        sender=sender,
+        trust=trust,
+        now=now,
+        request_event_id=request_event_id,
+    )
+
+
+def _refuse(
+    store: WalletStore,
+    request: PresentationRequest,
+    error: OnceOnlyError,
+    sender: str,
+    trust: TrustList,
+    now: int,
+    request_event_id: str | None,
+    plan: DisclosurePlan | None,
+) -> Answer:
+    with contextlib.suppress(StoreError):
+        # The refusal goes out even if the history cannot take the entry.
+        _record_refusal(store, request, error, sender=sender, trust=trust, now=now)
     response = build_presentation_response(
         exchange_id=request.exchange_id,
         verifier_name=request.verifier_name,
-        vp_token=vp_token,
+        refusal=refusal_for(error),
         request_event_id=request_event_id,
     )
-    return Answer(response=response, plan=plan)
+    return Answer(response=response, plan=plan, error=error)
 
 
 def _record_refusal(
