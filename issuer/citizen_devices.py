@@ -181,18 +181,30 @@ def _devices(text: str) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class SignedDeviceListPolicy:
-    """Room keys go only to citizens' devices on their signed list (or the eID pin).
+    """Room keys go only to a citizen's listed (or eID-pinned) devices once a list is held.
 
-    Our own other devices get nothing: an agency runs one device, and a device a
-    homeserver admin adds to the agency's account must not read citizens' data.
+    Before the agency holds a list for a citizen it sends only contents without
+    personal data (offers, errors, which never echo values; spec section 12), so
+    every device of that citizen may read them. Once a list exists, only its
+    devices (with the listed Ed25519 key) do; the transport then starts a new
+    Megolm session for the room, so earlier receivers cannot read what follows.
+    The agency's own other devices get nothing: an agency runs one device, and a
+    device a homeserver admin adds to the agency's account must not read citizens' data.
+
+    Attributes:
+        devices: The citizen device store.
+        agency_user_id: The agency's own account.
     """
 
     devices: CitizenDevices
+    agency_user_id: str
 
     def allows(self, device: DeviceInfo) -> bool:
-        """Return True if ``device`` is on its owner's verified list (key included) or pinned."""
-        listed = self.devices.devices_of(device.user_id)
-        if device.device_id not in listed:
+        """Return True if ``device`` may receive room keys (see the class docstring)."""
+        if device.user_id == self.agency_user_id:
             return False
-        key = listed[device.device_id]
-        return key in (PINNED, device.ed25519)
+        listed = self.devices.devices_of(device.user_id)
+        if not listed:
+            return True
+        key = listed.get(device.device_id)
+        return key is not None and key in (PINNED, device.ed25519)

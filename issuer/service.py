@@ -158,7 +158,7 @@ class IssuerService:
                     ExchangeStatus: self._on_status,
                 },
                 agency=True,
-                device_policy=SignedDeviceListPolicy(stores.devices),
+                device_policy=SignedDeviceListPolicy(stores.devices, self.config.matrix_user_id),
                 invite_policy=_anyone_may_invite,
                 login=self._login,
                 clock=self._clock,
