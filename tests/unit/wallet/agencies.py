@@ -75,7 +75,15 @@ def _text(de: str, en: str) -> LocalizedText:
     return LocalizedText(de=de, en=en)
 
 
-def make_world() -> World:
+def make_world(
+    *,
+    identity_user: str = IDENTITY_USER,
+    registry_user: str = REGISTRY_USER,
+    family_user: str = FAMILY_USER,
+    rogue_user: str = ROGUE_USER,
+    now: int = NOW,
+) -> World:
+    """Fresh agency keys and a trust list naming the given Matrix accounts, valid at ``now``."""
     identity_key = jose.generate_private_key(jose.ES256, kid="id-1")
     registry_key = jose.generate_private_key(jose.ES256, kid="reg-1")
     family_key = jose.generate_private_key(jose.ES256, kid="fam-1")
@@ -84,7 +92,7 @@ def make_world() -> World:
     def agency(
         agency_id: str, name: LocalizedText, user: str, key: jose.PrivateKey, **policy: Any
     ) -> Agency:
-        listed = AgencyKey(jwk=key.public().to_jwk(), valid_from=NOW - 365 * DAY)
+        listed = AgencyKey(jwk=key.public().to_jwk(), valid_from=now - 365 * DAY)
         return Agency(id=agency_id, name=name, matrix_user_id=user, keys=(listed,), **policy)
 
     child_benefit = Purpose(
@@ -94,21 +102,21 @@ def make_world() -> World:
         agency(
             IDENTITY_ID,
             _text("Personalausweisbehörde", "Identity agency"),
-            IDENTITY_USER,
+            identity_user,
             identity_key,
             may_issue=(PID,),
         ),
         agency(
             REGISTRY_ID,
             _text("Bürgeramt Berlin-Mitte", "Citizens' Office Berlin-Mitte"),
-            REGISTRY_USER,
+            registry_user,
             registry_key,
             may_issue=(RESIDENCE,),
         ),
         agency(
             FAMILY_ID,
             _text("Familienkasse Berlin", "Family Benefits Office Berlin"),
-            FAMILY_USER,
+            family_user,
             family_key,
             purposes=(child_benefit,),
             may_request=(
@@ -122,15 +130,15 @@ def make_world() -> World:
                 ),
             ),
         ),
-        agency(ROGUE_ID, _text("Unbekannt", "Unknown"), ROGUE_USER, rogue_key),
+        agency(ROGUE_ID, _text("Unbekannt", "Unknown"), rogue_user, rogue_key),
     )
     trust = TrustList(
         iss="did:web:trust.example",
         name=_text("Vertrauensstelle", "Trust authority"),
         seq=1,
-        iat=NOW - DAY,
-        nbf=NOW - DAY,
-        exp=NOW + 30 * DAY,
+        iat=now - DAY,
+        nbf=now - DAY,
+        exp=now + 30 * DAY,
         agencies=agencies,
     )
     return World(identity_key, registry_key, family_key, rogue_key, trust)
