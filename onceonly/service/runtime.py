@@ -42,13 +42,18 @@ from onceonly.matrix.accounts import Credentials
 from onceonly.matrix.devices import DevicePolicy
 from onceonly.matrix.inbox import Inbound, InboundEvent, InboundProblem
 from onceonly.matrix.rooms import InvitePolicy
-from onceonly.protocol.envelope import from_wire, protocol_type_of, to_wire
+from onceonly.protocol.envelope import from_wire, protocol_type_of
 from onceonly.protocol.events import EXCHANGE_EVENTS, ErrorContent
 from onceonly.protocol.exchange import TERMINAL, Exchange, State, role_of
 from onceonly.protocol.fields import NAMESPACE, Content
 from onceonly.service import transitions
 from onceonly.service.exchange_store import ExchangeStore
-from onceonly.service.transport import Transport, TransportFactory, party_client_factory
+from onceonly.service.transport import (
+    Transport,
+    TransportFactory,
+    party_client_factory,
+    wire_form,
+)
 from onceonly.service.waiters import ExchangeWaiters
 from onceonly.types import EventId, RoomId, UserId
 
@@ -229,7 +234,7 @@ class ProtocolService:
             UnknownEventType: ``content`` is not a protocol message.
             TransportError: the homeserver did not accept the event in time.
         """
-        event_type, wire = to_wire(content)
+        event_type, wire = wire_form(content)
         transport = self._running()
         exchange_id = getattr(content, "exchange_id", None)
         record = self.exchanges.record(exchange_id) if exchange_id else None
@@ -430,7 +435,7 @@ class ProtocolService:
     async def _send_error(
         self, room_id: str, code: str, message: str, exchange_id: str | None, event_id: str
     ) -> None:
-        event_type, wire = to_wire(transitions.error_reply(code, message, exchange_id, event_id))
+        event_type, wire = wire_form(transitions.error_reply(code, message, exchange_id, event_id))
         try:
             # Queued durably; not awaited, so a slow homeserver cannot stall the inbox.
             await self._running().send(room_id, event_type, wire)

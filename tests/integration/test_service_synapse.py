@@ -36,6 +36,9 @@ VCT = "urn:onceonly:credential:residence:1"
 OFFERED = "offer_exchange_0001"
 FAILING = "failing_exchange_01"
 AFTER = "after_failure_00001"
+LARGE = "large_credential_01"
+# Big enough that the transport sends the whole message as an encrypted attachment.
+LARGE_SD_JWT = JWS + "~" + "A" * 46_000 + "~"
 
 
 def _service(
@@ -93,7 +96,7 @@ async def test_agency_and_wallet_services_over_synapse(synapse: Homeserver, tmp_
             vct=VCT,
             credential_name=RESIDENCE,
             issuer_name=REGISTRY,
-            credential=SD_JWT,
+            credential=LARGE_SD_JWT if item.content.exchange_id == LARGE else SD_JWT,
         )
         await holder["agency"].send(item.room_id, credential)
 
@@ -174,6 +177,18 @@ async def test_agency_and_wallet_services_over_synapse(synapse: Homeserver, tmp_
         assert "proof" in answer.message
         assert agency.exchanges.get(AFTER) is None  # nothing was opened by it
         assert errors_at_wallet[1].exchange is None  # no such exchange at the wallet either
+
+        # 4. A message too large for one event goes as an attachment and still arrives
+        # as the protocol message it is (the receiver sees the restored msgtype).
+        await agency.send(
+            room,
+            offer.model_copy(update={"exchange_id": LARGE, "offer_expires_at": agency.now() + 600}),
+        )
+        assert (await wallet.wait_for(LARGE, WAIT, states={State.ISSUED})).state is State.ISSUED
+        big = issued_at_wallet[-1].content
+        assert isinstance(big, CredentialIssue)
+        assert (big.exchange_id, big.credential) == (LARGE, LARGE_SD_JWT)
+        assert len(errors_at_wallet) == 2
 
 
 async def _until(condition: Any, timeout: float = WAIT) -> None:
