@@ -127,6 +127,8 @@ class IssuerService:
         self._published: set[str] = set()
         self.issued: list[IssuanceRecord] = []
         """Credentials issued by this process since start (for callers and tests)."""
+        self.issued_in: dict[str, IssuanceRecord] = {}
+        """The same, by the exchange that delivered them."""
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -224,6 +226,7 @@ class IssuerService:
             await self.publish_status()
         await self.runtime.send(item.room_id, issued.content)
         self.issued.append(issued.record)
+        self.issued_in[item.content.exchange_id] = issued.record
         logger.info(
             "issued %s to %s (status %s#%d)",
             issued.record.vct,
