@@ -1,0 +1,413 @@
+"""``onceonly wallet``: the citizen's wallet from the command line.
+
+Every command works on one data directory (``--data-dir``): ``wallet.db`` (the
+encrypted store), ``account.json`` (the Matrix login, from ``onceonly account``),
+``trust-anchors.json`` (the trust authority keys given to ``init``) and the trust
+list cache that ``onceonly trust fetch --data-dir`` fills.
+
+The wallet passphrase comes from the environment variable named by
+``--passphrase-env`` (default ``ONCEONLY_WALLET_PASSPHRASE``) or is asked for
+without echo. ``run`` and ``request`` use the Matrix account; they take a lock so
+that only one process drives the wallet's device at a time. The other commands
+only read or write the store (safe while ``run`` is running).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final, TypeVar
+
+import click
+
+from onceonly import jose
+from onceonly.cli import emit, json_option
+from onceonly.credential_types import all_types
+from onceonly.errors import ConfigError, StoreError, TrustError
+from onceonly.sdjwt import parse_sd_jwt
+from onceonly.trust import TrustList
+from onceonly.trust.claim_paths import format_claim_path
+from onceonly.trust_cache import TrustCache
+from onceonly.trust_cli.common import load_anchors, read_json, reports_errors
+from onceonly.types import Vct
+from wallet.policy import DENY_ALL, load_policy
+from wallet.requests import approve_offer, decline_offer
+from wallet.store import WalletStore
+
+WALLET_FILE: Final = "wallet.db"
+ANCHORS_FILE: Final = "trust-anchors.json"
+LOCK_FILE: Final = "wallet.lock"
+PASSPHRASE_ENV: Final = "ONCEONLY_WALLET_PASSPHRASE"  # noqa: S105 - a variable name
+BACKUP_PASSPHRASE_ENV: Final = "ONCEONLY_BACKUP_PASSPHRASE"  # noqa: S105
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _data_dir_options(func: F) -> F:
+    func = click.option(
+        "--passphrase-env",
+        default=PASSPHRASE_ENV,
+        show_default=True,
+        help="Environment variable holding the wallet passphrase (else it is asked for).",
+    )(func)
+    return click.option(
+        "--data-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        required=True,
+        envvar="ONCEONLY_WALLET_DIR",
+        help="The wallet's data directory.",
+    )(func)
+
+
+def _secret(env: str, prompt: str, *, confirm: bool = False) -> str:
+    value = os.environ.get(env)
+    if value:
+        return value
+    if not sys.stdin.isatty():
+        raise ConfigError(f"no passphrase: set {env} or run in a terminal")
+    return str(click.prompt(prompt, hide_input=True, confirmation_prompt=confirm))
+
+
+@contextlib.contextmanager
+def _opened(data_dir: Path, passphrase_env: str) -> Iterator[WalletStore]:
+    path = data_dir / WALLET_FILE
+    if not path.is_file():
+        raise StoreError(f"no wallet in {data_dir}; run 'onceonly wallet init' first")
+    with WalletStore.open(path, passphrase=_secret(passphrase_env, "Wallet passphrase")) as store:
+        yield store
+
+
+def _when(ts: int) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _type_name(vct: str) -> str:
+    kind = all_types().get(Vct(vct))
+    return f"{kind.name_de} / {kind.name_en}" if kind else vct
+
+
+def _trust_source(data_dir: Path) -> Callable[[int], TrustList]:
+    anchors_file = data_dir / ANCHORS_FILE
+    if not anchors_file.is_file():
+        raise ConfigError(f"no {ANCHORS_FILE} in {data_dir}; give --authority-key to init")
+    document = read_json(anchors_file)
+    keys = document.get("keys") if isinstance(document, dict) else None
+    if not isinstance(keys, list) or not keys:
+        raise ConfigError(f"{ANCHORS_FILE} must hold a JWK Set with at least one key")
+    cache = TrustCache.in_data_dir(data_dir, [jose.public_key_from_jwk(key) for key in keys])
+
+    def current(now: int) -> TrustList:
+        verified = cache.current(now=now)
+        if verified is None:
+            raise TrustError(
+                "no trust list cached; run 'onceonly trust fetch --data-dir' for this wallet"
+            )
+        return verified.trust_list
+
+    return current
+
+
+@contextlib.contextmanager
+def _device_lock(data_dir: Path) -> Iterator[None]:
+    # Two processes driving one Matrix device would corrupt its Olm sessions.
+    with (data_dir / LOCK_FILE).open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise StoreError("the wallet is in use by another 'run' or 'request'") from None
+        yield
+
+
+@click.group()
+def wallet() -> None:
+    """The citizen's wallet: keep credentials, answer requests, see what was disclosed."""
+
+
+@wallet.command()
+@_data_dir_options
+@click.option(
+    "--authority-key",
+    "anchor_paths",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Trust authority public JWK (repeatable).",
+)
+@json_option
+@click.pass_context
+@reports_errors
+def init(
+    ctx: click.Context, data_dir: Path, passphrase_env: str, anchor_paths: tuple[Path, ...]
+) -> None:
+    """Create an empty, encrypted wallet (and remember the trust authority keys)."""
+    anchors = load_anchors(anchor_paths) if anchor_paths else []
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    passphrase = _secret(passphrase_env, "New wallet passphrase", confirm=True)
+    WalletStore.create(data_dir / WALLET_FILE, passphrase=passphrase).close()
+    if anchors:
+        document = {"keys": [key.to_jwk() for key in anchors]}
+        (data_dir / ANCHORS_FILE).write_text(json.dumps(document, indent=2), encoding="utf-8")
+    emit(
+        ctx,
+        {"wallet": WALLET_FILE, "anchors": len(anchors)},
+        f"wallet created in {data_dir} ({len(anchors)} trust authority key(s))",
+    )
+
+
+@wallet.command(name="list")
+@_data_dir_options
+@json_option
+@click.pass_context
+@reports_errors
+def list_credentials(ctx: click.Context, data_dir: Path, passphrase_env: str) -> None:
+    """List the credentials held."""
+    with _opened(data_dir, passphrase_env) as store:
+        held = store.credentials()
+    rows = [
+        {
+            "id": c.credential_id,
+            "vct": c.vct,
+            "name": _type_name(c.vct),
+            "issuer": c.issuer,
+            "received_at": c.received_at,
+        }
+        for c in held
+    ]
+    lines = [
+        f"{c.credential_id}  {_type_name(c.vct)}  from {c.issuer}  ({_when(c.received_at)})"
+        for c in held
+    ]
+    emit(ctx, {"credentials": rows}, "\n".join(lines) or "no credentials")
+
+
+@wallet.command()
+@click.argument("credential_id")
+@_data_dir_options
+@json_option
+@click.pass_context
+@reports_errors
+def show(ctx: click.Context, credential_id: str, data_dir: Path, passphrase_env: str) -> None:
+    """Show one credential's claims (all of them: this is the citizen's own view)."""
+    with _opened(data_dir, passphrase_env) as store:
+        stored = store.credential(credential_id)
+    claims = parse_sd_jwt(stored.sd_jwt).claims
+    shown = {k: v for k, v in claims.items() if k not in ("cnf", "_sd_alg")}
+    data = {
+        "id": stored.credential_id,
+        "vct": stored.vct,
+        "name": _type_name(stored.vct),
+        "issuer": stored.issuer,
+        "received_at": stored.received_at,
+        "expires_at": claims.get("exp"),
+        "status": stored.status.model_dump() if stored.status else None,
+        "claims": shown,
+    }
+    human = [f"{data['name']} ({stored.vct})", f"issuer: {stored.issuer}"]
+    human += [f"  {name}: {value}" for name, value in shown.items()]
+    emit(ctx, data, "\n".join(human))
+
+
+@wallet.command()
+@_data_dir_options
+@click.option("--state", help="Only offers in this state (pending, approved, requested, ...).")
+@json_option
+@click.pass_context
+@reports_errors
+def offers(ctx: click.Context, data_dir: Path, passphrase_env: str, state: str | None) -> None:
+    """List credential offers and requests and where each stands."""
+    with _opened(data_dir, passphrase_env) as store:
+        rows = [o.model_dump(mode="json") for o in store.offers() if state in (None, o.state)]
+    lines = [
+        f"{r['offer_id']}  {r['state']:<9}  {_type_name(r['vct'])}  from {r['issuer']}"
+        + (f"  ({r['reason']})" if r["reason"] else "")
+        for r in rows
+    ]
+    emit(ctx, {"offers": rows}, "\n".join(lines) or "no offers")
+
+
+@wallet.command()
+@click.argument("offer_id")
+@_data_dir_options
+@click.option("--decline", is_flag=True, help="Decline the offer instead.")
+@json_option
+@click.pass_context
+@reports_errors
+def accept(
+    ctx: click.Context, offer_id: str, data_dir: Path, passphrase_env: str, decline: bool
+) -> None:
+    """Accept (or --decline) a pending offer; a running wallet sends the request."""
+    now = int(time.time())
+    with _opened(data_dir, passphrase_env) as store:
+        if decline:
+            decline_offer(store, offer_id, now=now)
+        else:
+            approve_offer(store, offer_id, now=now)
+        state = store.offer(offer_id).state
+    emit(ctx, {"offer_id": offer_id, "state": state}, f"{offer_id}: {state}")
+
+
+@wallet.command()
+@_data_dir_options
+@json_option
+@click.pass_context
+@reports_errors
+def history(ctx: click.Context, data_dir: Path, passphrase_env: str) -> None:
+    """Every disclosure the wallet made or refused: to whom, what, why, when."""
+    with _opened(data_dir, passphrase_env) as store:
+        entries = store.disclosure_history()
+    rows = [entry.model_dump(mode="json") for entry in entries]
+    lines = [
+        f"{_when(e.at)}  {e.outcome:<9} {e.verifier_id} ({e.verifier_user})  purpose {e.purpose}: "
+        + (", ".join(format_claim_path(path) for path in e.claim_paths) or "-")
+        for e in entries
+    ]
+    emit(ctx, {"history": rows}, "\n".join(lines) or "nothing disclosed yet")
+
+
+@wallet.command(name="export")
+@click.argument("backup_file", type=click.Path(dir_okay=False, path_type=Path))
+@_data_dir_options
+@json_option
+@click.pass_context
+@reports_errors
+def export_backup(
+    ctx: click.Context, backup_file: Path, data_dir: Path, passphrase_env: str
+) -> None:
+    """Write an encrypted backup (its passphrase: ONCEONLY_BACKUP_PASSPHRASE or asked)."""
+    with _opened(data_dir, passphrase_env) as store:
+        secret = _secret(BACKUP_PASSPHRASE_ENV, "Backup passphrase", confirm=True)
+        store.export(backup_file, secret)
+        count = len(store.credentials())
+    emit(
+        ctx, {"backup": str(backup_file), "credentials": count}, f"{count} credential(s) backed up"
+    )
+
+
+@wallet.command(name="import")
+@click.argument("backup_file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@_data_dir_options
+@json_option
+@click.pass_context
+@reports_errors
+def import_backup(
+    ctx: click.Context, backup_file: Path, data_dir: Path, passphrase_env: str
+) -> None:
+    """Restore a backup into this (empty) wallet, e.g. on a second device."""
+    with _opened(data_dir, passphrase_env) as store:
+        counts = store.import_(backup_file, _secret(BACKUP_PASSPHRASE_ENV, "Backup passphrase"))
+    emit(ctx, {"imported": counts}, f"imported {counts.get('credentials', 0)} credential(s)")
+
+
+@wallet.command()
+@_data_dir_options
+@click.option(
+    "--policy",
+    "policy_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Consent policy file (JSON or TOML) for unattended approvals.",
+)
+@click.option(
+    "--unattended", is_flag=True, help="Never prompt: what the policy does not approve is refused."
+)
+@json_option
+@click.pass_context
+@reports_errors
+def run(
+    ctx: click.Context,
+    data_dir: Path,
+    passphrase_env: str,
+    policy_file: Path | None,
+    unattended: bool,
+) -> None:
+    """Run the wallet on Matrix until interrupted: receive, answer, request approved offers."""
+    from wallet.consent import TerminalConsent
+    from wallet.service import Notice, WalletService
+
+    policy = load_policy(policy_file) if policy_file else DENY_ALL
+    trust = _trust_source(data_dir)
+    interactive = not unattended and sys.stdin.isatty()
+    prompt = TerminalConsent() if interactive else None
+    as_json = bool(ctx.find_root().obj.get("json"))
+
+    def notify(notice: Notice) -> None:
+        data = {"kind": notice.kind, "exchange_id": notice.exchange_id, **notice.detail}
+        click.echo(json.dumps(data, ensure_ascii=False) if as_json else _describe(notice))
+
+    async def main(store: WalletStore) -> None:
+        service = WalletService(
+            data_dir=data_dir,
+            store=store,
+            trust=trust,
+            policy=policy,
+            consent=prompt,
+            offer_consent=(lambda o, name: prompt.accept_offer(o, issuer_name=name))
+            if prompt
+            else None,
+            notify=notify,
+        )
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        async with service:
+            click.echo(f"wallet running as {service.runtime.user_id}", err=True)
+            await stop.wait()
+
+    with _device_lock(data_dir), _opened(data_dir, passphrase_env) as store:
+        asyncio.run(main(store))
+
+
+@wallet.command()
+@_data_dir_options
+@click.option("--issuer", "issuer_id", required=True, help="The agency's trust-list id.")
+@click.option("--vct", required=True, help="The credential type.")
+@click.option(
+    "--wait", default=120.0, show_default=True, help="Seconds to wait for the credential."
+)
+@json_option
+@click.pass_context
+@reports_errors
+def request(
+    ctx: click.Context,
+    data_dir: Path,
+    passphrase_env: str,
+    issuer_id: str,
+    vct: str,
+    wait: float,
+) -> None:
+    """Ask an agency for a credential and wait for it (not while 'run' is running)."""
+    from wallet.service import WalletService
+
+    trust = _trust_source(data_dir)
+
+    async def main(store: WalletStore) -> dict[str, Any]:
+        async with WalletService(data_dir=data_dir, store=store, trust=trust) as service:
+            exchange_id = await service.request(issuer_id, vct)
+            deadline = time.monotonic() + wait
+            while store.offer(exchange_id).state == "requested" and time.monotonic() < deadline:
+                await asyncio.sleep(0.5)
+            record = store.offer(exchange_id)
+            return {
+                "exchange_id": exchange_id,
+                "state": record.state,
+                "credential_id": record.credential_id,
+            }
+
+    with _device_lock(data_dir), _opened(data_dir, passphrase_env) as store:
+        result = asyncio.run(main(store))
+    emit(ctx, result, f"{result['exchange_id']}: {result['state']}")
+    if result["state"] != "accepted":
+        ctx.exit(1)
+
+
+def _describe(notice: Any) -> str:
+    detail = ", ".join(f"{key}={value}" for key, value in notice.detail.items())
+    return f"[{notice.kind}] {notice.exchange_id or '-'} {detail}".rstrip()
