@@ -7,7 +7,8 @@
 """
 
 from onceonly.service.exchange_store import ExchangeRecord, ExchangeStore
-from onceonly.service.runtime import EXCHANGE_DB, Handler, ProtocolService, Received
+from onceonly.service.inbound import Handler, Received
+from onceonly.service.runtime import EXCHANGE_DB, ProtocolService
 from onceonly.service.transport import SentEvent, Transport, TransportFactory
 
 __all__ = [

@@ -2,10 +2,10 @@
 
 One row per exchange (keyed by ``exchange_id``): the state machine's value
 (kind, state, deadline, history) plus where it runs (peer, room), when it was
-opened and last changed, and the last event that moved it. A second table
-records the inbound event ids whose processing finished, which is what the
-transport's ``already_handled`` hook asks after a crash; a third remembers the
-mailbox room of each peer.
+opened and last changed, and the last event that moved it. Two tables follow
+inbound events: which ones moved an exchange (written with that move) and which
+ones were completely processed (what the transport's ``already_handled`` hook
+asks after a crash). A last one remembers the mailbox room of each peer.
 
 Times are integer seconds since the epoch, passed in by the caller.
 """
@@ -44,6 +44,12 @@ _SCHEMA: Final = (
     CREATE TABLE IF NOT EXISTS handled_events (
         event_id TEXT PRIMARY KEY,
         handled_at INTEGER NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS applied_events (
+        event_id TEXT PRIMARY KEY,
+        exchange_id TEXT NOT NULL
     )
     """,
     """
@@ -132,8 +138,37 @@ class ExchangeStore:
         peer: str | None,
         now: int,
         last_event_id: str | None = None,
+        applied_event_id: str | None = None,
     ) -> None:
-        """Insert or replace an exchange (``created_at`` is kept on update)."""
+        """Insert or replace an exchange (``created_at`` is kept on update).
+
+        Args:
+            exchange: The new value.
+            room_id: The mailbox room.
+            peer: The other party, if known (a known peer is never overwritten by None).
+            now: Epoch seconds.
+            last_event_id: The event that moved it, if known.
+            applied_event_id: An inbound event this move applied; recorded in the same
+                transaction, so that a crash cannot apply it twice.
+        """
+        with _transaction(self._db):
+            self._upsert(exchange, room_id, peer, now, last_event_id)
+            if applied_event_id is not None:
+                self._db.execute(
+                    "INSERT OR IGNORE INTO applied_events (event_id, exchange_id) VALUES (?, ?)",
+                    (applied_event_id, exchange.exchange_id),
+                )
+
+    def applied(self, event_id: str) -> bool:
+        """Whether inbound ``event_id`` already moved an exchange."""
+        row = self._db.execute(
+            "SELECT 1 FROM applied_events WHERE event_id = ?", (event_id,)
+        ).fetchone()
+        return row is not None
+
+    def _upsert(
+        self, exchange: Exchange, room_id: str, peer: str | None, now: int, last: str | None
+    ) -> None:
         self._db.execute(
             """
             INSERT INTO exchanges (exchange_id, kind, state, expires_at, history, peer,
@@ -156,7 +191,7 @@ class ExchangeStore:
                 room_id,
                 now,
                 now,
-                last_event_id,
+                last,
             ),
         )
 

@@ -26,28 +26,19 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Collection, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Final
 
-from onceonly.errors import (
-    ExchangeTimeout,
-    InternalError,
-    OnceOnlyError,
-    RequestExpired,
-    UntrustedParty,
-)
+from onceonly.errors import ExchangeTimeout
 from onceonly.matrix.accounts import Credentials
 from onceonly.matrix.devices import DevicePolicy
-from onceonly.matrix.inbox import Inbound, InboundEvent, InboundProblem
 from onceonly.matrix.rooms import InvitePolicy
-from onceonly.protocol.envelope import from_wire, protocol_type_of
-from onceonly.protocol.events import EXCHANGE_EVENTS, ErrorContent
-from onceonly.protocol.exchange import TERMINAL, Exchange, State, role_of
-from onceonly.protocol.fields import NAMESPACE, Content
+from onceonly.protocol.exchange import TERMINAL, Exchange, State
+from onceonly.protocol.fields import Content
 from onceonly.service import transitions
 from onceonly.service.exchange_store import ExchangeStore
+from onceonly.service.inbound import Handler, InboundDispatch
 from onceonly.service.transport import (
     Transport,
     TransportFactory,
@@ -62,36 +53,8 @@ logger = logging.getLogger(__name__)
 EXCHANGE_DB: Final = "exchanges.sqlite"
 """File name of the exchange store inside the data directory."""
 
-_ERROR_TYPE: Final = NAMESPACE + ErrorContent.EVENT_TYPE
 
-
-@dataclass(frozen=True)
-class Received:
-    """One validated inbound protocol message, as a handler sees it.
-
-    Attributes:
-        content: The parsed content model.
-        sender: The peer that sent it.
-        room_id: The mailbox room it arrived in.
-        event_id: Its Matrix event id.
-        exchange: The exchange after this event was applied; None for contents outside
-            any exchange (``device.list``) and for an ``error`` about no exchange open here.
-        now: The runtime's clock when the event was processed (epoch seconds).
-    """
-
-    content: Content
-    sender: UserId
-    room_id: RoomId
-    event_id: EventId
-    exchange: Exchange | None
-    now: int
-
-
-Handler = Callable[[Received], Awaitable[None]]
-"""A party's reaction to one content type. Raise an ``OnceOnlyError`` to refuse it."""
-
-
-class ProtocolService:
+class ProtocolService(InboundDispatch):
     """The protocol runtime of one party on one Matrix account.
 
     Nothing happens in the constructor; :meth:`start` (or ``async with``) opens the
@@ -289,172 +252,7 @@ class ProtocolService:
             logger.info("exchange %s expired", exchange.exchange_id)
         return expired
 
-    # --- inbound --------------------------------------------------------------------
-
-    async def _on_inbound(self, item: Inbound) -> None:
-        if isinstance(item, InboundProblem):
-            await self._on_problem(item)
-            return
-        if item.redelivered and self.exchanges.is_handled(item.event_id):
-            return
-        now = self.now()
-        try:
-            content = from_wire(item.type, item.content)
-        except OnceOnlyError as exc:
-            logger.warning("invalid event %s from %s: %s", item.event_id, item.sender, exc)
-            exchange_id = transitions.readable_exchange_id(item.content)
-            await self._refuse(item, exc, exchange_id, now, answer=True)
-            self.exchanges.mark_handled(item.event_id, now)
-            return
-        if content is None:
-            logger.debug("ignoring non-protocol event %s (%s)", item.event_id, item.type)
-            return
-        exchange_id = getattr(content, "exchange_id", None)
-        # Never answer an error with an error: two parties could bounce them forever.
-        answer = not isinstance(content, ErrorContent)
-        try:
-            if self._require_encryption and not item.encrypted:
-                raise UntrustedParty("protocol messages must be end-to-end encrypted")
-            await self._process(content, item, now)
-        except OnceOnlyError as exc:
-            logger.warning("refused %s from %s: %s", item.event_id, item.sender, exc)
-            await self._refuse(item, exc, exchange_id, now, answer=answer)
-        except Exception:
-            logger.exception("handler failed on %s from %s", item.event_id, item.sender)
-            internal = InternalError("the event could not be processed")
-            await self._refuse(item, internal, exchange_id, now, answer=answer)
-        self.exchanges.mark_handled(item.event_id, now)
-
-    async def _process(self, content: Content, item: InboundEvent, now: int) -> None:
-        if isinstance(content, ErrorContent):
-            await self._on_error_event(content, item, now)
-            return
-        if not isinstance(content, EXCHANGE_EVENTS):
-            await self._call_handler(content, item, None, now)
-            return
-        record = self.exchanges.record(getattr(content, "exchange_id"))  # noqa: B009
-        exchange = transitions.incoming(
-            record,
-            content,
-            room_id=item.room_id,
-            sender=item.sender,
-            we_are_agency=self._agency,
-            accepted_openings=self._handlers.keys(),
-            now=now,
-        )
-        # Stored before the handler runs: the handler's own replies move it further.
-        self._put(exchange, item.room_id, item.sender, now, item.event_id)
-        await self._call_handler(content, item, exchange, now)
-
-    async def _on_error_event(self, content: ErrorContent, item: InboundEvent, now: int) -> None:
-        record = self.exchanges.record(content.exchange_id) if content.exchange_id else None
-        if record is not None and not transitions.same_place(record, item.room_id, item.sender):
-            record = None  # another peer's exchange: not this sender's to close
-        logger.warning(
-            "error %s from %s (exchange %s): %s",
-            content.code,
-            item.sender,
-            content.exchange_id if record is not None else "not open here",
-            content.message,
-        )
-        exchange = None
-        if record is not None:
-            role = role_of(record.exchange.kind, sender_is_agency=not self._agency)
-            exchange = transitions.closed_by_error(record.exchange, content, role, now)
-            if exchange != record.exchange:
-                self._put(exchange, item.room_id, item.sender, now, item.event_id)
-        # Surfaced even when no exchange is open (e.g. an answer to a malformed event).
-        await self._call_handler(content, item, exchange, now)
-
-    async def _call_handler(
-        self, content: Content, item: InboundEvent, exchange: Exchange | None, now: int
-    ) -> None:
-        handler = self._handlers.get(type(content))
-        if handler is None:
-            logger.debug("no handler for %s; state recorded only", content.EVENT_TYPE)
-            return
-        received = Received(
-            content=content,
-            sender=UserId(item.sender),
-            room_id=RoomId(item.room_id),
-            event_id=EventId(item.event_id),
-            exchange=exchange,
-            now=now,
-        )
-        await handler(received)
-
-    async def _on_problem(self, item: InboundProblem) -> None:
-        logger.warning(
-            "problem with event %s from %s in %s: %s %s",
-            item.event_id,
-            item.sender or "?",
-            item.room_id,
-            item.code,
-            item.message,
-        )
-        if not item.room_id or not item.sender or item.type == _ERROR_TYPE:
-            return
-        if item.redelivered and self.exchanges.is_handled(item.event_id):
-            return
-        now = self.now()
-        last = self._problem_answered.get(item.room_id)
-        if last is not None and now - last < self._problem_answer_interval:
-            # Two parties that cannot decrypt each other would otherwise trade
-            # undecryptable error answers forever.
-            return
-        self._problem_answered[item.room_id] = now
-        await self._send_error(item.room_id, item.code, item.message, None, item.event_id)
-        self.exchanges.mark_handled(item.event_id, now)
-
-    async def _refuse(
-        self,
-        item: InboundEvent,
-        exc: OnceOnlyError,
-        exchange_id: str | None,
-        now: int,
-        *,
-        answer: bool,
-    ) -> None:
-        """Close the sender's exchange (only if it is theirs) and answer with an error."""
-        record = self.exchanges.record(exchange_id) if exchange_id else None
-        if (
-            record is not None
-            and transitions.same_place(record, item.room_id, item.sender)
-            and not record.exchange.is_terminal
-        ):
-            if isinstance(exc, RequestExpired):
-                closed = record.exchange.expire_if_due(now)
-            else:
-                reply = transitions.error_reply(exc.code, exc.message, exchange_id, item.event_id)
-                role = role_of(record.exchange.kind, sender_is_agency=self._agency)
-                closed = transitions.closed_by_error(record.exchange, reply, role, now)
-            self._put(closed, record.room_id, record.peer, now)
-        if answer and protocol_type_of(item.type, item.content) != _ERROR_TYPE:
-            await self._send_error(item.room_id, exc.code, exc.message, exchange_id, item.event_id)
-
-    async def _send_error(
-        self, room_id: str, code: str, message: str, exchange_id: str | None, event_id: str
-    ) -> None:
-        event_type, wire = wire_form(transitions.error_reply(code, message, exchange_id, event_id))
-        try:
-            # Queued durably; not awaited, so a slow homeserver cannot stall the inbox.
-            await self._running().send(room_id, event_type, wire)
-        except OnceOnlyError:
-            logger.exception("cannot queue the error answer in %s", room_id)
-
     # --- internals ------------------------------------------------------------------
-
-    def _running(self) -> Transport:
-        if self._transport is None:
-            raise RuntimeError("the service is not started")
-        return self._transport
-
-    def _put(
-        self, exchange: Exchange, room_id: str, peer: str | None, now: int, last: str | None = None
-    ) -> None:
-        """Persist an exchange value, then wake whoever waits for it."""
-        self.exchanges.put(exchange, room_id=room_id, peer=peer, now=now, last_event_id=last)
-        self._waiters.notify(exchange)
 
     async def _sweep_forever(self) -> None:
         while True:

@@ -19,7 +19,15 @@ from onceonly.errors import ConsentDenied, ExchangeTimeout, UnexpectedEvent
 from onceonly.matrix import attachments
 from onceonly.matrix.devices import AllDevicesOf
 from onceonly.matrix.inbox import AlreadyHandled, InboundEvent, InboundHandler, InboundProblem
-from onceonly.protocol import NAMESPACE, CredentialOffer, ErrorContent, Outcome, State, to_content
+from onceonly.protocol import (
+    NAMESPACE,
+    CredentialOffer,
+    ErrorContent,
+    Outcome,
+    Signal,
+    State,
+    to_content,
+)
 from onceonly.protocol.bodies import build_credential_request, build_exchange_status
 from onceonly.protocol.envelope import from_wire, to_wire
 from onceonly.protocol.events import CredentialIssue, PresentationRequest, PresentationResponse
@@ -493,3 +501,62 @@ def test_wire_form_is_the_envelope_unless_the_stand_in_would_lose_msgtype() -> N
     else:
         assert (event_type, content) == (NAMESPACE + "credential.issue", to_content(large))
     assert from_wire(event_type, content) == large
+
+
+class _Crash(BaseException):
+    """Stands for the process dying inside a handler (not caught like an Exception)."""
+
+
+async def test_event_applied_before_a_crash_reruns_the_handler_if_nothing_moved(
+    tmp_path: Path,
+) -> None:
+    calls: list[str] = []
+
+    async def crashes_once(item: Received) -> None:
+        calls.append(item.event_id)
+        if len(calls) == 1:
+            raise _Crash
+
+    harness = await _harness(tmp_path, agency=False, handlers={CredentialOffer: crashes_once})
+    try:
+        with pytest.raises(_Crash):
+            await harness.deliver(_sample("credential.offer"), sender=AGENCY, event_id="$offer")
+        assert harness.transport.already_handled("$offer") is False
+        await harness.deliver(
+            _sample("credential.offer"), sender=AGENCY, event_id="$offer", redelivered=True
+        )
+        assert calls == ["$offer", "$offer"]
+        assert harness.transport.sent == []  # no unexpected_event for the repeated offer
+        exchange = harness.service.exchanges.get(EXCHANGE_ID)
+        assert exchange is not None and exchange.state is State.OFFERED
+        assert exchange.history == (Signal.OFFER,)
+        assert harness.transport.already_handled("$offer") is True
+    finally:
+        await harness.service.stop()
+
+
+async def test_event_applied_before_a_crash_is_not_rerun_once_we_answered(tmp_path: Path) -> None:
+    calls: list[str] = []
+    box: dict[str, ProtocolService] = {}
+
+    async def answers_then_crashes(item: Received) -> None:
+        calls.append(item.event_id)
+        await box["service"].send(item.room_id, _request())
+        raise _Crash
+
+    harness = await _harness(
+        tmp_path, agency=False, handlers={CredentialOffer: answers_then_crashes}
+    )
+    box["service"] = harness.service
+    try:
+        with pytest.raises(_Crash):
+            await harness.deliver(_sample("credential.offer"), sender=AGENCY, event_id="$offer")
+        await harness.deliver(
+            _sample("credential.offer"), sender=AGENCY, event_id="$offer", redelivered=True
+        )
+        assert calls == ["$offer"]
+        assert harness.transport.errors() == []
+        exchange = harness.service.exchanges.get(EXCHANGE_ID)
+        assert exchange is not None and exchange.state is State.REQUESTED
+    finally:
+        await harness.service.stop()
