@@ -60,7 +60,8 @@ from tests.unit.wallet.agencies import (
     make_world,
 )
 from wallet.crypto_box import FAST_SCRYPT_FOR_TESTS
-from wallet.policy import parse_policy
+from wallet.policy import ConsentPolicy, parse_policy
+from wallet.requests import approve_offer
 from wallet.service import WalletService
 from wallet.store import WalletStore
 
@@ -71,6 +72,7 @@ PASSPHRASE = "integration wallet passphrase"
 NAME = LocalizedText(de="Meldebescheinigung", en="Residence registration")
 GOOD, TAMPERED, UNTRUSTED = "xch_good_offer_000001", "xch_tampered_offer_01", "xch_untrusted_offer1"
 ASK, OVER_ASK = "xch_family_request_01", "xch_family_overask_01"
+LATER = "xch_later_offer_000001"
 
 
 def _policy() -> str:
@@ -270,12 +272,12 @@ async def test_wallet_service_on_synapse(synapse: Homeserver, tmp_path: Path) ->
     family = FamilyOffice(family_dir, citizen)
     policy = parse_policy(_policy(), is_json=False)
 
-    def wallet_service(opened: WalletStore) -> WalletService:
+    def wallet_service(opened: WalletStore, chosen: ConsentPolicy = policy) -> WalletService:
         return WalletService(
             data_dir=wallet_dir,
             store=opened,
             trust=lambda _now: world.trust,
-            policy=policy,
+            policy=chosen,
             poll_interval=0.5,
         )
 
@@ -319,15 +321,25 @@ async def test_wallet_service_on_synapse(synapse: Homeserver, tmp_path: Path) ->
         store.close()
         store = WalletStore.open(wallet_file, passphrase=PASSPHRASE)
         assert sorted(c.vct for c in store.credentials()) == sorted([PID, RESIDENCE])
-        wallet = wallet_service(store)
+        # Offers are no longer accepted by policy: one waits for the citizen.
+        wallet = wallet_service(store, policy.model_copy(update={"offers": ()}))
         async with wallet:
+            await registry.offer(LATER)
+            await _until(lambda: _state(store, LATER) == "pending")
+            await asyncio.sleep(1.0)
+            assert _state(store, LATER) == "pending"
+            # 'onceonly wallet accept' in another process writes just this:
+            approve_offer(store, LATER, now=int(time.time()))
+            await _until(lambda: _state(store, LATER) == "accepted")
+            assert len(store.credentials()) == 3
+
             # 4. Presentation with minimal disclosure.
             nonce = jose.b64url_encode(os.urandom(16))
             await family.ask(ASK, nonce, ["address"], ["birthdate"])
             await _until(lambda: ASK in family.responses)
             response = family.responses[ASK]
             assert response.refusal is None and response.vp_token is not None
-            [presentation] = response.vp_token["residence"]
+            [presentation] = response.vp_token["residence"]  # one, though two are held
             verified = verify_presentation(
                 presentation,
                 issuer_key=world.trust.issuer_key_resolver(),
