@@ -560,3 +560,29 @@ async def test_event_applied_before_a_crash_is_not_rerun_once_we_answered(tmp_pa
         assert exchange is not None and exchange.state is State.REQUESTED
     finally:
         await harness.service.stop()
+
+
+async def test_the_periodic_sweep_expires_without_being_asked(tmp_path: Path) -> None:
+    box: dict[str, MemoryTransport] = {}
+    clock = [float(NOW)]
+
+    def factory(handler: InboundHandler, hook: AlreadyHandled) -> MemoryTransport:
+        box["t"] = MemoryTransport(CITIZEN, handler, hook)
+        return box["t"]
+
+    service = ProtocolService(
+        data_dir=tmp_path,
+        handlers={CredentialOffer: _noop},
+        agency=False,
+        device_policy=AllDevicesOf(()),
+        clock=lambda: clock[0],
+        transport_factory=factory,
+        sweep_interval=0.01,
+    )
+    async with service:
+        harness = Harness(service, box["t"])
+        await harness.deliver(_sample("credential.offer"), sender=AGENCY)
+        clock[0] = NOW + 14 * 86400 + 1
+        expired = await service.wait_for(EXCHANGE_ID, timeout=5)
+        assert expired.state is State.EXPIRED
+    assert box["t"].started is False
