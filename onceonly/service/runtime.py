@@ -143,7 +143,7 @@ class ProtocolService(InboundDispatch):
         if self._store is not None:
             self._store.close()
             self._store = None
-        self._waiters.cancel_all()
+        self._waiters.fail_all(ExchangeTimeout("the service stopped while waiting"))
 
     async def __aenter__(self) -> ProtocolService:
         await self.start()
@@ -220,7 +220,8 @@ class ProtocolService(InboundDispatch):
         """Wait until an exchange reaches one of ``states`` (default: a terminal state).
 
         Raises:
-            ExchangeTimeout: it did not get there within ``timeout`` seconds.
+            ExchangeTimeout: it did not get there within ``timeout`` seconds, or the
+                service stopped first.
         """
         wanted = frozenset(states) if states is not None else TERMINAL
         current = self.exchanges.get(exchange_id)

@@ -36,9 +36,10 @@ class ExchangeWaiters:
             if exchange.state in states and not future.done():
                 future.set_result(exchange)
 
-    def cancel_all(self) -> None:
-        """Cancel every waiter (the service stops)."""
+    def fail_all(self, error: BaseException) -> None:
+        """End every waiter with ``error`` (the service stops)."""
         for entries in self._by_exchange.values():
             for _, future in entries:
-                future.cancel()
+                if not future.done():
+                    future.set_exception(error)
         self._by_exchange.clear()

@@ -586,3 +586,13 @@ async def test_the_periodic_sweep_expires_without_being_asked(tmp_path: Path) ->
         expired = await service.wait_for(EXCHANGE_ID, timeout=5)
         assert expired.state is State.EXPIRED
     assert box["t"].started is False
+
+
+async def test_stopping_ends_waiters_with_a_typed_error(tmp_path: Path) -> None:
+    harness = await _harness(tmp_path, agency=False, handlers={CredentialOffer: _noop})
+    await harness.deliver(_sample("credential.offer"), sender=AGENCY)
+    waiter = asyncio.create_task(harness.service.wait_for(EXCHANGE_ID, timeout=30))
+    await asyncio.sleep(0.01)
+    await harness.service.stop()
+    with pytest.raises(ExchangeTimeout, match="stopped"):
+        await waiter
