@@ -102,6 +102,9 @@ class World:
     fetches: int = 0
     fetch_fails: bool = False
     status_signer: jose.PrivateKey | None = None
+    now: int = NOW
+    issuer_matrix_id: str = "@buergeramt:localhost"
+    verifier_matrix_id: str = "@familienkasse:localhost"
     _trust_tokens: dict[int, str] = field(default_factory=dict)
 
     def trust_token(self, *, seq: int = 1) -> str:
@@ -114,15 +117,15 @@ class World:
         issuer = Agency(
             id=ISSUER_ID,
             name=LocalizedText(de="Bürgeramt", en="Citizens' office"),
-            matrix_user_id="@buergeramt:localhost",
-            keys=(AgencyKey(jwk=self.issuer.public().to_jwk(), valid_from=NOW - 400 * DAY),),
+            matrix_user_id=self.issuer_matrix_id,
+            keys=(AgencyKey(jwk=self.issuer.public().to_jwk(), valid_from=self.now - 400 * DAY),),
             may_issue=(RESIDENCE, PID),
         )
         verifier = Agency(
             id=VERIFIER_ID,
             name=LocalizedText(de="Familienkasse", en="Family benefits office"),
-            matrix_user_id="@familienkasse:localhost",
-            keys=(AgencyKey(jwk=self.verifier.public().to_jwk(), valid_from=NOW - 400 * DAY),),
+            matrix_user_id=self.verifier_matrix_id,
+            keys=(AgencyKey(jwk=self.verifier.public().to_jwk(), valid_from=self.now - 400 * DAY),),
             purposes=(
                 Purpose(
                     code=PURPOSE,
@@ -140,7 +143,9 @@ class World:
             name=LocalizedText(de="Vertrauensstelle", en="Trust authority"),
             agencies=(issuer, verifier),
         )
-        payload = build_trust_list(draft, sequence=seq, now=NOW - DAY, valid_for_seconds=30 * DAY)
+        payload = build_trust_list(
+            draft, sequence=seq, now=self.now - DAY, valid_for_seconds=30 * DAY
+        )
         return sign_trust_list(payload, self.authority)
 
     def verified_trust(self) -> VerifiedTrustList:
@@ -162,8 +167,8 @@ class World:
             disclosable=RESIDENCE_DISCLOSABLE,
             holder_key=self.holder.public(),
             signing_key=signer or self.issuer,
-            now=NOW - 10 * DAY,
-            expires_at=NOW + 365 * DAY,
+            now=self.now - 10 * DAY,
+            expires_at=self.now + 365 * DAY,
             status=status,
             random_bytes=os.urandom,
         )
@@ -176,7 +181,7 @@ class World:
         nonce: str,
         aud: str = VERIFIER_ID,
         disclose: Collection[tuple[str | int | None, ...]] = (("address", "locality"),),
-        now: int = NOW,
+        now: int | None = None,
     ) -> str:
         return present(
             parse_sd_jwt(credential),
@@ -184,19 +189,19 @@ class World:
             holder_key=self.holder,
             aud=aud,
             nonce=nonce,
-            now=now,
+            now=self.now if now is None else now,
         )
 
     def revoke(self, idx: int) -> None:
         self.status.set(idx, INVALID)
 
-    def status_token(self, *, now: int = NOW, ttl: int | None = 600) -> str:
+    def status_token(self, *, ttl: int | None = 600) -> str:
         return sign_status_list_jwt(
             self.status,
             self.status_signer or self.issuer,
             uri=STATUS_URI,
-            issued_at=now - 60,
-            expires_at=now + DAY,
+            issued_at=self.now - 60,
+            expires_at=self.now + DAY,
             ttl=ttl,
         )
 

@@ -1,0 +1,227 @@
+"""The verifier agency against a citizen's responder on a real Synapse (E2EE mailbox).
+
+The verifier runs as in production (``VerifierService``: request store, nonce store,
+audit log, evidence archive, trust list cache in its data directory). The citizen's
+side is a small responder on the same runtime that answers each request with an
+SD-JWT presentation built by ``onceonly.sdjwt.present`` (minimal disclosure), or
+deliberately wrong: another nonce, another audience, a revoked or untrusted
+credential, too late, a replay. Each bad answer must be rejected with its code,
+and the citizen must be told (``exchange.status`` or ``error``). The status list
+token reaches the verifier through an injected fetch function (the issuer's
+status-room publishing is the issuer's part).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from onceonly.matrix.client import PartyClient
+from onceonly.matrix.devices import AllDevicesOf
+from onceonly.matrix.homeserver import Homeserver
+from onceonly.matrix.inbox import AlreadyHandled, InboundHandler
+from onceonly.matrix.rooms import InvitesFrom
+from onceonly.protocol import ErrorContent, ExchangeStatus, PresentationRequest, Refusal
+from onceonly.protocol.bodies import build_presentation_response
+from onceonly.protocol.envelope import to_wire
+from onceonly.protocol.fields import LocalizedText
+from onceonly.service import ProtocolService, Received
+from onceonly.trust_cache import TrustCache
+from onceonly.types import UserId
+from tests.integration.test_transport_support import register
+from tests.unit.verifier.verification_world import VERIFIER_ID, World, address_query
+from verifier.api import VerifierApi
+from verifier.audit import audit_file
+from verifier.config import init_verifier
+from verifier.evidence import EvidenceArchive
+from verifier.reverify import Reverifier
+from verifier.service import VerifierService
+
+pytestmark = pytest.mark.integration
+
+WAIT = 120.0
+PURPOSE = "child_benefit_application"
+NAME = LocalizedText(de="Familienkasse", en="Family benefits office")
+
+Answer = Callable[[PresentationRequest], dict[str, Any] | None]
+"""Builds the response fields for a request (None: do not answer through the runtime)."""
+
+
+class Citizen:
+    """A wallet stand-in on the real runtime that answers as the test says."""
+
+    def __init__(self, data_dir: Path, verifier_user: str) -> None:
+        self.answer: Answer = lambda _request: None
+        self.requests: dict[str, tuple[PresentationRequest, str]] = {}
+        self.told: dict[str, list[Any]] = {}
+        self.sent: dict[str, dict[str, Any]] = {}
+        self.keep: dict[str, PartyClient] = {}
+
+        def factory(handler: InboundHandler, hook: AlreadyHandled) -> PartyClient:
+            self.keep["transport"] = PartyClient(
+                data_dir,
+                device_policy=AllDevicesOf([verifier_user]),
+                handler=handler,
+                invite_policy=InvitesFrom([verifier_user]),
+                already_handled=hook,
+            )
+            return self.keep["transport"]
+
+        self.runtime = ProtocolService(
+            data_dir=data_dir,
+            handlers={
+                PresentationRequest: self._on_request,
+                ExchangeStatus: self._on_told,
+                ErrorContent: self._on_told,
+            },
+            agency=False,
+            device_policy=AllDevicesOf([verifier_user]),
+            transport_factory=factory,
+            sweep_interval=1.0,
+        )
+
+    async def _on_request(self, item: Received) -> None:
+        request = item.content
+        assert isinstance(request, PresentationRequest)
+        self.requests[request.exchange_id] = (request, item.room_id)
+        fields = self.answer(request)
+        if fields is None:
+            return
+        response = build_presentation_response(
+            exchange_id=request.exchange_id,
+            verifier_name=NAME,
+            request_event_id=item.event_id,
+            **fields,
+        )
+        self.sent[request.exchange_id] = to_wire(response)[1]
+        await self.runtime.send(item.room_id, response)
+
+    async def _on_told(self, item: Received) -> None:
+        exchange_id = getattr(item.content, "exchange_id", None)
+        self.told.setdefault(str(exchange_id), []).append(item.content)
+
+    async def send_raw(self, room_id: str, content: dict[str, Any]) -> None:
+        """Send a response outside the wallet's own state machine (late or replayed)."""
+        handle = await self.keep["transport"].send(room_id, "m.room.message", content)
+        await handle.event_id(WAIT)
+
+    async def wait_told(self, exchange_id: str, number: int = 1) -> Any:
+        """The ``number``-th message the citizen got about the exchange (waiting for it)."""
+        for _ in range(int(WAIT * 10)):
+            if len(self.told.get(exchange_id, ())) >= number:
+                return self.told[exchange_id][number - 1]
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"the citizen was never told about {exchange_id}")
+
+
+def presentation(world: World, **credential: Any) -> Answer:
+    """Answer with one minimal presentation of a residence credential."""
+
+    def build(request: PresentationRequest, **overrides: Any) -> dict[str, Any]:
+        arguments = {"nonce": request.nonce, "aud": request.verifier_id} | overrides
+        text = world.present(world.credential(**credential), now=int(time.time()), **arguments)
+        return {"vp_token": {"residence": (text,)}}
+
+    return build
+
+
+async def test_verifier_requests_and_judges_answers_over_synapse(
+    synapse: Homeserver, tmp_path: Path
+) -> None:
+    verifier_creds, verifier_dir = register(synapse, "familienkasse", tmp_path)
+    citizen_creds, citizen_dir = register(synapse, "erika", tmp_path)
+    world = World(now=int(time.time()), verifier_matrix_id=verifier_creds.user_id)
+    world.revoke(9)
+    init_verifier(verifier_dir, verifier_id=VERIFIER_ID, anchors=[world.authority.public()])
+    TrustCache.in_data_dir(verifier_dir, [world.authority.public()]).offer(
+        world.trust_token(), now=world.now
+    )
+    citizen = Citizen(citizen_dir, verifier_creds.user_id)
+    service = VerifierService(verifier_dir, status_fetch=world.fetch, sweep_interval=1.0)
+    api = VerifierApi(service)
+    user = UserId(citizen_creds.user_id)
+    async with service, citizen.runtime:
+        # 1. Minimal disclosure, verified; the citizen is told.
+        citizen.answer = presentation(world)
+        result = await api.request_proof(user, address_query(), PURPOSE, WAIT)
+        assert result.verified, result.message
+        assert result.credentials["residence"][0].claims == {"address": {"locality": "Köln"}}
+        told = await citizen.wait_told(result.exchange_id)
+        assert isinstance(told, ExchangeStatus) and told.outcome.value == "verified"
+        good_exchange = result.exchange_id
+
+        # 2-5. Wrong answers: each rejected with its code, the citizen told the same code.
+        wrong: list[tuple[Answer, str]] = [
+            (
+                lambda r: presentation(world)(r, nonce="AAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
+                "nonce_mismatch",
+            ),
+            (lambda r: presentation(world)(r, aud="https://other.example"), "audience_mismatch"),
+            (presentation(world, idx=9), "revoked"),
+            (
+                presentation(world, signer=World().issuer, issuer_id="https://rogue.example"),
+                "untrusted_issuer",
+            ),
+        ]
+        for answer, code in wrong:
+            citizen.answer = answer
+            result = await api.request_proof(user, address_query(), PURPOSE, WAIT)
+            assert (result.verified, result.error_code) == (False, code)
+            told = await citizen.wait_told(result.exchange_id)
+            assert isinstance(told, ExchangeStatus)
+            assert (told.outcome.value, told.reason_code) == ("rejected", code)
+
+        # 6. A refusal is a refusal.
+        citizen.answer = lambda r: {"refusal": Refusal(code="consent_denied")}
+        result = await api.request_proof(user, address_query(), PURPOSE, WAIT)
+        assert (result.verified, result.refused, result.error_code) == (
+            False,
+            True,
+            "consent_denied",
+        )
+
+        # 7. Replay: the verified response sent again is refused and the citizen told.
+        room = citizen.requests[good_exchange][1]
+        await citizen.send_raw(room, citizen.sent[good_exchange])
+        error = await citizen.wait_told(good_exchange, 2)
+        assert isinstance(error, ErrorContent) and error.code == "unexpected_event"
+
+        # 8. An answer after the request expired.
+        citizen.answer = lambda r: None
+        pending = await service.request(user, address_query(), PURPOSE, ttl=3)
+        for _ in range(int(WAIT * 10)):
+            if pending.exchange_id in citizen.requests:
+                break
+            await asyncio.sleep(0.1)
+        late_request, late_room = citizen.requests[pending.exchange_id]
+        expired = await service.wait(pending.exchange_id, WAIT)
+        assert expired.error_code == "request_expired"
+        while time.time() <= pending.expires_at + 1:  # the runtime's deadline is exclusive
+            await asyncio.sleep(0.2)
+        late = build_presentation_response(
+            exchange_id=late_request.exchange_id,
+            verifier_name=NAME,
+            **presentation(world)(late_request),
+        )
+        await citizen.send_raw(late_room, to_wire(late)[1])
+        error = await citizen.wait_told(pending.exchange_id)
+        assert isinstance(error, ErrorContent) and error.code == "request_expired"
+
+        # The audit log holds every verdict, and an auditor reproduces each offline.
+        audit_log = service.audit
+        audit_log.sign_head(now=int(time.time()))
+        export = tmp_path / "audit.jsonl"
+        audit_log.export(export, now=int(time.time()))
+        reverifier = Reverifier(
+            evidence=EvidenceArchive(verifier_dir / "evidence"),
+            anchors=[world.authority.public()],
+        )
+        keys = service.config.signing_key(verifier_dir).public()
+        report = audit_file(export, verifier_key=keys, reverify=reverifier)
+        assert report.reverified == 5
+        assert report.clean, [finding.message for finding in report.findings]

@@ -1,0 +1,385 @@
+"""The verifier agency's service: send presentation requests, judge the answers, tell the citizen.
+
+:class:`VerifierService` runs on the shared :class:`~onceonly.service.ProtocolService`
+(E2EE mailbox per citizen, durable exchange states, error answers). It
+
+* sends ``presentation.request`` contents built by :func:`~verifier.requests.prepare_request`
+  (recorded in the request store and the audit log first);
+* verifies each ``presentation.response`` with :class:`~verifier.verification.Verifier`
+  and answers ``exchange.status`` ``verified``, or ``rejected`` with the error code as
+  ``reason_code``; a refusal is recorded as such;
+* settles every request exactly once (verified, rejected, refused, expired) so the
+  agency's code can wait for the result (:meth:`VerifierService.wait`).
+
+Events the runtime refuses before they reach the verifier (a second response in a
+finished exchange, a response after the deadline) are answered by the runtime
+with an ``error`` event carrying the code (``unexpected_event``, ``request_expired``).
+
+Room keys for what *we* send may go to every device of the citizen: requests and
+statuses carry no personal data (the query and purpose are public by the trust
+list). The personal data travels the other way, encrypted by the citizen's wallet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Final, TypeVar
+
+from onceonly.errors import (
+    ExchangeTimeout,
+    MalformedInput,
+    StatusUnavailable,
+    TrustError,
+    UnknownExchange,
+    UntrustedParty,
+)
+from onceonly.matrix.accounts import Credentials, load_credentials
+from onceonly.matrix.devices import DeviceInfo
+from onceonly.protocol import ErrorContent, Outcome, PresentationResponse, State
+from onceonly.protocol.bodies import build_exchange_status
+from onceonly.query import DcqlQuery
+from onceonly.service import ProtocolService, Received, TransportFactory
+from onceonly.status_fetch import fetch_status_state, status_room_alias
+from onceonly.trust import Agency, VerifiedTrustList
+from onceonly.trust_cache import TrustCache
+from onceonly.types import ExchangeId, RoomId, UserId
+from verifier.audit_format import EntryKind, VerificationOutcome
+from verifier.audit_log import AuditLog
+from verifier.config import VerifierConfig, load_config
+from verifier.evidence import EvidenceArchive
+from verifier.nonce_store import NonceStore
+from verifier.requests import PendingRequest, RequestStore, prepare_request
+from verifier.status_cache import StatusCache, StatusFetcher
+from verifier.verification import (
+    VerificationResult,
+    Verifier,
+    VerifierOptions,
+    request_details,
+)
+
+logger = logging.getLogger(__name__)
+
+_Store = TypeVar("_Store", NonceStore, RequestStore, AuditLog)
+
+_POLL_SECONDS: Final = 1.0
+
+
+class AnyDevice:
+    """Device policy for the verifier's own messages (no personal data in them)."""
+
+    def allows(self, device: DeviceInfo) -> bool:
+        """Every device may read requests and statuses."""
+        return True
+
+
+def matrix_status_fetch(credentials: Credentials) -> StatusFetcher:
+    """Status List Tokens from the issuer's public status room (:mod:`onceonly.status_fetch`)."""
+
+    async def fetch(uri: str, agency: Agency) -> str:
+        room = status_room_alias(agency.matrix_user_id)
+        envelope = await fetch_status_state(credentials, room=room, uri=uri)
+        if envelope is None:
+            raise StatusUnavailable("no status list is published for this URI")
+        return envelope.token
+
+    return fetch
+
+
+def _expired_result(exchange_id: str) -> VerificationResult:
+    return VerificationResult(
+        exchange_id=exchange_id,
+        verified=False,
+        error_code="request_expired",
+        message="no answer before the request expired",
+    )
+
+
+class VerifierService:
+    """One verifier agency on its Matrix account. Use ``async with`` or start/stop.
+
+    Args:
+        data_dir: The verifier's data directory (see :mod:`verifier.config`).
+        config: The configuration (read from ``data_dir`` by default).
+        status_fetch: How Status List Tokens are obtained (the issuers' status rooms
+            through our Matrix account by default).
+        clock: Wall clock in epoch seconds.
+        transport_factory: Transport for the runtime (tests pass their own PartyClient).
+        options: Verification policy.
+        sweep_interval: Seconds between the runtime's expiry sweeps.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        config: VerifierConfig | None = None,
+        status_fetch: StatusFetcher | None = None,
+        clock: Callable[[], float] = time.time,
+        transport_factory: TransportFactory | None = None,
+        options: VerifierOptions | None = None,
+        sweep_interval: float = 30.0,
+    ) -> None:
+        self._data_dir = data_dir
+        self._config = config
+        self._status_fetch = status_fetch
+        self._clock = clock
+        self._transport_factory = transport_factory
+        self._options = options
+        self._sweep_interval = sweep_interval
+        self._closers: list[Callable[[], None]] = []
+        self._results: dict[str, VerificationResult] = {}
+        self._settled: dict[str, asyncio.Event] = {}
+        self._runtime: ProtocolService | None = None
+
+    async def start(self) -> None:
+        """Open the stores and start the runtime.
+
+        Raises:
+            ConfigError, StoreError, AccountError: as the parts raise them.
+        """
+        config = self._config or load_config(self._data_dir)
+        location = config.store_location(self._data_dir)
+        try:
+            self._nonces = self._keep(NonceStore.open(location))
+            self._requests = self._keep(RequestStore.open(location))
+            self._audit = self._keep(
+                AuditLog.open(
+                    location,
+                    signing_key=config.signing_key(self._data_dir),
+                    head_every=config.head_every,
+                )
+            )
+            self._trust = TrustCache.in_data_dir(self._data_dir, config.anchors())
+            fetch = self._status_fetch or matrix_status_fetch(load_credentials(self._data_dir))
+            self._verifier = Verifier(
+                verifier_id=config.verifier_id,
+                trust=self._current_trust,
+                nonces=self._nonces,
+                audit=self._audit,
+                status=StatusCache(fetch),
+                evidence=EvidenceArchive(self._data_dir / config.evidence_dir),
+                options=self._options,
+            )
+            runtime = ProtocolService(
+                data_dir=self._data_dir,
+                handlers={PresentationResponse: self._on_response, ErrorContent: self._on_error},
+                agency=True,
+                device_policy=AnyDevice(),
+                clock=self._clock,
+                transport_factory=self._transport_factory,
+                sweep_interval=self._sweep_interval,
+            )
+            await runtime.start()
+        except BaseException:
+            self._close_stores()
+            raise
+        self._config, self._runtime = config, runtime
+
+    def _keep(self, store: _Store) -> _Store:
+        self._closers.append(store.close)
+        return store
+
+    def _close_stores(self) -> None:
+        for close in reversed(self._closers):
+            with contextlib.suppress(Exception):
+                close()
+        self._closers.clear()
+
+    async def stop(self) -> None:
+        """Stop the runtime, sign the audit log's head, close the stores."""
+        if self._runtime is not None:
+            await self._runtime.stop()
+            self._runtime = None
+            self._audit.sign_head(now=int(self._clock()))
+        self._close_stores()
+
+    async def __aenter__(self) -> VerifierService:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    @property
+    def runtime(self) -> ProtocolService:
+        """The protocol runtime (started)."""
+        if self._runtime is None:
+            raise RuntimeError("the verifier service is not started")
+        return self._runtime
+
+    @property
+    def config(self) -> VerifierConfig:
+        """The configuration in use (started)."""
+        self.runtime  # noqa: B018 - raises when not started
+        assert self._config is not None
+        return self._config
+
+    @property
+    def requests(self) -> RequestStore:
+        """The request store (started)."""
+        self.runtime  # noqa: B018 - raises when not started
+        return self._requests
+
+    @property
+    def audit(self) -> AuditLog:
+        """The audit log (started)."""
+        self.runtime  # noqa: B018 - raises when not started
+        return self._audit
+
+    def _current_trust(self, now: int) -> VerifiedTrustList | None:
+        return self._trust.current(now=now)
+
+    # --- requests -------------------------------------------------------------------
+
+    async def request(
+        self, citizen: UserId, query: DcqlQuery, purpose: str, *, ttl: int | None = None
+    ) -> PendingRequest:
+        """Ask ``citizen`` for the claims in ``query`` (for a registered ``purpose``).
+
+        Raises:
+            NotAuthorizedToRequest: our trust-list registration does not allow it.
+            TrustError: no valid trust list is cached.
+            TransportError: the request could not be sent.
+        """
+        runtime = self.runtime
+        assert self._config is not None
+        now = runtime.now()
+        trust = self._current_trust(now)
+        if trust is None:
+            raise TrustError("the verifier holds no valid trust list; run 'onceonly trust fetch'")
+        prepared = prepare_request(
+            trust_list=trust.trust_list,
+            verifier_id=self._config.verifier_id,
+            citizen=citizen,
+            query=query,
+            purpose=purpose,
+            nonces=self._nonces,
+            now=now,
+            ttl=ttl or self._config.request_ttl,
+        )
+        pending = prepared.pending
+        self._requests.add(pending)
+        self._settled.setdefault(pending.exchange_id, asyncio.Event())
+        self._audit.append(
+            kind=EntryKind.REQUEST,
+            exchange_id=pending.exchange_id,
+            now=now,
+            details=request_details(pending),
+        )
+        room = await runtime.room_for(citizen)
+        event_id = await runtime.send(room, prepared.content)
+        self._requests.mark_sent(pending.exchange_id, room_id=room, event_id=event_id)
+        return pending
+
+    async def wait(self, exchange_id: str, timeout: float) -> VerificationResult:
+        """The result of a request of this process, once settled.
+
+        An unanswered request counts as expired once its deadline has passed.
+
+        Raises:
+            ExchangeTimeout: not settled within ``timeout`` seconds.
+            UnknownExchange: no such request.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        settled = self._settled.setdefault(exchange_id, asyncio.Event())
+        while exchange_id not in self._results:
+            pending = self._requests.get(exchange_id).pending
+            exchange = self.runtime.exchanges.get(exchange_id)
+            if self.runtime.now() >= pending.expires_at or (
+                exchange is not None and exchange.state is State.EXPIRED
+            ):
+                self._settle_expired(pending)
+                break
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise ExchangeTimeout(
+                    "the citizen has not answered yet", detail={"exchange_id": exchange_id}
+                )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(settled.wait(), min(remaining, _POLL_SECONDS))
+        return self._results[exchange_id]
+
+    def _settle(self, result: VerificationResult, outcome: str, now: int) -> None:
+        if self._requests.settle(
+            result.exchange_id, outcome=outcome, result=result.to_json(), now=now
+        ):
+            self._results[result.exchange_id] = result
+        self._settled.setdefault(result.exchange_id, asyncio.Event()).set()
+
+    def _settle_expired(self, pending: PendingRequest) -> None:
+        now = self.runtime.now()
+        result = _expired_result(pending.exchange_id)
+        if self._requests.get(pending.exchange_id).outcome is None:
+            self._audit.append(
+                kind=EntryKind.VERIFICATION,
+                exchange_id=pending.exchange_id,
+                now=now,
+                outcome=VerificationOutcome.rejected("request_expired"),
+                details=request_details(pending),
+            )
+        self._settle(result, "expired", now)
+        self._results.setdefault(pending.exchange_id, result)
+
+    # --- handlers -------------------------------------------------------------------
+
+    async def _on_response(self, item: Received) -> None:
+        content = item.content
+        assert isinstance(content, PresentationResponse)
+        stored = self._requests.get(content.exchange_id)
+        pending = stored.pending
+        if item.sender != pending.citizen:
+            raise UntrustedParty("only the citizen asked may answer this request")
+        if content.refusal is not None:
+            result = self._verifier.record_refusal(
+                pending, content.refusal.code.value, now=item.now
+            )
+            self._settle(result, "refused", item.now)
+            return
+        if content.vp_token is None:
+            raise MalformedInput("vp_token_file is not accepted: send the response inline")
+        result = await self._verifier.verify_response(pending, content.vp_token, now=item.now)
+        self._settle(result, "verified" if result.verified else "rejected", item.now)
+        status = build_exchange_status(
+            exchange_id=content.exchange_id,
+            outcome=Outcome.VERIFIED if result.verified else Outcome.REJECTED,
+            reason_code=result.error_code,
+            related_event_id=item.event_id,
+        )
+        await self.runtime.send(RoomId(item.room_id), status)
+        self._audit.append(
+            kind=EntryKind.STATUS_SENT,
+            exchange_id=content.exchange_id,
+            now=self.runtime.now(),
+            details={"outcome": status.outcome.value, "reason_code": result.error_code or ""},
+        )
+
+    async def _on_error(self, item: Received) -> None:
+        content = item.content
+        assert isinstance(content, ErrorContent)
+        if item.exchange is None or content.exchange_id is None:
+            return
+        try:
+            pending = self._requests.get(content.exchange_id).pending
+        except UnknownExchange:
+            return
+        result = VerificationResult(
+            exchange_id=ExchangeId(content.exchange_id),
+            verified=False,
+            error_code=content.code,
+            message=content.message,
+            refused=True,
+        )
+        self._audit.append(
+            kind=EntryKind.RESPONSE,
+            exchange_id=pending.exchange_id,
+            now=item.now,
+            outcome=VerificationOutcome.rejected(content.code),
+            details=request_details(pending) | {"remote_error": content.code},
+        )
+        self._settle(result, "rejected", item.now)
