@@ -42,7 +42,6 @@ from onceonly.query import (
     ClaimPath,
     HeldCredential,
     find_candidates,
-    parse_query,
     select_presentation,
 )
 from onceonly.sdjwt import SdJwt, parse_sd_jwt, present_disclosures
@@ -162,8 +161,7 @@ def plan_presentation(
     """
     verifier, purpose = check_request(request, sender=sender, trust=trust, now=now)
     by_id = {holding.stored.credential_id: holding for holding in holdings}
-    query = parse_query(request.query.model_dump(mode="json", exclude_none=True))
-    match = find_candidates(query, [holding.held for holding in by_id.values()])
+    match = find_candidates(request.query, [holding.held for holding in by_id.values()])
     chosen = select_presentation(match)
     planned = []
     for query_id, candidates in chosen.items():

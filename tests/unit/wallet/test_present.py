@@ -9,10 +9,9 @@ import pytest
 from onceonly import jose
 from onceonly.errors import InvalidDisclosure
 from onceonly.protocol.bodies import build_presentation_request
-from onceonly.query import DcqlQuery
 from onceonly.protocol.events import PresentationRequest, Purpose, RefusalCode
 from onceonly.protocol.fields import LocalizedText
-from onceonly.query import claims_satisfy, parse_query
+from onceonly.query import DcqlQuery, claims_satisfy, parse_query
 from onceonly.sdjwt import (
     VerificationPolicy,
     VerifiedCredential,

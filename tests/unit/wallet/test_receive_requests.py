@@ -75,6 +75,12 @@ def offer(
     )
 
 
+def ask(store: WalletStore, world: World, issuer_id: str, vct: str) -> CredentialRequest:
+    return request_credential(
+        store, issuer_id=issuer_id, vct=vct, trust=world.trust, now=NOW, random_bytes=os.urandom
+    )
+
+
 def proof_nonce(request: CredentialRequest) -> str:
     nonce = jose.parse_compact(request.proof).payload["nonce"]
     assert isinstance(nonce, str)
@@ -102,17 +108,7 @@ def test_pid_request_needs_no_identity_presentation(store: WalletStore, world: W
 
 
 def test_every_request_gets_its_own_holder_key(store: WalletStore, world: World) -> None:
-    first, second = (
-        request_credential(
-            store,
-            issuer_id=IDENTITY_ID,
-            vct=PID,
-            trust=world.trust,
-            now=NOW,
-            random_bytes=os.urandom,
-        )
-        for _ in range(2)
-    )
+    first, second = (ask(store, world, IDENTITY_ID, PID) for _ in range(2))
     assert holder_jwk(first) != holder_jwk(second)
     assert first.exchange_id != second.exchange_id
     assert proof_nonce(first) != proof_nonce(second)
@@ -121,14 +117,7 @@ def test_every_request_gets_its_own_holder_key(store: WalletStore, world: World)
 def test_request_to_an_untrusted_issuer_is_not_made(store: WalletStore, world: World) -> None:
     for issuer_id in (ROGUE_ID, "did:web:nobody.example"):
         with pytest.raises(UntrustedIssuer):
-            request_credential(
-                store,
-                issuer_id=issuer_id,
-                vct=PID,
-                trust=world.trust,
-                now=NOW,
-                random_bytes=os.urandom,
-            )
+            ask(store, world, issuer_id, PID)
     assert store.holder_key_ids() == [] and store.offers() == []
 
 
@@ -136,14 +125,7 @@ def test_non_pid_request_without_a_pid_leaves_nothing_behind(
     store: WalletStore, world: World
 ) -> None:
     with pytest.raises(QueryNotSatisfied):
-        request_credential(
-            store,
-            issuer_id=REGISTRY_ID,
-            vct=RESIDENCE,
-            trust=world.trust,
-            now=NOW,
-            random_bytes=os.urandom,
-        )
+        ask(store, world, REGISTRY_ID, RESIDENCE)
     assert store.holder_key_ids() == [] and store.offers() == []
 
 
@@ -151,14 +133,7 @@ def test_identity_presentation_discloses_only_identifying_claims(
     store: WalletStore, world: World
 ) -> None:
     pid_id = hold(store, world, PID)
-    request = request_credential(
-        store,
-        issuer_id=REGISTRY_ID,
-        vct=RESIDENCE,
-        trust=world.trust,
-        now=NOW,
-        random_bytes=os.urandom,
-    )
+    request = ask(store, world, REGISTRY_ID, RESIDENCE)
     assert request.identity_presentation is not None
     nonce = proof_nonce(request)
     policy = VerificationPolicy(
