@@ -114,8 +114,20 @@ async def test_wallet_run_process(synapse: Homeserver, tmp_path: Path) -> None:
             process.kill()
             await process.wait()
 
+    # 'wallet request' asks without an offer and waits for the credential.
+    asked = [str(Path(sys.executable).parent / "onceonly"), "--json", "wallet", "request"]
+    asked += ["--data-dir", str(data_dir), "--issuer", REGISTRY_ID, "--vct", RESIDENCE]
+    async with registry.service:
+        requester = await asyncio.create_subprocess_exec(
+            *asked, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE
+        )
+        output, _ = await asyncio.wait_for(requester.communicate(), WAIT)
+    assert requester.returncode == 0, output
+    result = json.loads(output)
+    assert result["state"] == "accepted" and result["credential_id"]
+
     listed = CliRunner().invoke(
         cli, ["--json", "wallet", "list", "--data-dir", str(data_dir)], env=env
     )
     vcts = sorted(row["vct"] for row in json.loads(listed.output)["credentials"])
-    assert vcts == sorted([PID, RESIDENCE])
+    assert vcts == sorted([PID, RESIDENCE, RESIDENCE])

@@ -133,7 +133,10 @@ class Registry:
     async def on_request(self, item: Received) -> None:
         request = item.content
         assert isinstance(request, CredentialRequest)
-        nonce = self.nonces[request.exchange_id]
+        # Without an offer the wallet chose the nonce (a real issuer checks it is fresh).
+        nonce = self.nonces.get(request.exchange_id) or str(
+            jose.parse_compact(request.proof).payload["nonce"]
+        )
         holder_jwk = request.holder_jwk.model_dump(exclude_none=True)
         verify_key_proof(request.proof, holder_jwk, audience=REGISTRY_ID, nonce=nonce, now=item.now)
         assert request.identity_presentation is not None
