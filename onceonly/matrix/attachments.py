@@ -37,8 +37,12 @@ from onceonly.errors import InputTooLarge, MalformedInput, TransportError
 ATTACHMENT_KEY = "org.onceonly.attachment"
 """The content key that marks an attachment reference."""
 
-KEPT_INLINE = ("body", "exchange_id")
-"""Top-level fields copied into the small event (strings only, and only if short)."""
+KEPT_INLINE = ("msgtype", "body", "exchange_id")
+"""Top-level fields copied into the small event (strings only; ``body`` shortened if long).
+
+``msgtype`` and ``body`` keep an ``m.room.message`` stand-in a valid message that
+ordinary clients display (the spec requires both on every ``m.room.message``).
+"""
 
 MAX_EVENT_BYTES = 60 * 1024
 """Serialized event size above which we switch to an attachment (Synapse caps at 64 KiB)."""
@@ -85,11 +89,7 @@ async def pack(client: AsyncClient, content: dict[str, Any]) -> dict[str, Any]:
     )
     if not isinstance(response, UploadResponse):
         raise TransportError(f"attachment upload failed: {getattr(response, 'message', response)}")
-    small: dict[str, Any] = {
-        key: content[key]
-        for key in KEPT_INLINE
-        if isinstance(content.get(key), str) and len(content[key]) <= _MAX_INLINE_STRING
-    }
+    small = stand_in(content)
     small[ATTACHMENT_KEY] = {
         "file": {
             "url": response.content_uri,
@@ -102,6 +102,19 @@ async def pack(client: AsyncClient, content: dict[str, Any]) -> dict[str, Any]:
         "mimetype": "application/json",
     }
     return small
+
+
+def stand_in(content: dict[str, Any]) -> dict[str, Any]:
+    """The inline part of an event whose content travels as an attachment (see KEPT_INLINE)."""
+    return {
+        key: _shortened(content[key]) for key in KEPT_INLINE if isinstance(content.get(key), str)
+    }
+
+
+def _shortened(text: str) -> str:
+    if len(text) <= _MAX_INLINE_STRING:
+        return text
+    return text[: _MAX_INLINE_STRING - 1] + "…"
 
 
 def attachment_reference(content: dict[str, Any]) -> dict[str, Any] | None:

@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING, Final
 
 from onceonly.errors import InternalError, OnceOnlyError, RequestExpired, UntrustedParty
 from onceonly.matrix.inbox import Inbound, InboundEvent, InboundProblem
-from onceonly.protocol.envelope import from_wire, protocol_type_of
+from onceonly.protocol.envelope import from_wire, protocol_type_of, to_wire
 from onceonly.protocol.events import EXCHANGE_EVENTS, ErrorContent
 from onceonly.protocol.exchange import Exchange, role_of
 from onceonly.protocol.fields import NAMESPACE, Content
 from onceonly.service import transitions
 from onceonly.service.exchange_store import ExchangeRecord, ExchangeStore
-from onceonly.service.transport import Transport, wire_form
+from onceonly.service.transport import Transport
 from onceonly.service.waiters import ExchangeWaiters
 from onceonly.types import EventId, RoomId, UserId
 
@@ -233,7 +233,7 @@ class InboundDispatch:
     async def _send_error(
         self, room_id: str, code: str, message: str, exchange_id: str | None, event_id: str
     ) -> None:
-        event_type, wire = wire_form(transitions.error_reply(code, message, exchange_id, event_id))
+        event_type, wire = to_wire(transitions.error_reply(code, message, exchange_id, event_id))
         try:
             # Queued durably; not awaited, so a slow homeserver cannot stall the inbox.
             await self._running().send(room_id, event_type, wire)

@@ -34,6 +34,7 @@ from onceonly.errors import ExchangeTimeout
 from onceonly.matrix.accounts import Credentials
 from onceonly.matrix.devices import DevicePolicy
 from onceonly.matrix.rooms import InvitePolicy
+from onceonly.protocol.envelope import to_wire
 from onceonly.protocol.exchange import TERMINAL, Exchange, State
 from onceonly.protocol.fields import Content
 from onceonly.service import transitions
@@ -43,7 +44,6 @@ from onceonly.service.transport import (
     Transport,
     TransportFactory,
     party_client_factory,
-    wire_form,
 )
 from onceonly.service.waiters import ExchangeWaiters
 from onceonly.types import EventId, RoomId, UserId
@@ -197,7 +197,7 @@ class ProtocolService(InboundDispatch):
             UnknownEventType: ``content`` is not a protocol message.
             TransportError: the homeserver did not accept the event in time.
         """
-        event_type, wire = wire_form(content)
+        event_type, wire = to_wire(content)
         transport = self._running()
         exchange_id = getattr(content, "exchange_id", None)
         record = self.exchanges.record(exchange_id) if exchange_id else None

@@ -12,15 +12,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-from onceonly.matrix import attachments
 from onceonly.matrix.accounts import Credentials
 from onceonly.matrix.client import PartyClient
 from onceonly.matrix.devices import DevicePolicy
 from onceonly.matrix.inbox import AlreadyHandled, InboundHandler
 from onceonly.matrix.rooms import InvitePolicy
-from onceonly.protocol.envelope import to_wire
-from onceonly.protocol.fields import Content
-from onceonly.protocol.parse import to_content
 from onceonly.types import EventId, RoomId, UserId
 
 
@@ -81,21 +77,3 @@ def party_client_factory(
         )
 
     return build
-
-
-def wire_form(content: Content) -> tuple[str, dict[str, Any]]:
-    """The event type and content to hand the transport for a protocol message.
-
-    Normally the ``m.room.message`` envelope. A message too large for one event is
-    replaced by the transport with a small stand-in that keeps only ``body`` and
-    ``exchange_id``; an ``m.room.message`` stand-in without ``msgtype`` is not a valid
-    Matrix message (matrix-nio drops it as malformed). Until the transport keeps
-    ``msgtype`` in the stand-in, such messages use the bare form (the protocol type as
-    the event type), which receivers accept too; plain clients do not show them.
-    """
-    event_type, wire = to_wire(content)
-    if "msgtype" not in attachments.KEPT_INLINE and attachments.needs_attachment(
-        event_type, wire, encrypted=True
-    ):
-        return str(wire["msgtype"]), to_content(content)
-    return event_type, wire

@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 
 from onceonly.errors import ConsentDenied, ExchangeTimeout, UnexpectedEvent
-from onceonly.matrix import attachments
 from onceonly.matrix.devices import AllDevicesOf
 from onceonly.matrix.inbox import AlreadyHandled, InboundEvent, InboundHandler, InboundProblem
 from onceonly.protocol import (
@@ -34,7 +33,6 @@ from onceonly.protocol.events import CredentialIssue, PresentationRequest, Prese
 from onceonly.protocol.fields import Content
 from onceonly.service import ExchangeStore, ProtocolService, Received
 from onceonly.service.runtime import EXCHANGE_DB
-from onceonly.service.transport import wire_form
 from onceonly.types import EventId, RoomId, UserId
 from tests.unit.protocol.samples import EXCHANGE_ID, HOLDER_JWK, JWS, NOW, RESIDENCE, samples
 
@@ -489,18 +487,6 @@ async def test_room_for_remembers_the_mailbox_peer(tmp_path: Path) -> None:
 
 async def _noop(item: Received) -> None:
     return None
-
-
-def test_wire_form_is_the_envelope_unless_the_stand_in_would_lose_msgtype() -> None:
-    small = _sample("credential.issue")
-    assert wire_form(small) == to_wire(small)
-    large = small.model_copy(update={"credential": JWS + "~" + "A" * 46_000 + "~"})
-    event_type, content = wire_form(large)
-    if "msgtype" in attachments.KEPT_INLINE:  # the transport keeps it: envelope throughout
-        assert event_type == "m.room.message"
-    else:
-        assert (event_type, content) == (NAMESPACE + "credential.issue", to_content(large))
-    assert from_wire(event_type, content) == large
 
 
 class _Crash(BaseException):
