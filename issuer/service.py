@@ -224,9 +224,10 @@ class IssuerService:
             # A new list (the first issuance, or a roll-over) must be readable by
             # verifiers before anyone presents a credential that points at it.
             await self.publish_status()
-        await self.runtime.send(item.room_id, issued.content)
+        # Noted before sending: a waiter on the exchange wakes as soon as it is queued.
         self.issued.append(issued.record)
         self.issued_in[item.content.exchange_id] = issued.record
+        await self.runtime.send(item.room_id, issued.content)
         logger.info(
             "issued %s to %s (status %s#%d)",
             issued.record.vct,

@@ -7,6 +7,7 @@ What this shows, end to end over E2EE Matrix with the real issuer services:
 - the citizen sends a device list signed with the PID key and asks the registry
   office for a residence credential with a PID presentation: issued and verified;
 - a registered move becomes a proactive offer that the wallet accepts: issued;
+  the agency's own code does the same through ``IssuerApi.issue_to``;
 - the office revokes a credential and a verifier sees it through the status room;
 - bad requests (unknown citizen, unbound identity, bad proof, unknown type,
   malformed) each get their typed error event back, nothing is issued, and the
@@ -28,6 +29,7 @@ from typing import Any
 import pytest
 from pydantic import TypeAdapter
 
+from issuer.api import IssuerApi
 from issuer.eid_check import complete_eid_check, start_eid_check
 from issuer.offers import new_exchange_id, new_nonce
 from issuer.service import IssuerService
@@ -304,6 +306,12 @@ async def test_issuers_request_offer_revoke_and_refuse_over_synapse(
             "Karl-Marx-Allee 140"
         )
         assert office_service.stores.register.pending_life_events()[0].person_id != "MB-0001"
+
+        # --- the agency's own IT issues from code: offer, accepted by the wallet ---------
+        api = IssuerApi(office_service)
+        record = await api.issue_to(wallet.user_id, RESIDENCE_VCT, timeout=WAIT)
+        assert record.person_id == "MB-0001" and record.matrix_user_id == wallet.user_id
+        assert api.status()["issued_by_vct"][RESIDENCE_VCT] == len(office_service.issued)
 
         # --- revocation reaches a verifier through the status room ---------------------
         record = office_service.issued[0]
