@@ -139,6 +139,7 @@ async def residence_offer(scene: Scene) -> None:
         f"verified and stored the residence attestation: {address.get('street_address')},"
         f" {address.get('postal_code')} {address.get('locality')}",
     )
+    record = office.issued_in.get(exchange_id)
     scene.results["residence_credential_id"] = credential_id
     scene.results["residence_exchange_id"] = exchange_id
     ok = address == cast.ERIKA_NEW_ADDRESS and claims.get("vct") == RESIDENCE_VCT
@@ -147,5 +148,6 @@ async def residence_offer(scene: Scene) -> None:
         f"offer after the move accepted by policy; residence at {address.get('street_address')}",
         exchange_id=exchange_id,
         credential_id=credential_id,
+        issuer_credential_id=record.credential_id if record else None,
         address=address,
     )

@@ -1,0 +1,144 @@
+"""The whole once-only scenario against a real Synapse, through the demo's own code.
+
+``run_demo`` is exactly what ``onceonly demo`` runs; the test gives it a fresh data
+dir and a free loopback port and then checks every outcome the story promises -
+including the refusals - from the transcript's facts, and that nothing is left
+running afterwards.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rich.console import Console
+
+from onceonly.errors import ConfigError, ExchangeTimeout
+from onceonly.matrix.homeserver import Homeserver
+from onceonly.matrix.homeserver_process import free_loopback_port
+from scenario import cast
+from scenario.narrator import Narrator, Outcome
+from scenario.runner import STEPS, run_demo
+from scenario.scene import DemoOptions, Scene, Step
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
+
+
+def _quiet() -> tuple[Narrator, io.StringIO]:
+    out = io.StringIO()
+    return Narrator(Console(file=out, width=120, highlight=False)), out
+
+
+def _facts(transcript: dict[str, Any]) -> dict[int, dict[str, Any]]:
+    return {step["number"]: step for step in transcript["steps"]}
+
+
+async def test_the_whole_scenario(tmp_path: Path) -> None:
+    narrator, out = _quiet()
+    options = DemoOptions(data_dir=tmp_path / "demo", port=free_loopback_port())
+    transcript = await run_demo(options, narrator)
+    steps = _facts(transcript)
+    assert [steps[n]["outcome"] for n in range(7)] == ["done"] * 7, out.getvalue()
+
+    setup = steps[0]["facts"]
+    assert setup["citizen"] == f"@{cast.CITIZEN_LOCALPART}:localhost"
+    assert setup["trust_room"] == "#onceonly-trust:localhost"
+
+    pid = steps[1]["facts"]
+    assert pid["issuer"] == cast.IDENTITY_AGENCY.agency_id
+    assert pid["person_id"] == "ID-DEMO-ERIKA"
+    assert {"given_name", "family_name", "birthdate"} <= set(pid["pid_claims"])
+
+    residence = steps[2]["facts"]
+    assert residence["address"] == cast.ERIKA_NEW_ADDRESS
+
+    # Minimal disclosure: address and birthdate, nothing else of the attestation.
+    presented = steps[3]["facts"]
+    assert presented["verified"] is True
+    assert {path.split(".")[0] for path in presented["disclosed"]} == {"address", "birthdate"}
+    assert set(presented["withheld"]) == {
+        "given_name",
+        "family_name",
+        "registered_since",
+        "residence_type",
+    }
+    assert presented["over_asking"] == "not_authorized_to_request"
+    assert presented["audit_seq"] >= 1
+
+    talk = steps[4]["facts"]
+    assert talk["poll_answer"] == "one"
+    assert talk["document_intact"] is True
+    assert talk["encrypted"] is True
+
+    # The old attestation is rejected as revoked; the fresh one has the new address.
+    revoked = steps[5]["facts"]
+    assert revoked["revoked"] == [residence["issuer_credential_id"]]
+    assert revoked["second_verified"] is False
+    assert revoked["second_error"] == "revoked"
+    assert revoked["fresh_address"] == cast.ERIKA_LATEST_ADDRESS
+
+    audit = steps[6]["facts"]
+    assert audit["clean"] is True and audit["findings"] == []
+    assert audit["reverified"] == 2  # the verified and the revoked presentation
+    assert "audit_altered" in audit["tampered_findings"]
+
+    # The citizen can follow every step in Element: the offer's bilingual body was shown.
+    bodies = [line["text"] for line in transcript["lines"] if line["kind"] == "body"]
+    assert any("Meldebescheinigung" in body and "Residence registration" in body for body in bodies)
+    assert json.loads(json.dumps(transcript)) == transcript  # --json can write it as is
+    assert not Homeserver.from_data_dir(options.data_dir / "homeserver").status().running
+
+
+async def _fails(scene: Scene) -> None:
+    raise ExchangeTimeout("the citizen never answered")
+
+
+async def test_a_failing_step_is_reported_and_nothing_keeps_running(tmp_path: Path) -> None:
+    narrator, _out = _quiet()
+    options = DemoOptions(data_dir=tmp_path / "demo", port=free_loopback_port())
+    steps = (
+        Step(1, "needs a party that does not exist", ("no_such_party.service",), "x:y"),
+        Step(2, "fails", (), f"{__name__}:_fails"),
+    )
+    transcript = await run_demo(options, narrator, steps)
+    outcome = {step["number"]: step for step in transcript["steps"]}
+    assert outcome[1]["outcome"] == Outcome.NOT_AVAILABLE.value
+    assert outcome[1]["facts"]["missing"] == ["no_such_party.service"]
+    assert outcome[2]["outcome"] == Outcome.FAILED.value
+    assert outcome[2]["facts"]["error"] == "exchange_timeout"
+    assert not Homeserver.from_data_dir(options.data_dir / "homeserver").status().running
+
+
+async def test_keep_running_leaves_synapse_up_and_says_how_to_log_in(tmp_path: Path) -> None:
+    narrator, out = _quiet()
+    options = DemoOptions(data_dir=tmp_path / "demo", port=free_loopback_port(), keep_running=True)
+    homeserver = Homeserver.from_data_dir(options.data_dir / "homeserver")
+    try:
+        transcript = await run_demo(options, narrator, steps=())
+        assert homeserver.status().running
+        login = transcript["citizen_login"]
+        assert login["user_id"] == f"@{cast.CITIZEN_LOCALPART}:localhost"
+        assert login["password"] in out.getvalue()
+        assert f"http://127.0.0.1:{options.port}" in out.getvalue()
+        assert "onceonly homeserver stop --data-dir" in out.getvalue()
+    finally:
+        homeserver.stop()
+
+
+async def test_the_demo_refuses_a_directory_it_did_not_create(tmp_path: Path) -> None:
+    (tmp_path / "precious.txt").write_text("not the demo's")
+    narrator, _out = _quiet()
+    with pytest.raises(ConfigError, match="not a demo directory"):
+        await run_demo(DemoOptions(data_dir=tmp_path), narrator)
+    assert narrator.outcomes() == [Outcome.FAILED]
+    assert (tmp_path / "precious.txt").exists()
+
+
+def test_every_story_step_is_wired() -> None:
+    assert [step.number for step in STEPS] == [1, 2, 3, 4, 5, 6]
+    for step in STEPS:
+        module, _, function = step.run.partition(":")
+        assert module.startswith("scenario.") and function
