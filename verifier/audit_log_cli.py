@@ -105,16 +105,48 @@ def render_report(report: AuditReport, source: str) -> str:
     required=True,
     help="The verifier's public JWK: a file, or the JSON itself.",
 )
+@click.option(
+    "--evidence",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="The verifier's evidence directory: re-verify every recorded presentation "
+    "against the trust and status lists it names.",
+)
+@click.option(
+    "--trust-anchor",
+    "trust_anchors",
+    multiple=True,
+    help="A trust authority public JWK (file or JSON) for --evidence; repeatable.",
+)
 @json_option
 @click.pass_context
-def log_command(ctx: click.Context, file: Path, verifier_key: str) -> None:
+def log_command(
+    ctx: click.Context,
+    file: Path,
+    verifier_key: str,
+    evidence: Path | None,
+    trust_anchors: tuple[str, ...],
+) -> None:
     """Check an exported audit log FILE: chain, hashes and signed heads.
 
-    Exits 0 when clean, 1 when anything is found (every finding is listed).
+    With --evidence, also re-verify every recorded presentation (reported as
+    audit_reverify_mismatch when the verdict differs). Exits 0 when clean, 1 when
+    anything is found (every finding is listed).
     """
     ctx.find_root().ensure_object(dict)
+    if evidence is not None and not trust_anchors:
+        raise click.UsageError("--evidence needs at least one --trust-anchor")
     try:
-        report = audit_file(file, verifier_key=load_public_key(verifier_key))
+        reverify = None
+        if evidence is not None:
+            # Imported here: the chain check alone needs none of the SD-JWT machinery.
+            from verifier.evidence import EvidenceArchive
+            from verifier.reverify import Reverifier
+
+            reverify = Reverifier(
+                evidence=EvidenceArchive(evidence),
+                anchors=[load_public_key(anchor) for anchor in trust_anchors],
+            )
+        report = audit_file(file, verifier_key=load_public_key(verifier_key), reverify=reverify)
     except OnceOnlyError as exc:
         fail(ctx, exc)
         return

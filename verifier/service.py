@@ -28,7 +28,7 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar
 
 from onceonly.errors import (
     ExchangeTimeout,
@@ -288,7 +288,7 @@ class VerifierService:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         settled = self._settled.setdefault(exchange_id, asyncio.Event())
-        while exchange_id not in self._results:
+        while not (settled.is_set() and exchange_id in self._results):
             pending = self._requests.get(exchange_id).pending
             exchange = self.runtime.exchanges.get(exchange_id)
             if self.runtime.now() >= pending.expires_at or (
@@ -306,11 +306,16 @@ class VerifierService:
         return self._results[exchange_id]
 
     def _settle(self, result: VerificationResult, outcome: str, now: int) -> None:
+        # Waiters are woken by _announce, once the citizen has been told as well: a
+        # caller that stops the service as soon as it has its result must not cut the
+        # handler short (the runtime would then run it again after a restart).
         if self._requests.settle(
             result.exchange_id, outcome=outcome, result=result.to_json(), now=now
         ):
             self._results[result.exchange_id] = result
-        self._settled.setdefault(result.exchange_id, asyncio.Event()).set()
+
+    def _announce(self, exchange_id: str) -> None:
+        self._settled.setdefault(exchange_id, asyncio.Event()).set()
 
     def _settle_expired(self, pending: PendingRequest) -> None:
         now = self.runtime.now()
@@ -325,6 +330,7 @@ class VerifierService:
             )
         self._settle(result, "expired", now)
         self._results.setdefault(pending.exchange_id, result)
+        self._announce(pending.exchange_id)
 
     # --- handlers -------------------------------------------------------------------
 
@@ -332,32 +338,53 @@ class VerifierService:
         content = item.content
         assert isinstance(content, PresentationResponse)
         stored = self._requests.get(content.exchange_id)
-        pending = stored.pending
-        if item.sender != pending.citizen:
+        if item.sender != stored.pending.citizen:
             raise UntrustedParty("only the citizen asked may answer this request")
+        if stored.outcome is not None:
+            # The runtime re-runs a handler that a restart cut short: the verdict
+            # stands (the nonce is used up), only telling the citizen may be missing.
+            await self._tell_again(stored.outcome, stored.result or {}, item)
+            return
+        try:
+            await self._judge(content, stored.pending, item)
+        finally:
+            self._announce(content.exchange_id)
+
+    async def _judge(
+        self, content: PresentationResponse, pending: PendingRequest, item: Received
+    ) -> None:
         if content.refusal is not None:
-            result = self._verifier.record_refusal(
-                pending, content.refusal.code.value, now=item.now
-            )
+            code = content.refusal.code.value
+            result = self._verifier.record_refusal(pending, code, now=item.now)
             self._settle(result, "refused", item.now)
             return
         if content.vp_token is None:
             raise MalformedInput("vp_token_file is not accepted: send the response inline")
         result = await self._verifier.verify_response(pending, content.vp_token, now=item.now)
         self._settle(result, "verified" if result.verified else "rejected", item.now)
+        await self._tell(content.exchange_id, result.error_code, item)
+
+    async def _tell(self, exchange_id: str, error_code: str | None, item: Received) -> None:
         status = build_exchange_status(
-            exchange_id=content.exchange_id,
-            outcome=Outcome.VERIFIED if result.verified else Outcome.REJECTED,
-            reason_code=result.error_code,
+            exchange_id=exchange_id,
+            outcome=Outcome.REJECTED if error_code else Outcome.VERIFIED,
+            reason_code=error_code,
             related_event_id=item.event_id,
         )
         await self.runtime.send(RoomId(item.room_id), status)
         self._audit.append(
             kind=EntryKind.STATUS_SENT,
-            exchange_id=content.exchange_id,
+            exchange_id=exchange_id,
             now=self.runtime.now(),
-            details={"outcome": status.outcome.value, "reason_code": result.error_code or ""},
+            details={"outcome": status.outcome.value, "reason_code": error_code or ""},
         )
+
+    async def _tell_again(self, outcome: str, result: dict[str, Any], item: Received) -> None:
+        exchange = self.runtime.exchanges.get(getattr(item.content, "exchange_id", ""))
+        if outcome not in ("verified", "rejected") or exchange is None or exchange.is_terminal:
+            return
+        code = result.get("error_code")
+        await self._tell(exchange.exchange_id, code if isinstance(code, str) else None, item)
 
     async def _on_error(self, item: Received) -> None:
         content = item.content
@@ -383,3 +410,4 @@ class VerifierService:
             details=request_details(pending) | {"remote_error": content.code},
         )
         self._settle(result, "rejected", item.now)
+        self._announce(pending.exchange_id)
