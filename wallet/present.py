@@ -64,26 +64,48 @@ class Holding:
     held: HeldCredential
 
 
-def usable_holdings(store: WalletStore, *, trust: TrustList, now: int) -> list[Holding]:
+def usable_holdings(
+    store: WalletStore,
+    *,
+    trust: TrustList,
+    now: int,
+    cache: dict[str, Holding] | None = None,
+) -> list[Holding]:
     """The stored credentials that may still be presented, oldest first.
 
     A credential past its ``exp``, or whose issuer the current trust list no longer
     allows for its type, is left out: a verifier would reject it anyway, and
     offering it would disclose claims for nothing. A stored credential that no
     longer parses is skipped too (it was verified on receipt; the store seals it).
+
+    Args:
+        cache: Parsed credentials from earlier calls, by id (a long-running wallet
+            passes the same dict each time). Parsing is most of the cost with many
+            credentials; an entry is reused only while its stored record is unchanged,
+            and entries of deleted credentials are dropped.
     """
     out = []
+    seen = set()
     for stored in store.credentials():
-        try:
-            sd_jwt = parse_sd_jwt(stored.sd_jwt)
-        except OnceOnlyError:
-            continue
-        exp, iat = sd_jwt.payload.get("exp"), sd_jwt.payload.get("iat")
+        seen.add(stored.credential_id)
+        holding = cache.get(stored.credential_id) if cache is not None else None
+        if holding is None or holding.stored != stored:
+            try:
+                sd_jwt = parse_sd_jwt(stored.sd_jwt)
+            except OnceOnlyError:
+                continue
+            holding = Holding(stored, sd_jwt, held_from_sd_jwt(stored.credential_id, sd_jwt))
+            if cache is not None:
+                cache[stored.credential_id] = holding
+        exp, iat = holding.sd_jwt.payload.get("exp"), holding.sd_jwt.payload.get("iat")
         if isinstance(exp, int | float) and exp <= now:
             continue
         if not isinstance(iat, int) or not trust.may_issue(stored.issuer, stored.vct, at=iat):
             continue
-        out.append(Holding(stored, sd_jwt, held_from_sd_jwt(stored.credential_id, sd_jwt)))
+        out.append(holding)
+    if cache is not None:
+        for gone in set(cache) - seen:
+            del cache[gone]
     return out
 
 
@@ -273,14 +295,15 @@ def prepare_answer(
     trust: TrustList,
     now: int,
     request_event_id: str | None = None,
+    cache: dict[str, Holding] | None = None,
 ) -> DisclosurePlan | Answer:
     """Steps 1-4: the plan to ask consent for, or already the refusal (never raises).
 
     Split from :func:`complete_answer` so that a service can ask the citizen
-    without holding anything else up.
+    without holding anything else up. ``cache`` is passed to :func:`usable_holdings`.
     """
     try:
-        holdings = usable_holdings(store, trust=trust, now=now)
+        holdings = usable_holdings(store, trust=trust, now=now, cache=cache)
         return plan_presentation(request, sender=sender, holdings=holdings, trust=trust, now=now)
     except OnceOnlyError as error:
         return _refuse(store, request, error, sender, trust, now, request_event_id, None)

@@ -55,7 +55,7 @@ from onceonly.service.transport import Transport
 from onceonly.trust import TrustList
 from onceonly.types import RoomId, UserId
 from wallet.policy import DENY_ALL, ConsentPolicy
-from wallet.present import Answer, Consent, complete_answer, prepare_answer
+from wallet.present import Answer, Consent, Holding, complete_answer, prepare_answer
 from wallet.receive import receive_credential, rejection
 from wallet.records import PendingOffer
 from wallet.requests import (
@@ -139,6 +139,7 @@ class WalletService:
         self._login = login
         self._notify = notify
         self.notices: list[Notice] = []
+        self._holdings: dict[str, Holding] = {}
         self._runtime: ProtocolService | None = None
         self._transport: PartyClient | None = None
         self._poller: asyncio.Task[None] | None = None
@@ -322,6 +323,7 @@ class WalletService:
             trust=trust,
             now=item.now,
             request_event_id=item.event_id,
+            cache=self._holdings,
         )
         if not isinstance(prepared, Answer):
             approved = self._policy.approves(prepared)

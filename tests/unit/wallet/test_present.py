@@ -36,7 +36,7 @@ from tests.unit.wallet.agencies import (
     issue,
     make_world,
 )
-from wallet.present import Answer, DisclosurePlan, answer_request
+from wallet.present import Answer, DisclosurePlan, Holding, answer_request, usable_holdings
 from wallet.store import WalletStore
 
 NONCE = "n0nce-for-the-family-office"
@@ -335,3 +335,23 @@ def test_present_disclosures_refuses_a_foreign_disclosure(store: WalletStore, wo
             nonce=NONCE,
             now=NOW,
         )
+
+
+def test_holdings_cache_reuses_parsed_credentials_until_they_change(
+    store: WalletStore, world: World
+) -> None:
+    kept = hold(store, world, RESIDENCE)
+    dropped = hold(store, world, PID)
+    cache: dict[str, Holding] = {}
+    first = usable_holdings(store, trust=world.trust, now=NOW, cache=cache)
+    assert set(cache) == {kept, dropped}
+    again = usable_holdings(store, trust=world.trust, now=NOW, cache=cache)
+    assert [h.sd_jwt for h in again] == [h.sd_jwt for h in first]
+    assert all(a is b for a, b in zip(again, first, strict=True))
+    store.set_label(kept, "Meine Meldebescheinigung")
+    store.delete_credential(dropped)
+    (relabelled,) = usable_holdings(store, trust=world.trust, now=NOW, cache=cache)
+    assert relabelled.stored.label == "Meine Meldebescheinigung"
+    assert set(cache) == {kept}
+    # Expiry is judged at each call, cached or not.
+    assert usable_holdings(store, trust=world.trust, now=NOW + 400 * DAY, cache=cache) == []
