@@ -24,6 +24,7 @@ service returns as an ``error`` event, so that nothing is issued:
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -55,6 +56,8 @@ from onceonly.sdjwt import VerificationPolicy, issue_sd_jwt_vc, parse_sd_jwt, ve
 from onceonly.status_list import StatusReference, status_reference_from_claims
 from onceonly.trust import TrustList
 from onceonly.types import UserId, Vct
+
+logger = logging.getLogger(__name__)
 
 PidStatusCheck = Callable[[StatusReference, str], Awaitable[None]]
 """``(reference, status issuer id)``: raise unless the PID's status entry is valid."""
@@ -306,9 +309,11 @@ def sign_credential(
         credential_type.validate(processed)
     except InvalidClaim as exc:
         # The entry stays allocated but no credential carries it; revoke it so the
-        # index can never vouch for anything.
+        # index can never vouch for anything. The schema message may quote a claim
+        # value: it goes to our log only, never into the error the citizen receives.
         ctx.status_registry.revoke(reference, now=now)
-        raise IssuanceError(f"built credential fails its schema: {exc}") from exc
+        logger.error("register data for %s fails the %s schema: %s", person_id, vct, exc)
+        raise IssuanceError("the register's data for this credential is not valid") from None
     return sd_jwt, reference, expires_at
 
 

@@ -207,6 +207,26 @@ def agency_in(
     return agency, credentials
 
 
+async def obtain_pid(wallet: Wallet, id_service: IssuerService, card: str) -> str:
+    """The simulated eID check (pinning the wallet device), then a PID over Matrix."""
+    stores, now = id_service.stores, int(time.time())
+    code = start_eid_check(
+        stores.register, stores.ledger, card, now=now, random_bytes=secrets.token_bytes
+    )
+    complete_eid_check(
+        stores.register, stores.ledger, card_number=card, code=code,
+        matrix_user_id=wallet.user_id, now=now,
+        device_id=wallet.keep["transport"].device_id, devices=stores.devices,
+    )  # fmt: skip
+    room = await wallet.service.room_for(UserId(id_service.config.matrix_user_id))
+    request = wallet.request(audience=IDENTITY_ID, vct=PID_VCT)
+    assert await wallet.ask(room, request) is State.ISSUED
+    pid = wallet.issued[request.exchange_id].credential
+    assert pid is not None
+    wallet.pid = pid
+    return pid
+
+
 def verify(trust: TrustList, credential: str, holder: jose.PrivateKey) -> dict[str, Any]:
     """What a verifier would do with a full presentation of ``credential``."""
     sd_jwt = parse_sd_jwt(credential)
@@ -253,20 +273,7 @@ async def test_issuers_request_offer_revoke_and_refuse_over_synapse(
 
     async with id_service, office_service, wallet.service:
         # --- PID after the simulated eID check --------------------------------------------
-        stores = id_service.stores
-        code = start_eid_check(stores.register, stores.ledger, "LXH67HC3V", now=now,
-                               random_bytes=secrets.token_bytes)  # fmt: skip
-        complete_eid_check(
-            stores.register, stores.ledger, card_number="LXH67HC3V", code=code,
-            matrix_user_id=wallet.user_id, now=now,
-            device_id=wallet.keep["transport"].device_id, devices=stores.devices,
-        )  # fmt: skip
-        id_room = await wallet.service.room_for(UserId(identity.config.matrix_user_id))
-        pid_request = wallet.request(audience=IDENTITY_ID, vct=PID_VCT)
-        assert await wallet.ask(id_room, pid_request) is State.ISSUED
-        pid = wallet.issued[pid_request.exchange_id].credential
-        assert pid is not None
-        wallet.pid = pid
+        pid = await obtain_pid(wallet, id_service, "LXH67HC3V")
         claims = verify(trust, pid, wallet.key)
         assert (claims["given_name"], claims["family_name"]) == ("Jürgen", "Müller")
         reference = status_reference_from_claims(claims)
@@ -371,19 +378,7 @@ async def unknown_citizen_is_refused(
     id_service = IssuerService(identity.config, trust)
     office_service = IssuerService(office.config, trust)
     async with id_service, office_service, wallet.service:
-        now = int(time.time())
-        stores = id_service.stores
-        code = start_eid_check(stores.register, stores.ledger, "LVVNP3M5M", now=now,
-                               random_bytes=secrets.token_bytes)  # fmt: skip
-        complete_eid_check(
-            stores.register, stores.ledger, card_number="LVVNP3M5M", code=code,
-            matrix_user_id=wallet.user_id, now=now,
-            device_id=wallet.keep["transport"].device_id, devices=stores.devices,
-        )  # fmt: skip
-        id_room = await wallet.service.room_for(UserId(identity.config.matrix_user_id))
-        pid_request = wallet.request(audience=IDENTITY_ID, vct=PID_VCT)
-        assert await wallet.ask(id_room, pid_request) is State.ISSUED
-        wallet.pid = wallet.issued[pid_request.exchange_id].credential
+        await obtain_pid(wallet, id_service, "LVVNP3M5M")
         office_room = await wallet.service.room_for(UserId(office.config.matrix_user_id))
         request = wallet.request(audience=REGISTRY_ID, vct=RESIDENCE_VCT, with_pid=True)
         assert await wallet.ask(office_room, request) is State.REJECTED

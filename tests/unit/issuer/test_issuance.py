@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,6 +22,7 @@ from onceonly.errors import (
     IdentityBindingConflict,
     IdentityNotBound,
     InvalidSignature,
+    IssuanceError,
     MalformedInput,
     NonceMismatch,
     OnceOnlyError,
@@ -31,7 +34,7 @@ from onceonly.errors import (
 )
 from onceonly.protocol import parse_event, to_content
 from onceonly.sdjwt import VerificationPolicy, parse_sd_jwt, present, verify_presentation
-from onceonly.status_list import check_status, status_reference_from_claims
+from onceonly.status_list import INVALID, check_status, status_reference_from_claims
 from onceonly.types import UserId
 from tests.unit.issuer.issuer_world import (
     IDENTITY_ID,
@@ -395,3 +398,36 @@ async def test_a_revoked_pid_binds_nobody(world: World) -> None:
     assert isinstance(await refused(world, "registry", request, citizen.user_id), Revoked)
     with pytest.raises(IdentityNotBound):
         world.registry_office.register.person_for_matrix_user(citizen.user_id)
+
+
+class _TamperedRegister:
+    """The office's register, except that one stored record no longer fits the schema."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+    def claims_for(self, person_id: str, vct: str, *, as_of: Any = None) -> dict[str, Any]:
+        claims = self.real.claims_for(person_id, vct, as_of=as_of)
+        claims["registered_since"] = "secret-value-not-a-date"
+        return claims
+
+
+async def test_a_credential_failing_its_schema_is_not_issued_and_its_entry_is_revoked(
+    world: World,
+) -> None:
+    citizen = Citizen(UserId("@juergen:localhost"))
+    await get_pid(world, citizen)
+    office = world.registry_office
+    ctx = dataclasses.replace(office.context, register=_TamperedRegister(office.register))
+    request = citizen.request(audience=REGISTRY_ID, vct=RESIDENCE_VCT, identity_for=REGISTRY_ID)
+    with pytest.raises(IssuanceError) as caught:
+        await handle_credential_request(ctx, request, sender=citizen.user_id, now=NOW)
+    assert "secret-value" not in caught.value.message
+    assert office.log.by_person("MB-0001") == []
+    (uri,) = office.registry.list_uris()
+    statuses = office.registry.build_status_list(uri)
+    # Exactly one entry was allocated for the refused credential, and it is revoked.
+    assert [statuses.get(i) for i in range(len(statuses)) if statuses.get(i) != 0] == [INVALID]

@@ -182,27 +182,25 @@ async def test_only_the_addressee_may_answer(world: World) -> None:
     assert isinstance(await misanswer(world, ghost, JUERGEN), UnknownExchange)
 
 
+def record_and_answer(
+    world: World, citizen: Citizen, *, person_id: str, vct: Vct, expires_at: int
+) -> object:
+    """Record an offer to the citizen's account by hand; return a residence request for it."""
+    nonce = "hand-made-offer-nonce-" + secrets.token_hex(4)
+    exchange_id = "xch_hand_made_" + secrets.token_hex(4)
+    world.registry_office.ledger.record_offer(
+        OfferRecord(nonce=nonce, exchange_id=exchange_id, matrix_user_id=citizen.user_id,
+                    person_id=person_id, vct=vct, issued_at=NOW, expires_at=expires_at)
+    )  # fmt: skip
+    return citizen.request(audience=REGISTRY_ID, vct=RESIDENCE_VCT, nonce=nonce,
+                           exchange_id=exchange_id, identity_for=REGISTRY_ID)  # fmt: skip
+
+
 async def test_the_request_must_ask_for_the_offered_type(world: World) -> None:
     citizen = Citizen(JUERGEN)
     offer = await offered(world, citizen)
-    world.registry_office.ledger.record_offer(
-        OfferRecord(
-            nonce="pid-offer-nonce-0000000000",
-            exchange_id="xch_pid_offer_000000",
-            matrix_user_id=JUERGEN,
-            person_id="MB-0001",
-            vct=Vct(PID_VCT),
-            issued_at=NOW,
-            expires_at=offer.expires_at,
-        )
-    )
-    request = citizen.request(
-        audience=REGISTRY_ID,
-        vct=RESIDENCE_VCT,
-        nonce="pid-offer-nonce-0000000000",
-        exchange_id="xch_pid_offer_000000",
-        identity_for=REGISTRY_ID,
-    )
+    request = record_and_answer(world, citizen, person_id="MB-0001", vct=Vct(PID_VCT),
+                                expires_at=offer.expires_at)  # fmt: skip
     assert isinstance(await misanswer(world, request, JUERGEN), UnexpectedEvent)
 
 
@@ -213,24 +211,8 @@ async def test_the_offer_is_for_its_person_only(world: World) -> None:
     (offer,) = pending(world)  # ... but the offer is Anna's, forwarded to Jürgen's account
     record = offer.record  # type: ignore[attr-defined]
     world.registry_office.register.unbind_matrix_user("@anna:localhost")
-    world.registry_office.ledger.record_offer(
-        OfferRecord(
-            nonce="forwarded-offer-nonce-000000",
-            exchange_id="xch_forwarded_000000",
-            matrix_user_id=JUERGEN,
-            person_id=record.person_id,
-            vct=record.vct,
-            issued_at=NOW,
-            expires_at=record.expires_at,
-        )
-    )
-    request = citizen.request(
-        audience=REGISTRY_ID,
-        vct=RESIDENCE_VCT,
-        nonce="forwarded-offer-nonce-000000",
-        exchange_id="xch_forwarded_000000",
-        identity_for=REGISTRY_ID,
-    )
+    request = record_and_answer(world, citizen, person_id=record.person_id, vct=record.vct,
+                                expires_at=record.expires_at)  # fmt: skip
     assert isinstance(await misanswer(world, request, JUERGEN), IdentityNotBound)
 
 
