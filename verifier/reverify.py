@@ -5,10 +5,15 @@ accepts. For each audit entry that recorded a presentation and a verdict it
 repeats the online checks of :mod:`verifier.verification` in the same order, at
 the entry's time, and returns the outcome they give:
 
-1. the nonce (from the entry's details): a nonce already seen in an earlier
-   entry of the log is a replay; the entry's time at or after the request's
-   expiry is an expired request (the online nonce store decided both; the log
-   itself is the auditor's evidence);
+1. the nonce (from the entry's details): each nonce is consumed by one entry;
+   every other entry carrying it is a replay; the entry's time at or after the
+   request's expiry is an expired request. The online nonce store decided both;
+   the log itself is the auditor's evidence. Several verifier processes may
+   append a replay before the consuming verdict, so the consumer is found by a
+   pre-scan of the whole export (:func:`nonce_consumers`): the first entry for
+   the nonce that does not itself record a replay. Two entries that both claim
+   to have consumed a nonce, or a replay without any consumer, therefore
+   re-verify differently from what they record;
 2. the trust list the entry names, read from the evidence archive by its hash,
    must verify against the auditor's trust anchors and be valid at that time;
 3. the SD-JWT VC checks, issuer trust and query satisfaction
@@ -22,20 +27,26 @@ apart from reading the archive; no clock (the entry's time is "now").
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+from pydantic import ValidationError
 
 from onceonly import jose
 from onceonly.errors import (
     MalformedInput,
+    OnceOnlyError,
     ReplayDetected,
     RequestExpired,
     StatusUnavailable,
+    StoreError,
     TrustError,
 )
 from onceonly.query import parse_query
 from onceonly.status_list import check_status, status_reference_from_claims
 from onceonly.trust import check_validity_period, verify_trust_list_signature
 from onceonly.trust.token import MAX_TRUST_LIST_BYTES
+from verifier.audit import MAX_LINE_BYTES
 from verifier.audit_format import AuditEntry, VerificationOutcome
 from verifier.evidence import EvidenceArchive
 from verifier.status_cache import verify_status_token
@@ -75,6 +86,9 @@ class Reverifier:
         evidence: The verifier's evidence archive (trust and status list tokens).
         anchors: The trust authority keys the auditor trusts.
         options: The verifier's policy (must match the one used online).
+        consumers: Nonce to the ``seq`` of the entry that consumed it
+            (:func:`nonce_consumers`); without it, the first entry seen in ``seq``
+            order counts as the consumer.
     """
 
     def __init__(
@@ -83,10 +97,12 @@ class Reverifier:
         evidence: EvidenceArchive,
         anchors: Sequence[jose.PublicKey],
         options: VerifierOptions | None = None,
+        consumers: Mapping[str, int] | None = None,
     ) -> None:
         self._evidence = evidence
         self._anchors = tuple(anchors)
         self._options = options or VerifierOptions()
+        self._consumers = dict(consumers) if consumers is not None else None
         self._seen_nonces: set[str] = set()
 
     def __call__(self, entry: AuditEntry) -> VerificationOutcome:
@@ -98,9 +114,12 @@ class Reverifier:
         """
         details = entry.details
         nonce = _detail(details, "nonce")
-        if nonce in self._seen_nonces:
-            raise ReplayDetected("nonce was already used by an earlier entry")
+        consumer = None if self._consumers is None else self._consumers.get(nonce)
+        if consumer is None:
+            consumer = entry.seq if nonce not in self._seen_nonces else -1
         self._seen_nonces.add(nonce)
+        if consumer != entry.seq:
+            raise ReplayDetected("the nonce was consumed by another entry")
         try:
             expires_at = int(_detail(details, "expires_at"))
         except ValueError:
@@ -143,3 +162,43 @@ class Reverifier:
             )
             check_status(reference, token, issuer_key=key, now=entry.time)
         return verified_outcome(parts)
+
+
+def nonce_consumers(entries: Iterable[AuditEntry]) -> dict[str, int]:
+    """For each nonce of the recorded verdicts, the ``seq`` of the entry that consumed it.
+
+    The consumer is the first entry (in ``seq`` order) for the nonce whose recorded
+    outcome is not a replay; when every entry for it records a replay, the first one.
+    """
+    claims: dict[str, list[tuple[int, bool]]] = {}
+    for entry in entries:
+        nonce = entry.details.get("nonce")
+        if entry.outcome is None or entry.presentation is None or not nonce:
+            continue
+        replay = entry.outcome.error_code == ReplayDetected.code
+        claims.setdefault(nonce, []).append((entry.seq, replay))
+    consumers = {}
+    for nonce, seen in claims.items():
+        ordered = sorted(seen)
+        consumers[nonce] = next((seq for seq, replay in ordered if not replay), ordered[0][0])
+    return consumers
+
+
+def read_export_entries(path: Path) -> list[AuditEntry]:
+    """The well-formed entries of an audit export (anything else is the auditor's to report).
+
+    Raises:
+        StoreError: the file cannot be read.
+    """
+    entries = []
+    try:
+        with path.open("r", encoding="utf-8") as stream:
+            for line in stream:
+                try:
+                    record = jose.strict_json_loads(line, max_bytes=MAX_LINE_BYTES)
+                    entries.append(AuditEntry.model_validate(record["entry"]))
+                except (OnceOnlyError, ValidationError, TypeError, KeyError):
+                    continue
+    except (OSError, UnicodeDecodeError) as exc:
+        raise StoreError(f"cannot read {path.name}: {exc}") from exc
+    return entries

@@ -18,10 +18,12 @@ from onceonly.query import parse_query
 from onceonly.trust import Agency, verify_trust_list_signature
 from onceonly.types import ExchangeId, UserId
 from tests.unit.verifier.processes import BARRIER_TIMEOUT_S, race
+from verifier.audit import audit_file
 from verifier.audit_log import AuditLog
 from verifier.evidence import EvidenceArchive
 from verifier.nonce_store import NonceStore
 from verifier.requests import PendingRequest
+from verifier.reverify import Reverifier, nonce_consumers
 from verifier.status_cache import StatusCache
 from verifier.verification import Verifier
 
@@ -105,7 +107,20 @@ def test_each_response_is_accepted_by_exactly_one_process(
     assert len(verdicts) == RESPONSES
     for codes in verdicts.values():
         assert sorted(codes, key=str) == sorted([None] + ["replay"] * (PROCESSES - 1), key=str)
-    with AuditLog.open(postgres_dsn) as audit:
+    with AuditLog.open(postgres_dsn, signing_key=world.verifier) as audit:
         entries = audit.entries()
+        audit.sign_head(now=NOW + 10)
+        audit.export(tmp_path / "audit.jsonl", now=NOW + 10)
     assert [entry.seq for entry in entries] == list(range(1, PROCESSES * RESPONSES + 1))
     assert sum(1 for entry in entries if entry.outcome and entry.outcome.verified) == RESPONSES
+    # The auditor reproduces every verdict, whichever process appended first.
+    reverifier = Reverifier(
+        evidence=EvidenceArchive(tmp_path / "evidence"),
+        anchors=[world.authority.public()],
+        consumers=nonce_consumers(entries),
+    )
+    report = audit_file(
+        tmp_path / "audit.jsonl", verifier_key=world.verifier.public(), reverify=reverifier
+    )
+    assert report.reverified == PROCESSES * RESPONSES
+    assert report.clean, [finding.message for finding in report.findings]

@@ -9,8 +9,9 @@ from typing import Any
 from onceonly.jose import generate_private_key
 from verifier.audit import AuditReport, audit_file
 from verifier.audit_format import EntryKind, VerificationOutcome
+from verifier.audit_log import AuditLog
 from verifier.evidence import EvidenceArchive
-from verifier.reverify import Reverifier
+from verifier.reverify import Reverifier, nonce_consumers, read_export_entries
 
 from .test_verification import Setup, make_setup
 from .verification_world import NOW, World
@@ -123,3 +124,59 @@ async def test_edited_presentation_in_the_export_fails_reverification(tmp_path: 
     report = audit(setup, exported)
     codes = sorted({finding.code for finding in report.findings})
     assert "audit_altered" in codes and "audit_reverify_mismatch" in codes
+
+
+async def test_a_replay_recorded_before_its_consumer_is_explained_by_the_prescan(
+    tmp_path: Path,
+) -> None:
+    # Two verifier processes: the one that lost the nonce race appended first.
+    setup = make_setup(World(), str(tmp_path / "v.sqlite3"), tmp_path)
+    pending = setup.request()
+    presentation = setup.world.present(setup.world.credential(), nonce=pending.nonce)
+    assert (await setup.answer(pending, presentation)).verified
+    assert (await setup.answer(pending, presentation)).error_code == "replay"
+    consumer, replay = setup.audit.entries()
+    swapped = AuditLog.open(tmp_path / "swapped.sqlite3", signing_key=setup.world.verifier)
+    for entry in (replay, consumer):
+        swapped.append(
+            kind=entry.kind,
+            exchange_id=entry.exchange_id,
+            now=entry.time,
+            presentation=entry.presentation,
+            outcome=entry.outcome,
+            trust_list=entry.trust_list,
+            status_lists=entry.status_lists,
+            details=entry.details,
+        )
+    swapped.sign_head(now=NOW + 100)
+    exported = tmp_path / "swapped.jsonl"
+    swapped.export(exported, now=NOW + 100)
+    swapped.close()
+    consumers = nonce_consumers(read_export_entries(exported))
+    assert consumers == {pending.nonce: 2}
+    assert audit(setup, exported, consumers=consumers).clean
+    # Without the pre-scan the first entry in the chain would count as the consumer.
+    assert not audit(setup, exported).clean
+
+
+async def test_two_entries_claiming_one_nonce_are_found(tmp_path: Path) -> None:
+    setup = make_setup(World(), str(tmp_path / "v.sqlite3"), tmp_path)
+    pending = setup.request()
+    presentation = setup.world.present(setup.world.credential(), nonce=pending.nonce)
+    assert (await setup.answer(pending, presentation)).verified
+    (entry,) = setup.audit.entries()
+    setup.audit.append(  # a second "verified" for the same nonce: an accepted replay
+        kind=entry.kind,
+        exchange_id=entry.exchange_id,
+        now=entry.time + 1,
+        presentation=entry.presentation,
+        outcome=entry.outcome,
+        trust_list=entry.trust_list,
+        status_lists=entry.status_lists,
+        details=entry.details,
+    )
+    exported = export(setup, tmp_path)
+    report = audit(setup, exported, consumers=nonce_consumers(read_export_entries(exported)))
+    assert [(finding.code, finding.seq) for finding in report.findings] == [
+        ("audit_reverify_mismatch", 2)
+    ]
