@@ -243,7 +243,7 @@ def offers(ctx: click.Context, data_dir: Path, passphrase_env: str, state: str |
 def accept(
     ctx: click.Context, offer_id: str, data_dir: Path, passphrase_env: str, decline: bool
 ) -> None:
-    """Accept (or --decline) a pending offer; a running wallet sends the request."""
+    """Accept (or --decline) a pending offer; a running wallet tells the agency."""
     now = int(time.time())
     with _opened(data_dir, passphrase_env) as store:
         if decline:

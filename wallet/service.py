@@ -12,8 +12,8 @@ wire envelope and the per-exchange state machines):
 * ``presentation.request`` - trust and over-asking checks, matching, consent
   (policy first, then the terminal if one is attached; unattended means no),
   minimal presentation or a refusal - always an answer;
-* offers the citizen approved from another process (``wallet accept``) are picked
-  up by a poll and requested.
+* offers the citizen approved or declined from another process (``wallet accept
+  [--decline]``) are picked up by a poll: requested, or the agency is told no.
 
 Before each credential request the wallet sends a fresh ``device.list`` signed
 with its PID key (when it holds a PID), naming this wallet's own device.
@@ -40,6 +40,7 @@ from onceonly.matrix.client import PartyClient
 from onceonly.matrix.devices import AllDevicesOf
 from onceonly.matrix.inbox import AlreadyHandled, InboundHandler
 from onceonly.matrix.rooms import InvitesFrom
+from onceonly.protocol.bodies import build_exchange_status
 from onceonly.protocol.events import (
     CredentialIssue,
     CredentialOffer,
@@ -48,6 +49,7 @@ from onceonly.protocol.events import (
     Outcome,
     PresentationRequest,
 )
+from onceonly.protocol.exchange import State
 from onceonly.protocol.fields import Content
 from onceonly.protocol.rooms import DeviceEntry
 from onceonly.service import ProtocolService, Received
@@ -82,7 +84,7 @@ class Notice:
 
     Attributes:
         kind: ``offer``, ``stored``, ``rejected``, ``presented``, ``refused``,
-            ``requested``, ``status`` or ``error``.
+            ``requested``, ``declined``, ``status`` or ``error``.
         exchange_id: The exchange, when there is one.
         detail: Safe, human-readable facts (ids, codes, names; no claim values).
     """
@@ -251,12 +253,23 @@ class WalletService:
         return content.exchange_id
 
     async def send_approved(self) -> list[str]:
-        """Request every offer the citizen approved; return the exchange ids sent."""
+        """Act on the citizen's decisions about offers; return the exchange ids requested.
+
+        Approved offers are requested; declined ones are announced to the agency
+        (``exchange.status`` ``rejected``, once: the exchange store shows whether the
+        offer is still open); pending ones past their deadline are marked expired.
+        """
         sent = []
+        now = self.now()
         async with self._request_lock:
-            for record in self.store.offers("approved"):
-                if await self._request_offer(record):
-                    sent.append(record.offer_id)
+            for record in self.store.offers():
+                if record.state == "approved":
+                    if await self._request_offer(record):
+                        sent.append(record.offer_id)
+                elif record.state == "declined":
+                    await self._announce_decline(record)
+                elif record.state == "pending" and (record.expires_at or now + 1) <= now:
+                    self.store.set_offer_state(record.offer_id, "expired")
         return sent
 
     # --- handlers --------------------------------------------------------------------
@@ -406,6 +419,21 @@ class WalletService:
             return False
         self._tell("requested", record.offer_id, issuer=record.issuer, vct=record.vct)
         return True
+
+    async def _announce_decline(self, record: PendingOffer) -> None:
+        exchange = self.runtime.exchanges.get(record.offer_id)
+        if exchange is None or exchange.state is not State.OFFERED or record.issuer_user is None:
+            return
+        status = build_exchange_status(
+            exchange_id=record.offer_id, outcome=Outcome.REJECTED, reason_code="consent_denied"
+        )
+        try:
+            room = await self.runtime.room_for(UserId(record.issuer_user))
+            await self.runtime.send(room, status)
+        except OnceOnlyError as exc:
+            logger.warning("cannot announce the declined offer %s: %s", record.offer_id, exc)
+            return
+        self._tell("declined", record.offer_id, issuer=record.issuer, vct=record.vct)
 
     async def _send_device_list(self, room: RoomId, trust: TrustList, now: int) -> None:
         own = self._own_device()

@@ -61,7 +61,7 @@ from tests.unit.wallet.agencies import (
 )
 from wallet.crypto_box import FAST_SCRYPT_FOR_TESTS
 from wallet.policy import ConsentPolicy, parse_policy
-from wallet.requests import approve_offer
+from wallet.requests import approve_offer, decline_offer
 from wallet.service import WalletService
 from wallet.store import WalletStore
 
@@ -72,7 +72,7 @@ PASSPHRASE = "integration wallet passphrase"
 NAME = LocalizedText(de="Meldebescheinigung", en="Residence registration")
 GOOD, TAMPERED, UNTRUSTED = "xch_good_offer_000001", "xch_tampered_offer_01", "xch_untrusted_offer1"
 ASK, OVER_ASK = "xch_family_request_01", "xch_family_overask_01"
-LATER = "xch_later_offer_000001"
+LATER, DECLINED = "xch_later_offer_000001", "xch_declined_offer_001"
 
 
 def _policy() -> str:
@@ -334,6 +334,15 @@ async def test_wallet_service_on_synapse(synapse: Homeserver, tmp_path: Path) ->
             # 'onceonly wallet accept' in another process writes just this:
             approve_offer(store, LATER, now=int(time.time()))
             await _until(lambda: _state(store, LATER) == "accepted")
+            assert len(store.credentials()) == 3
+            # ... and 'wallet accept --decline' this: the agency is told, once.
+            await registry.offer(DECLINED)
+            await _until(lambda: _state(store, DECLINED) == "pending")
+            decline_offer(store, DECLINED, now=int(time.time()))
+            ended = await registry.service.wait_for(DECLINED, WAIT)
+            assert ended.state is State.REJECTED
+            [told] = [s for s in registry.statuses if s.exchange_id == DECLINED]
+            assert (told.outcome.value, told.reason_code) == ("rejected", "consent_denied")
             assert len(store.credentials()) == 3
 
             # 4. Presentation with minimal disclosure.
