@@ -14,12 +14,14 @@ In production the identity agency would run the national eID online function
 
 After that, a ``credential.request`` for the PID from that account needs no
 ``identity_presentation``: the binding is the identity evidence, and the PID is
-delivered only to the wallet device named during the check. Six-digit codes
-are weak against guessing; a real eID check has no such code at all.
+delivered only to the wallet device named during the check. A wrong code burns
+the card's outstanding codes, so each code allows one guess (one in a million);
+a real eID check has no such code at all.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Callable
 from typing import Final
@@ -27,7 +29,7 @@ from typing import Final
 from issuer.citizen_devices import CitizenDevices
 from issuer.offers import NonceLedger
 from issuer.register import BindingMethod, Register
-from onceonly.errors import IdentityNotBound, MalformedInput
+from onceonly.errors import IdentityNotBound, MalformedInput, UnknownSubject
 from onceonly.jose import b64url_encode
 
 CODE_TTL: Final = 600
@@ -95,6 +97,10 @@ def complete_eid_check(
         raise MalformedInput(f"an eID one-time code has {CODE_DIGITS} digits")
     person_id = ledger.consume_code(_code_digest(card_number, code), now=now)
     if person_id is None:
+        # One guess per code: a wrong one burns the card's outstanding codes, and a
+        # new code needs the card again (start_eid_check).
+        with contextlib.suppress(UnknownSubject):
+            ledger.void_codes(register.person_for_eid_card(card_number), now=now)
         raise IdentityNotBound("eID check failed: wrong, used or expired one-time code")
     register.bind_matrix_user(person_id, matrix_user_id, BindingMethod.EID_CHECK, now)
     if device_id is not None:

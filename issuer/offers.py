@@ -286,6 +286,16 @@ class NonceLedger:
             ).one()
         return None if row is None else str(row[0])
 
+    def void_codes(self, person_id: str, *, now: int) -> int:
+        """Use up every outstanding eID code of ``person_id`` (after a wrong guess)."""
+        with guarded(self._db, store=_STORE) as tx:
+            rows = tx.execute(
+                "UPDATE issuer_nonces SET consumed_at = ? WHERE kind = 'eid' AND person_id = ?"
+                " AND consumed_at IS NULL RETURNING nonce",
+                (now, person_id),
+            ).all()
+        return len(rows)
+
     def purge(self, *, now: int) -> int:
         """Delete every entry that expired before ``now``; return how many.
 

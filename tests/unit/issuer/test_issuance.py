@@ -248,6 +248,13 @@ def test_eid_check_codes_are_single_use_and_card_specific(world: World) -> None:
     late = start(JUERGEN_CARD)
     with pytest.raises(IdentityNotBound):  # expired
         complete(JUERGEN_CARD, late, "@b:x", now=NOW + 601)
+    # One guess per code: a wrong code burns the card's outstanding one.
+    guessed = start(JUERGEN_CARD)
+    wrong = "000000" if guessed != "000000" else "111111"
+    with pytest.raises(IdentityNotBound):
+        complete(JUERGEN_CARD, wrong, "@b:x")
+    with pytest.raises(IdentityNotBound):
+        complete(JUERGEN_CARD, guessed, "@b:x")
     with pytest.raises(IdentityNotBound):
         identity.register.person_for_matrix_user("@b:x")
 
