@@ -355,3 +355,29 @@ def test_holdings_cache_reuses_parsed_credentials_until_they_change(
     assert set(cache) == {kept}
     # Expiry is judged at each call, cached or not.
     assert usable_holdings(store, trust=world.trust, now=NOW + 400 * DAY, cache=cache) == []
+
+
+def test_several_candidates_one_or_all_with_multiple(store: WalletStore, world: World) -> None:
+    older = hold(store, world, RESIDENCE)
+    newer = hold(store, world, RESIDENCE)
+    single = answer(
+        store, world, request(credential_query("r", RESIDENCE, ["birthdate"])), Recorder(True)
+    )
+    assert single.plan is not None
+    assert [p.holding.stored.credential_id for p in single.plan.presentations] == [older]
+    assert single.response.vp_token is not None and len(single.response.vp_token["r"]) == 1
+    both = answer(
+        store,
+        world,
+        request(credential_query("r", RESIDENCE, ["birthdate"], multiple=True)),
+        Recorder(True),
+    )
+    assert both.plan is not None
+    assert [p.holding.stored.credential_id for p in both.plan.presentations] == [older, newer]
+    assert both.response.vp_token is not None
+    presented = both.response.vp_token["r"]
+    assert len(presented) == 2
+    # Each is bound to its own holder key, both to the request's nonce and audience.
+    keys = [verify(world, text).holder_key for text in presented]
+    assert len({key.thumbprint() for key in keys if key is not None}) == 2
+    assert len(bound) == 2
