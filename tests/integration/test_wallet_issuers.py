@@ -1,0 +1,117 @@
+"""The wallet service against the real issuer services (identity agency, registry office).
+
+Interoperability over E2EE Matrix on a real Synapse, nothing simulated on the
+agency side except the eID check itself (which the identity agency simulates):
+
+- after the eID check pins the wallet's device, ``WalletService.request`` gets a
+  PID: the identity agency issues it, the wallet verifies and stores it;
+- the wallet then asks the registry office for a residence certificate: it sends
+  a device list signed with the PID key and a PID presentation in the request;
+  the office binds the identity, issues, and the wallet stores the credential;
+- a request to an agency the trust list does not allow for the type is not sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from issuer.eid_check import complete_eid_check, start_eid_check
+from issuer.service import IssuerService
+from onceonly.errors import UntrustedIssuer
+from onceonly.matrix.homeserver import Homeserver
+from tests.integration.test_issuer_service import agency_in
+from tests.integration.test_transport_support import register
+from tests.unit.issuer.issuer_world import (
+    IDENTITY_ID,
+    PID_VCT,
+    REGISTRY_ID,
+    RESIDENCE_VCT,
+    listed,
+    trust_list,
+)
+from wallet.crypto_box import FAST_SCRYPT_FOR_TESTS
+from wallet.service import WalletService
+from wallet.store import WalletStore
+
+pytestmark = pytest.mark.integration
+
+WAIT = 120.0
+
+
+async def _until(condition: Callable[[], bool], timeout: float = WAIT) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.2)
+
+
+async def test_wallet_obtains_pid_and_residence_from_real_issuers(
+    synapse: Homeserver, tmp_path: Path
+) -> None:
+    identity, _ = agency_in(
+        tmp_path, synapse, "ausweis", agency_id=IDENTITY_ID, credentials=[PID_VCT],
+        name=("Ausweisbehörde", "ID authority"), register_file="identity_agency.json",
+    )  # fmt: skip
+    office, _ = agency_in(
+        tmp_path, synapse, "meldeamt", agency_id=REGISTRY_ID, credentials=[RESIDENCE_VCT],
+        name=("Meldebehörde", "Registration office"), register_file="registry_office.json",
+    )  # fmt: skip
+    identity.close()
+    office.close()
+    now = int(time.time())
+    trust = trust_list(listed(identity, now=now), listed(office, now=now), now=now)
+    citizen, data_dir = register(synapse, "juergen", tmp_path)
+    store = WalletStore.create(
+        data_dir / "wallet.db", passphrase="wallet words", scrypt=FAST_SCRYPT_FOR_TESTS
+    )
+    wallet = WalletService(data_dir=data_dir, store=store, trust=lambda _now: trust)
+
+    def state(exchange_id: str) -> str:
+        return store.offer(exchange_id).state
+
+    async with (
+        IssuerService(identity.config, trust) as id_service,
+        IssuerService(office.config, trust) as office_service,
+        wallet,
+    ):
+        # The (simulated) eID check, done by the citizen in the identity agency's portal,
+        # pins the wallet's device.
+        stores = id_service.stores
+        code = start_eid_check(
+            stores.register, stores.ledger, "LXH67HC3V", now=now, random_bytes=secrets.token_bytes
+        )
+        complete_eid_check(
+            stores.register, stores.ledger, card_number="LXH67HC3V", code=code,
+            matrix_user_id=citizen.user_id, now=now, device_id=citizen.device_id,
+            devices=stores.devices,
+        )  # fmt: skip
+
+        pid_exchange = await wallet.request(IDENTITY_ID, PID_VCT)
+        await _until(lambda: state(pid_exchange) != "requested")
+        assert state(pid_exchange) == "accepted", wallet.notices
+        [pid] = store.credentials()
+        assert (pid.vct, pid.issuer) == (PID_VCT, IDENTITY_ID)
+        assert pid.status is not None  # the identity agency gave it a status entry
+
+        residence_exchange = await wallet.request(REGISTRY_ID, RESIDENCE_VCT)
+        await _until(lambda: state(residence_exchange) != "requested")
+        assert state(residence_exchange) == "accepted", wallet.notices
+        residence = next(c for c in store.credentials() if c.vct == RESIDENCE_VCT)
+        assert residence.issuer == REGISTRY_ID
+        # One holder key per credential.
+        assert residence.holder_key_id != pid.holder_key_id
+        # The office bound the identity from the PID presentation.
+        assert office_service.stores.register.person_for_matrix_user(citizen.user_id)
+        history = [(e.verifier_id, e.purpose) for e in store.disclosure_history()]
+        assert history == [(REGISTRY_ID, "identity_binding")]
+
+        with pytest.raises(UntrustedIssuer):
+            await wallet.request(IDENTITY_ID, RESIDENCE_VCT)
+    store.close()
