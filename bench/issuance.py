@@ -36,7 +36,8 @@ from issuer.config import init_agency, load_signing_key
 from issuer.eid_check import complete_eid_check, start_eid_check
 from issuer.issuance import IssuerContext, handle_credential_request
 from issuer.issuance_log import IssuanceLog
-from issuer.offers import NonceLedger, new_exchange_id, new_nonce
+from issuer.nonce_ledger import NonceLedger
+from issuer.offers import new_exchange_id, new_nonce
 from issuer.register import PID_VCT, RESIDENCE_VCT, Register, parse_person
 from issuer.status_registry import StatusRegistry
 from onceonly import jose

@@ -28,7 +28,7 @@ from issuer.citizen_devices import CitizenDevices
 from issuer.config import CONFIG_FILE, AgencyConfig, init_agency, load_config, load_signing_key
 from issuer.eid_check import complete_eid_check, start_eid_check
 from issuer.issuance_log import IssuanceLog
-from issuer.offers import NonceLedger
+from issuer.nonce_ledger import NonceLedger
 from issuer.register import Register
 from issuer.service import STATUS_DIR, IssuerService, Stores
 from issuer.status_publisher import (

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from typing import Final
 
 from issuer.citizen_devices import CitizenDevices
-from issuer.offers import NonceLedger
+from issuer.nonce_ledger import NonceLedger
 from issuer.register import BindingMethod, Register
 from onceonly.errors import IdentityNotBound, MalformedInput, UnknownSubject
 from onceonly.jose import b64url_encode

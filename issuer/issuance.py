@@ -35,7 +35,8 @@ from pydantic import ValidationError
 
 from issuer.config import AgencyConfig
 from issuer.issuance_log import IssuanceLog, IssuanceRecord, credential_digest
-from issuer.offers import NonceLedger, OfferRecord, credential_display, require_issued_type
+from issuer.nonce_ledger import NonceLedger, OfferRecord
+from issuer.offers import credential_display, require_issued_type
 from issuer.register import PID_VCT, BindingMethod, Register
 from issuer.status_registry import StatusRegistry
 from onceonly import jose

@@ -29,7 +29,8 @@ from issuer.citizen_devices import CitizenDevices, SignedDeviceListPolicy
 from issuer.config import AgencyConfig, load_signing_key
 from issuer.issuance import BoundIdentity, IssuerContext, handle_credential_request
 from issuer.issuance_log import IssuanceLog, IssuanceRecord
-from issuer.offers import NonceLedger, PendingOffer, make_offer, offers_for_life_events
+from issuer.nonce_ledger import NonceLedger
+from issuer.offers import PendingOffer, make_offer, offers_for_life_events
 from issuer.register import PID_VCT, Register
 from issuer.status_publisher import (
     publish_status_lists,

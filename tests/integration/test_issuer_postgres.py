@@ -26,7 +26,7 @@ from issuer.config import AgencyConfig, load_config, load_signing_key
 from issuer.eid_check import complete_eid_check, start_eid_check
 from issuer.issuance import IssuerContext, handle_credential_request
 from issuer.issuance_log import IssuanceLog
-from issuer.offers import NonceLedger
+from issuer.nonce_ledger import NonceLedger
 from issuer.register import PID_VCT, Register
 from issuer.status_registry import StatusRegistry
 from onceonly import jose

@@ -18,7 +18,8 @@ from pydantic import TypeAdapter
 from issuer.config import AgencyConfig, init_agency, load_signing_key
 from issuer.issuance import IssuerContext
 from issuer.issuance_log import IssuanceLog
-from issuer.offers import NonceLedger, new_exchange_id, new_nonce
+from issuer.nonce_ledger import NonceLedger
+from issuer.offers import new_exchange_id, new_nonce
 from issuer.register import PID_VCT, RESIDENCE_VCT, VEHICLE_VCT, Register
 from issuer.status_registry import StatusRegistry
 from onceonly import jose

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from issuer.issuance import handle_credential_request
-from issuer.offers import NonceLedger, OfferRecord, make_offer, offers_for_life_events
+from issuer.nonce_ledger import NonceLedger, OfferRecord
+from issuer.offers import make_offer, offers_for_life_events
 from issuer.register import BindingMethod
 from onceonly.errors import (
     IdentityNotBound,
