@@ -172,7 +172,11 @@ class IssuerService:
             raise
         self._stores = stores
         if self._publish_on_start:
-            await self.publish_status()
+            try:
+                await self.publish_status()
+            except BaseException:
+                await self.stop()
+                raise
 
     async def stop(self) -> None:
         """Stop the runtime and close the stores."""
