@@ -8,6 +8,10 @@ agency side except the eID check itself (which the identity agency simulates):
 - the wallet then asks the registry office for a residence certificate: it sends
   a device list signed with the PID key and a PID presentation in the request;
   the office binds the identity, issues, and the wallet stores the credential;
+- the real verifier service asks for the address's locality: the wallet's policy
+  approves, the verifier checks everything (status through the office's public
+  status room included) and sees exactly that claim; a request the policy does not
+  cover is refused, and the verifier records the refusal;
 - a request to an agency the trust list does not allow for the type is not sent.
 """
 
@@ -23,8 +27,11 @@ import pytest
 
 from issuer.eid_check import complete_eid_check, start_eid_check
 from issuer.service import IssuerService
+from onceonly import jose
 from onceonly.errors import UntrustedIssuer
 from onceonly.matrix.homeserver import Homeserver
+from onceonly.trust import Agency, LocalizedText, Purpose, RequestGrant, sign_trust_list
+from onceonly.trust_cache import TrustCache
 from tests.integration.test_issuer_service import agency_in
 from tests.integration.test_transport_support import register
 from tests.unit.issuer.issuer_world import (
@@ -35,13 +42,43 @@ from tests.unit.issuer.issuer_world import (
     listed,
     trust_list,
 )
+from verifier.api import VerifierApi
+from verifier.config import init_verifier
+from verifier.service import VerifierService
 from wallet.crypto_box import FAST_SCRYPT_FOR_TESTS
+from wallet.policy import parse_policy
 from wallet.service import WalletService
 from wallet.store import WalletStore
 
 pytestmark = pytest.mark.integration
 
 WAIT = 120.0
+VERIFIER_ID = "https://familienkasse.example"
+PURPOSE = "child_benefit_application"
+
+
+def _verifier(matrix_user_id: str) -> Agency:
+    return Agency(
+        id=VERIFIER_ID,
+        name=LocalizedText(de="Familienkasse", en="Family benefits office"),
+        matrix_user_id=matrix_user_id,
+        purposes=(Purpose(code=PURPOSE, text=LocalizedText(de="Kindergeld", en="Benefit")),),
+        may_request=(
+            RequestGrant(
+                vct=RESIDENCE_VCT, paths=(("address",), ("birthdate",)), purposes=(PURPOSE,)
+            ),
+        ),
+    )
+
+
+def _query(*paths: list[str]) -> dict[str, object]:
+    credential = {
+        "id": "residence",
+        "format": "dc+sd-jwt",
+        "meta": {"vct_values": [RESIDENCE_VCT]},
+        "claims": [{"path": path} for path in paths],
+    }
+    return {"credentials": [credential]}
 
 
 async def _until(condition: Callable[[], bool], timeout: float = WAIT) -> None:
@@ -66,12 +103,29 @@ async def test_wallet_obtains_pid_and_residence_from_real_issuers(
     identity.close()
     office.close()
     now = int(time.time())
-    trust = trust_list(listed(identity, now=now), listed(office, now=now), now=now)
+    verifier_creds, verifier_dir = register(synapse, "familienkasse", tmp_path)
+    trust = trust_list(
+        listed(identity, now=now),
+        listed(office, now=now),
+        _verifier(verifier_creds.user_id),
+        now=now,
+    )
+    authority = jose.generate_private_key()
+    init_verifier(verifier_dir, verifier_id=VERIFIER_ID, anchors=[authority.public()])
+    TrustCache.in_data_dir(verifier_dir, [authority.public()]).offer(
+        sign_trust_list(trust, authority), now=now
+    )
     citizen, data_dir = register(synapse, "juergen", tmp_path)
     store = WalletStore.create(
         data_dir / "wallet.db", passphrase="wallet words", scrypt=FAST_SCRYPT_FOR_TESTS
     )
-    wallet = WalletService(data_dir=data_dir, store=store, trust=lambda _now: trust)
+    policy = parse_policy(
+        f'[[presentations]]\nverifier = "{VERIFIER_ID}"\npurposes = ["{PURPOSE}"]\n'
+        f'vcts = ["{RESIDENCE_VCT}"]\nclaims = ["address.locality"]\n',
+        is_json=False,
+    )
+    wallet = WalletService(data_dir=data_dir, store=store, trust=lambda _now: trust, policy=policy)
+    verifier = VerifierService(verifier_dir, sweep_interval=1.0)
 
     def state(exchange_id: str) -> str:
         return store.offer(exchange_id).state
@@ -79,6 +133,7 @@ async def test_wallet_obtains_pid_and_residence_from_real_issuers(
     async with (
         IssuerService(identity.config, trust) as id_service,
         IssuerService(office.config, trust) as office_service,
+        verifier,
         wallet,
     ):
         # The (simulated) eID check, done by the citizen in the identity agency's portal,
@@ -111,6 +166,24 @@ async def test_wallet_obtains_pid_and_residence_from_real_issuers(
         assert office_service.stores.register.person_for_matrix_user(citizen.user_id)
         history = [(e.verifier_id, e.purpose) for e in store.disclosure_history()]
         assert history == [(REGISTRY_ID, "identity_binding")]
+
+        # The real verifier: minimal disclosure approved by the policy, verified.
+        api = VerifierApi(verifier)
+        result = await api.request_proof(
+            citizen.user_id, _query(["address", "locality"]), PURPOSE, WAIT
+        )
+        assert result.verified, (result.error_code, result.message, wallet.notices)
+        [accepted] = result.credentials["residence"]
+        assert accepted.claims == {"address": {"locality": "Berlin"}}
+        # Within the registration, but beyond what the citizen's policy approves.
+        refused = await api.request_proof(citizen.user_id, _query(["birthdate"]), PURPOSE, WAIT)
+        assert (refused.verified, refused.refused, refused.error_code) == (
+            False,
+            True,
+            "consent_denied",
+        )
+        outcomes = [(e.verifier_id, e.outcome) for e in store.disclosure_history()]
+        assert (VERIFIER_ID, "disclosed") in outcomes and (VERIFIER_ID, "declined") in outcomes
 
         with pytest.raises(UntrustedIssuer):
             await wallet.request(IDENTITY_ID, RESIDENCE_VCT)
