@@ -14,9 +14,11 @@ generic libraries because it calls ``cryptography`` directly.
 from __future__ import annotations
 
 import binascii
+import functools
 import hashlib
 import json
-import re
+from _json import encode_basestring as _encode_json_string
+from _json import make_encoder as _make_c_json_encoder
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -24,10 +26,7 @@ from typing import Any, Final
 from cryptography.exceptions import InvalidSignature as _CryptoInvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
-from cryptography.hazmat.primitives.asymmetric.utils import (
-    decode_dss_signature,
-    encode_dss_signature,
-)
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from onceonly.errors import (
     DuplicateJsonKey,
@@ -47,7 +46,6 @@ SUPPORTED_ALGS: Final[frozenset[str]] = frozenset({ES256, EDDSA})
 DEFAULT_MAX_TOKEN_BYTES: Final = 256 * 1024
 DEFAULT_MAX_JSON_DEPTH: Final = 32
 
-_B64URL_RE = re.compile(r"[A-Za-z0-9_-]*")
 # Last characters whose unused low bits are zero (4 unused bits after 2 chars, 2 after 3).
 _CANONICAL_LAST_OF_2: Final = frozenset("AQgw")
 _CANONICAL_LAST_OF_3: Final = frozenset("AEIMQUYcgkosw048")
@@ -56,6 +54,7 @@ _ECDSA_SHA256: Final = ec.ECDSA(hashes.SHA256())  # immutable; built once for th
 _TO_STANDARD_B64: Final = bytes.maketrans(b"-_", b"+/")
 _TO_URLSAFE_B64: Final = bytes.maketrans(b"+/", b"-_")
 _PADDING: Final = (b"", b"", b"==", b"=")  # by len % 4 (1 is invalid and rejected first)
+_JWK_CACHE_SIZE: Final = 512
 
 
 # --- base64url and JSON ----------------------------------------------------------
@@ -74,14 +73,16 @@ def b64url_decode(text: str) -> bytes:
     Raises:
         MalformedInput: if ``text`` is not canonical unpadded base64url.
     """
-    if not isinstance(text, str) or not _B64URL_RE.fullmatch(text) or len(text) % 4 == 1:
+    # The standard alphabet's own "+", "/" and "=" would be accepted after the
+    # translation below, so they are refused first; strict_mode then refuses
+    # every other character outside the alphabet (whitespace included), and
+    # encode("ascii") anything non-ASCII. Cheaper than a regex over the text.
+    if not isinstance(text, str) or len(text) % 4 == 1 or "+" in text or "/" in text or "=" in text:
         raise MalformedInput("not unpadded base64url")
     try:
-        # The regex already pinned the alphabet, so binascii can decode directly
-        # (base64.urlsafe_b64decode adds several Python layers on a hot path).
         padded = text.encode("ascii").translate(_TO_STANDARD_B64) + _PADDING[len(text) % 4]
-        decoded = binascii.a2b_base64(padded)
-    except (binascii.Error, ValueError) as exc:
+        decoded = binascii.a2b_base64(padded, strict_mode=True)
+    except (binascii.Error, ValueError) as exc:  # UnicodeEncodeError is a ValueError
         raise MalformedInput("not unpadded base64url") from exc
     # Reject non-canonical encodings (stray low bits) so one value has one encoding.
     # Only the last character can carry such bits; checking it is much cheaper
@@ -185,7 +186,13 @@ def _bracket_depth(text: str) -> int:
 
 def json_dumps_compact(value: Any) -> str:
     """Serialize JSON compactly (no spaces), keeping non-ASCII characters as UTF-8."""
-    return _COMPACT_ENCODER.encode(value)
+    # What JSONEncoder.encode does for this configuration, minus its Python
+    # layers: the C encoder with the same arguments and a fresh circular-
+    # reference table per call (a shared one would not be thread-safe).
+    encoder = _make_c_json_encoder(
+        {}, _COMPACT_ENCODER.default, _encode_json_string, None, ":", ",", False, False, True
+    )
+    return "".join(encoder(value, 0))
 
 
 def json_object_b64(value: Mapping[str, Any]) -> str:
@@ -226,18 +233,26 @@ class PublicKey:
     alg: str
     key: ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey
     kid: str | None = None
-    _jwk: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
+    # The key's public JWK members, filled once: exporting a key costs
+    # microseconds and never changes. init=False, so dataclasses.replace()
+    # (which may swap the key) starts from an empty one.
+    _jwk: dict[str, str] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def _public_members(self) -> dict[str, str]:
+        if not self._jwk:
+            self._jwk.update(_public_jwk(self.key))
+        return self._jwk
 
     def to_jwk(self) -> dict[str, str]:
         """Return the public JWK (with ``kid`` when set)."""
-        jwk = dict(self._jwk) if self._jwk else _public_jwk(self.key)
+        jwk = dict(self._public_members())
         if self.kid is not None:
             jwk["kid"] = self.kid
         return jwk
 
     def thumbprint(self) -> str:
         """RFC 7638 JWK thumbprint (SHA-256, base64url)."""
-        jwk = _public_jwk(self.key)
+        jwk = self._public_members()
         members = ("crv", "kty", "x", "y") if jwk["kty"] == "EC" else ("crv", "kty", "x")
         canonical = json_dumps_compact({name: jwk[name] for name in members})
         return b64url_encode(hashlib.sha256(canonical.encode("ascii")).digest())
@@ -248,14 +263,31 @@ class PublicKey:
             if isinstance(self.key, ec.EllipticCurvePublicKey):
                 if len(signature) != 2 * _P256_COORD_BYTES:
                     return False
-                r = int.from_bytes(signature[:_P256_COORD_BYTES], "big")
-                s = int.from_bytes(signature[_P256_COORD_BYTES:], "big")
-                self.key.verify(encode_dss_signature(r, s), signing_input, _ECDSA_SHA256)
+                self.key.verify(_raw_to_der(signature), signing_input, _ECDSA_SHA256)
             else:
                 self.key.verify(signature, signing_input)
         except _CryptoInvalidSignature:
             return False
         return True
+
+
+def _der_integer(big_endian: bytes) -> bytes:
+    # DER INTEGER: minimal length, and a leading zero when the high bit is set
+    # (the value is positive). At most 33 bytes, so the length is one byte.
+    value = big_endian.lstrip(b"\0")
+    if not value or value[0] & 0x80:
+        value = b"\0" + value
+    return b"\x02" + bytes((len(value),)) + value
+
+
+def _raw_to_der(signature: bytes) -> bytes:
+    """JWS ``r || s`` (32 + 32 bytes) to the DER ``ECDSA-Sig-Value`` OpenSSL verifies.
+
+    Byte-level, because converting through Python integers and
+    ``encode_dss_signature`` is slower on the verification hot path.
+    """
+    body = _der_integer(signature[:_P256_COORD_BYTES]) + _der_integer(signature[_P256_COORD_BYTES:])
+    return b"\x30" + bytes((len(body),)) + body  # at most 70 bytes: short-form length
 
 
 @dataclass(frozen=True)
@@ -327,13 +359,31 @@ def public_key_from_jwk(jwk: Mapping[str, Any], *, allow_private: bool = False) 
         raise MalformedInput("JWK must be a JSON object")
     if "d" in jwk and not allow_private:
         raise MalformedInput("public JWK contains private key material")
-    kty, crv = jwk.get("kty"), jwk.get("crv")
-    kid = jwk.get("kid")
+    members = (
+        jwk.get("kty"),
+        jwk.get("crv"),
+        jwk.get("x"),
+        jwk.get("y"),
+        jwk.get("kid"),
+        jwk.get("alg"),
+    )
+    try:
+        hash(members)
+    except TypeError:  # an array or object where a string belongs: report it uncached
+        return _public_key_from_members(*members)
+    return _cached_public_key_from_members(*members)
+
+
+def _public_key_from_members(
+    kty: Any, crv: Any, x_text: Any, y_text: Any, kid: Any, declared: Any
+) -> PublicKey:
+    # Everything public_key_from_jwk's result depends on is an argument here,
+    # which is what makes the result cacheable by these members.
     if kid is not None and not isinstance(kid, str):
         raise MalformedInput("JWK kid must be a string")
     if kty == "EC" and crv == "P-256":
-        x = _b64_fixed(jwk.get("x"), _P256_COORD_BYTES, "x")
-        y = _b64_fixed(jwk.get("y"), _P256_COORD_BYTES, "y")
+        x = _b64_fixed(x_text, _P256_COORD_BYTES, "x")
+        y = _b64_fixed(y_text, _P256_COORD_BYTES, "y")
         try:
             # The uncompressed SEC1 point; faster than going through integers.
             key: ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey = (
@@ -342,18 +392,32 @@ def public_key_from_jwk(jwk: Mapping[str, Any], *, allow_private: bool = False) 
         except ValueError as exc:
             raise MalformedInput("EC point is not on P-256") from exc
         alg = ES256
+        # Strict decoding made x and y canonical: they are exactly what
+        # exporting this key would produce, so they serve as its JWK.
+        exported = {"kty": "EC", "crv": "P-256", "x": x_text, "y": y_text}
     elif kty == "OKP" and crv == "Ed25519":
-        x_raw = b64url_decode(jwk.get("x", "")) if isinstance(jwk.get("x"), str) else b""
+        x_raw = b64url_decode(x_text) if isinstance(x_text, str) else b""
         if len(x_raw) != 32:  # Ed25519 public keys are 32 bytes
             raise MalformedInput("Ed25519 JWK x must be 32 bytes")
         key = ed25519.Ed25519PublicKey.from_public_bytes(x_raw)
         alg = EDDSA
+        exported = {"kty": "OKP", "crv": "Ed25519", "x": x_text}
     else:
         raise UnsupportedAlgorithm(f"unsupported JWK kty/crv {kty!r}/{crv!r}")
-    declared = jwk.get("alg")
     if declared is not None and declared != alg:
         raise UnsupportedAlgorithm(f"JWK alg {declared!r} does not match its key type")
-    return PublicKey(alg=alg, key=key, kid=kid)
+    public = PublicKey(alg=alg, key=key, kid=kid)
+    public._jwk.update(exported)
+    return public
+
+
+# The issuer key and a holder's cnf key recur in every presentation; importing
+# a point costs several microseconds. Keys are immutable, so sharing is safe;
+# failures are not cached (lru_cache only stores returned values), and the
+# bound keeps a flood of distinct keys from growing memory.
+_cached_public_key_from_members: Final = functools.lru_cache(maxsize=_JWK_CACHE_SIZE)(
+    _public_key_from_members
+)
 
 
 def private_key_from_jwk(jwk: Mapping[str, Any]) -> PrivateKey:

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import itertools
 import json
+import re
 import string
+from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from hypothesis import given
 from hypothesis import strategies as st
 
 from onceonly import jose
-from onceonly.errors import DuplicateJsonKey, InputTooLarge, MalformedInput
+from onceonly.errors import DuplicateJsonKey, InputTooLarge, MalformedInput, UnsupportedAlgorithm
 
 ALPHABET = string.ascii_letters + string.digits + "-_"
 
@@ -68,3 +72,162 @@ def test_depth_walk_still_runs_when_brackets_exceed_the_bound() -> None:
     jose.strict_json_loads("[" + ",".join(["[]"] * 40) + "]", max_depth=3)
     with pytest.raises(InputTooLarge):
         jose.strict_json_loads("[" * 5 + "]" * 5, max_depth=4)
+
+
+# --- strict base64url without a regex --------------------------------------------
+
+B64URL_DEFINITION = re.compile(r"[A-Za-z0-9_-]*")
+TRICKY = ALPHABET + "+/= \n\t.~$\x00é\u2028"
+
+
+def decode_by_definition(text: str) -> bytes | None:
+    """Alphabet by regex, no length 1 mod 4, canonical: the documented contract."""
+    if not B64URL_DEFINITION.fullmatch(text) or len(text) % 4 == 1:
+        return None
+    return canonical_decode(text)
+
+
+@given(st.text(alphabet=TRICKY, max_size=12) | st.text(max_size=12))
+def test_decode_accepts_exactly_what_the_definition_accepts(text: str) -> None:
+    expected = decode_by_definition(text)
+    if expected is None:
+        with pytest.raises(MalformedInput):
+            jose.b64url_decode(text)
+    else:
+        assert jose.b64url_decode(text) == expected
+
+
+@pytest.mark.parametrize("text", ["abcd====", "ab==", "abc=", "=abc", "ab\ncd", "ab-_", ""])
+def test_padding_and_whitespace_edge_cases(text: str) -> None:
+    expected = decode_by_definition(text)
+    if expected is None:
+        with pytest.raises(MalformedInput):
+            jose.b64url_decode(text)
+    else:
+        assert jose.b64url_decode(text) == expected
+
+
+# --- the C JSON encoder called directly ------------------------------------------
+
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=6), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@given(JSON_VALUES)
+def test_compact_encoder_matches_json_dumps(value: Any) -> None:
+    expected = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    assert jose.json_dumps_compact(value) == expected
+
+
+def test_compact_encoder_keeps_its_errors() -> None:
+    looped: list[Any] = []
+    looped.append(looped)
+    with pytest.raises(ValueError, match="Circular reference"):
+        jose.json_dumps_compact(looped)
+    with pytest.raises(TypeError):
+        jose.json_dumps_compact({"a": object()})
+    # A failed call leaves nothing behind that would spoil the next one.
+    shared = [1]
+    assert jose.json_dumps_compact([shared, shared]) == "[[1],[1]]"
+    assert jose.json_dumps_compact(float("nan")) == json.dumps(float("nan"))
+
+
+# --- raw ES256 signatures to DER by bytes ----------------------------------------
+
+SIGNATURES = st.binary(min_size=64, max_size=64) | st.builds(
+    lambda zeros, rest: bytes(zeros) + rest[zeros:],
+    st.integers(min_value=0, max_value=64),
+    st.binary(min_size=64, max_size=64),
+)
+
+
+@given(SIGNATURES)
+def test_raw_to_der_matches_encode_dss_signature(signature: bytes) -> None:
+    r = int.from_bytes(signature[:32], "big")
+    s = int.from_bytes(signature[32:], "big")
+    assert jose._raw_to_der(signature) == encode_dss_signature(r, s)
+
+
+def test_es256_verify_still_rejects_tampered_and_short_signatures() -> None:
+    key = jose.generate_private_key(jose.ES256)
+    signature = key.sign(b"message")
+    public = key.public()
+    assert public.verify(b"message", signature)
+    assert not public.verify(b"other", signature)
+    assert not public.verify(b"message", signature[:-1])
+    assert not public.verify(b"message", bytes(64))
+    flipped = bytes([signature[0] ^ 1]) + signature[1:]
+    assert not public.verify(b"message", flipped)
+
+
+# --- imported keys cached by their JWK members -----------------------------------
+
+
+def test_same_jwk_gives_the_same_cached_key() -> None:
+    jwk = jose.generate_private_key(jose.ES256).public().to_jwk()
+    first = jose.public_key_from_jwk(jwk)
+    assert jose.public_key_from_jwk(dict(jwk)) is first
+    assert jose.public_key_from_jwk({**jwk, "use": "sig"}) is first  # ignored member
+
+
+def test_members_that_matter_are_part_of_the_cache_key() -> None:
+    jwk = jose.generate_private_key(jose.ES256).public().to_jwk()
+    plain = jose.public_key_from_jwk(jwk)
+    with_kid = jose.public_key_from_jwk({**jwk, "kid": "k1"})
+    assert with_kid.kid == "k1" and plain.kid is None
+    assert jose.public_key_from_jwk({**jwk, "alg": "ES256"}).alg == jose.ES256
+    with pytest.raises(UnsupportedAlgorithm):
+        jose.public_key_from_jwk({**jwk, "alg": "EdDSA"})
+    # A key once cached does not make its private form acceptable as public.
+    private = {**jwk, "d": jose.b64url_encode(bytes(32))}
+    with pytest.raises(MalformedInput):
+        jose.public_key_from_jwk(private)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"x": ["not", "a", "string"]}, {"kid": {"nested": 1}}, {"y": 7}, {"kid": 5}],
+)
+def test_unhashable_or_mistyped_members_still_give_typed_errors(change: dict[str, Any]) -> None:
+    jwk = jose.generate_private_key(jose.ES256).public().to_jwk()
+    with pytest.raises(MalformedInput):
+        jose.public_key_from_jwk({**jwk, **change})
+
+
+def test_failures_are_not_cached_and_the_cache_is_bounded() -> None:
+    jwk = jose.generate_private_key(jose.ES256).public().to_jwk()
+    off_curve = {**jwk, "y": jose.b64url_encode(bytes(31) + b"\x01")}
+    for _ in range(2):
+        with pytest.raises(MalformedInput):
+            jose.public_key_from_jwk(off_curve)
+    info = jose._cached_public_key_from_members.cache_info()
+    assert info.maxsize is not None and 0 < info.maxsize <= 4096
+    assert info.currsize <= info.maxsize
+
+
+@pytest.mark.parametrize("alg", [jose.ES256, jose.EDDSA])
+def test_jwk_of_an_imported_key_equals_its_export(alg: str) -> None:
+    for _ in range(20):
+        public = jose.generate_private_key(alg).public()
+        exported = public.to_jwk()
+        imported = jose.public_key_from_jwk(exported)
+        fresh = jose.PublicKey(alg=imported.alg, key=imported.key)
+        assert imported.to_jwk() == fresh.to_jwk() == exported
+        assert imported.thumbprint() == fresh.thumbprint() == public.thumbprint()
+
+
+def test_replace_does_not_carry_a_stale_jwk() -> None:
+    one = jose.generate_private_key(jose.ES256).public()
+    other = jose.generate_private_key(jose.ES256).public()
+    one.to_jwk()  # fills the per-instance JWK
+    swapped = dataclasses.replace(one, key=other.key)
+    assert swapped.to_jwk() == other.to_jwk()
