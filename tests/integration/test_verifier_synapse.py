@@ -210,7 +210,11 @@ async def test_verifier_requests_and_judges_answers_over_synapse(
         )
         await citizen.send_raw(late_room, to_wire(late)[1])
         error = await citizen.wait_told(pending.exchange_id)
-        assert isinstance(error, ErrorContent) and error.code == "request_expired"
+        assert isinstance(error, ErrorContent)
+        # The runtime says request_expired, or unexpected_event ("in state expired")
+        # when its expiry sweep closed the exchange before the late answer came.
+        assert error.code in {"request_expired", "unexpected_event"}
+        assert error.code == "request_expired" or "expired" in error.message
 
         # The audit log holds every verdict, and an auditor reproduces each offline.
         audit_log = service.audit
