@@ -14,32 +14,24 @@ The order is deliberate (``specs/protocol.md`` 6.4, 13):
 6. each chosen credential is presented with exactly its match's disclosures and a
    KB-JWT over the request's ``nonce`` with ``aud`` = ``verifier_id``.
 
-Every outcome is a ``presentation.response``: presentations or a refusal, never
-silence. Every answer to a trusted verifier lands in the citizen's history.
+This module plans and signs; :mod:`wallet.answer` runs the steps for one request,
+turns every failure into a refusal and writes the citizen's history.
 """
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Final
 
 from onceonly.errors import (
-    ConsentDenied,
-    NotAuthorizedToRequest,
     OnceOnlyError,
     QueryNotSatisfied,
     RequestExpired,
-    StoreError,
-    UntrustedParty,
 )
-from onceonly.protocol.bodies import build_presentation_response
-from onceonly.protocol.events import PresentationRequest, PresentationResponse, Refusal, RefusalCode
-from onceonly.protocol.fields import LocalizedText
+from onceonly.protocol.events import PresentationRequest
 from onceonly.query import (
     Candidate,
-    ClaimPath,
     HeldCredential,
     find_candidates,
     select_presentation,
@@ -48,7 +40,7 @@ from onceonly.sdjwt import SdJwt, parse_sd_jwt, present_disclosures
 from onceonly.sdjwt.serialization import compact_without_kb
 from onceonly.trust import Agency, Purpose, TrustList
 from wallet.holdings import exact_disclosures, held_from_sd_jwt
-from wallet.records import DisclosureOutcome, StoredCredential
+from wallet.records import StoredCredential
 from wallet.store import WalletStore
 
 TECHNICAL_CLAIMS: Final = frozenset({"iss", "iat", "nbf", "exp", "vct", "cnf", "status", "_sd_alg"})
@@ -232,225 +224,3 @@ def present_plan(
         )
         vp_token.setdefault(item.query_id, []).append(presentation)
     return {query_id: tuple(items) for query_id, items in vp_token.items()}
-
-
-@dataclass(frozen=True)
-class Answer:
-    """The wallet's answer to one request.
-
-    Attributes:
-        response: The ``presentation.response`` to send (presentations or a refusal).
-        plan: What was (or would have been) disclosed, when matching got that far.
-        error: Why it was refused (full message, for the citizen), ``None`` if presented.
-    """
-
-    response: PresentationResponse
-    plan: DisclosurePlan | None = None
-    error: OnceOnlyError | None = None
-
-    @property
-    def presented(self) -> bool:
-        """Whether presentations were sent."""
-        return self.error is None
-
-
-_REFUSALS: Final[dict[type[OnceOnlyError], RefusalCode]] = {
-    UntrustedParty: RefusalCode.UNTRUSTED_PARTY,
-    NotAuthorizedToRequest: RefusalCode.NOT_AUTHORIZED_TO_REQUEST,
-    RequestExpired: RefusalCode.REQUEST_EXPIRED,
-    ConsentDenied: RefusalCode.CONSENT_DENIED,
-}
-
-
-def refusal_for(error: OnceOnlyError) -> Refusal:
-    """The refusal that tells the verifier why, without personal data.
-
-    Over-asking names the offending path (the verifier's own query, not the citizen's
-    data). "Nothing fits" stays generic: which claim was missing, or which ``values``
-    did not match, would itself reveal something about the citizen.
-    """
-    code = next(
-        (code for kind, code in _REFUSALS.items() if isinstance(error, kind)),
-        RefusalCode.QUERY_NOT_SATISFIED,
-    )
-    if code is RefusalCode.NOT_AUTHORIZED_TO_REQUEST:
-        path = error.detail.get("path")
-        shown = "/".join("*" if p is None else str(p) for p in path) if path else None
-        what = f" ({shown})" if shown else ""
-        return Refusal(
-            code=code,
-            message=LocalizedText(
-                de=f"Diese Angaben oder dieser Zweck sind für Sie nicht registriert{what}.",
-                en=f"Your registration does not cover these claims or this purpose{what}.",
-            ),
-        )
-    return Refusal(code=code)
-
-
-def prepare_answer(
-    store: WalletStore,
-    request: PresentationRequest,
-    *,
-    sender: str,
-    trust: TrustList,
-    now: int,
-    request_event_id: str | None = None,
-    cache: dict[str, Holding] | None = None,
-) -> DisclosurePlan | Answer:
-    """Steps 1-4: the plan to ask consent for, or already the refusal (never raises).
-
-    Split from :func:`complete_answer` so that a service can ask the citizen
-    without holding anything else up. ``cache`` is passed to :func:`usable_holdings`.
-    """
-    try:
-        holdings = usable_holdings(store, trust=trust, now=now, cache=cache)
-        return plan_presentation(request, sender=sender, holdings=holdings, trust=trust, now=now)
-    except OnceOnlyError as error:
-        return _refuse(store, request, error, sender, trust, now, request_event_id, None)
-
-
-def complete_answer(
-    store: WalletStore,
-    plan: DisclosurePlan,
-    *,
-    approved: bool,
-    sender: str,
-    trust: TrustList,
-    now: int,
-    request_event_id: str | None = None,
-) -> Answer:
-    """Steps 5-6: present what ``plan`` chose if ``approved``, else refuse (never raises)."""
-    request = plan.request
-    try:
-        if not approved:
-            raise ConsentDenied("the citizen declined to disclose")
-        vp_token = present_plan(plan, store=store, now=now)
-        # Written before anything is sent: a disclosure the history cannot
-        # record is not made.
-        for item in plan.presentations:
-            _record(
-                store,
-                request,
-                sender=sender,
-                credential_id=item.holding.stored.credential_id,
-                paths=sorted(item.candidate.disclosures, key=str),
-                outcome="disclosed",
-                now=now,
-            )
-    except OnceOnlyError as error:
-        return _refuse(store, request, error, sender, trust, now, request_event_id, plan)
-    response = build_presentation_response(
-        exchange_id=request.exchange_id,
-        verifier_name=request.verifier_name,
-        vp_token=vp_token,
-        request_event_id=request_event_id,
-    )
-    return Answer(response=response, plan=plan)
-
-
-def answer_request(
-    store: WalletStore,
-    request: PresentationRequest,
-    *,
-    sender: str,
-    trust: TrustList,
-    consent: Consent,
-    now: int,
-    request_event_id: str | None = None,
-) -> Answer:
-    """Run the whole decision for one request; never raises for bad or unwanted input.
-
-    Args:
-        store: The open wallet (holder keys, credentials, history).
-        request: The parsed request.
-        sender: Matrix user who sent it.
-        trust: The current, verified trust list.
-        consent: Asks the citizen or a policy.
-        now: Current Unix time.
-        request_event_id: The request's Matrix event id, echoed in the response.
-    """
-    prepared = prepare_answer(
-        store, request, sender=sender, trust=trust, now=now, request_event_id=request_event_id
-    )
-    if isinstance(prepared, Answer):
-        return prepared
-    return complete_answer(
-        store,
-        prepared,
-        approved=consent(prepared),
-        sender=sender,
-        trust=trust,
-        now=now,
-        request_event_id=request_event_id,
-    )
-
-
-def _refuse(
-    store: WalletStore,
-    request: PresentationRequest,
-    error: OnceOnlyError,
-    sender: str,
-    trust: TrustList,
-    now: int,
-    request_event_id: str | None,
-    plan: DisclosurePlan | None,
-) -> Answer:
-    with contextlib.suppress(StoreError):
-        # The refusal goes out even if the history cannot take the entry.
-        _record_refusal(store, request, error, sender=sender, trust=trust, now=now)
-    response = build_presentation_response(
-        exchange_id=request.exchange_id,
-        verifier_name=request.verifier_name,
-        refusal=refusal_for(error),
-        request_event_id=request_event_id,
-    )
-    return Answer(response=response, plan=plan, error=error)
-
-
-def _record_refusal(
-    store: WalletStore,
-    request: PresentationRequest,
-    error: OnceOnlyError,
-    *,
-    sender: str,
-    trust: TrustList,
-    now: int,
-) -> None:
-    # Requests from accounts that do not speak for the verifier are not the
-    # citizen's business history (and would let anyone fill it): not recorded.
-    if not trust.is_agency(sender, request.verifier_id):
-        return
-    asked = sorted(
-        {
-            tuple(claim.path)
-            for credential in request.query.credentials
-            for claim in credential.claims or ()
-        },
-        key=str,
-    )
-    outcome: DisclosureOutcome = "declined" if isinstance(error, ConsentDenied) else "failed"
-    _record(
-        store, request, sender=sender, credential_id=None, paths=asked, outcome=outcome, now=now
-    )
-
-
-def _record(
-    store: WalletStore,
-    request: PresentationRequest,
-    *,
-    sender: str,
-    credential_id: str | None,
-    paths: Iterable[ClaimPath],
-    outcome: DisclosureOutcome,
-    now: int,
-) -> None:
-    store.record_disclosure(
-        verifier_id=request.verifier_id,
-        verifier_user=sender,
-        credential_id=credential_id,
-        claim_paths=tuple(tuple(path) for path in paths),
-        purpose=request.purpose.code,
-        outcome=outcome,
-        exchange_id=request.exchange_id,
-        at=now,
-    )

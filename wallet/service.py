@@ -30,17 +30,14 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from onceonly.errors import MalformedInput, OnceOnlyError, QueryNotSatisfied
 from onceonly.matrix.accounts import Credentials, load_credentials
 from onceonly.matrix.client import PartyClient
 from onceonly.matrix.devices import AllDevicesOf
 from onceonly.matrix.inbox import AlreadyHandled, InboundHandler
 from onceonly.matrix.rooms import InvitesFrom
-from onceonly.protocol.bodies import build_exchange_status
 from onceonly.protocol.events import (
     CredentialIssue,
     CredentialOffer,
@@ -49,49 +46,27 @@ from onceonly.protocol.events import (
     Outcome,
     PresentationRequest,
 )
-from onceonly.protocol.exchange import State
 from onceonly.protocol.fields import Content
 from onceonly.protocol.rooms import DeviceEntry
 from onceonly.service import ProtocolService, Received
 from onceonly.service.transport import Transport
-from onceonly.trust import TrustList
-from onceonly.types import RoomId, UserId
+from wallet.answer import Answer, complete_answer, prepare_answer
+from wallet.issuance_side import IssuanceSide, Notice, TrustSource
 from wallet.policy import DENY_ALL, ConsentPolicy
-from wallet.present import Answer, Consent, Holding, complete_answer, prepare_answer
-from wallet.receive import receive_credential, rejection
+from wallet.present import Consent, Holding
 from wallet.records import PendingOffer
 from wallet.requests import (
     approve_offer,
-    device_list,
     record_offer,
-    request_credential,
-    request_for_offer,
 )
 from wallet.store import WalletStore
 
 logger = logging.getLogger(__name__)
 
-TrustSource = Callable[[int], TrustList]
-"""Returns the current verified trust list for time ``now`` (raises a ``TrustError`` if none)."""
+__all__ = ["Notice", "OfferConsent", "TrustSource", "WalletService"]
 
 OfferConsent = Callable[[PendingOffer, str], bool]
 """Asks the citizen whether to request an offered credential (offer, agency name)."""
-
-
-@dataclass(frozen=True)
-class Notice:
-    """Something the citizen should hear about (printed by ``wallet run``).
-
-    Attributes:
-        kind: ``offer``, ``stored``, ``rejected``, ``presented``, ``refused``,
-            ``requested``, ``declined``, ``status`` or ``error``.
-        exchange_id: The exchange, when there is one.
-        detail: Safe, human-readable facts (ids, codes, names; no claim values).
-    """
-
-    kind: str
-    exchange_id: str | None
-    detail: dict[str, Any] = field(default_factory=dict)
 
 
 class WalletService:
@@ -145,9 +120,17 @@ class WalletService:
         self._runtime: ProtocolService | None = None
         self._transport: PartyClient | None = None
         self._poller: asyncio.Task[None] | None = None
-        # One question at a time at the terminal, and one writer of approved requests.
+        # One question at a time at the terminal.
         self._prompt_lock = asyncio.Lock()
-        self._request_lock = asyncio.Lock()
+        self._issuance = IssuanceSide(
+            store=store,
+            trust=trust,
+            runtime=lambda: self.runtime,
+            own_device=self._own_device,
+            clock=clock,
+            random_bytes=random_bytes,
+            tell=self._report,
+        )
 
     # --- lifecycle ------------------------------------------------------------------
 
@@ -234,43 +217,11 @@ class WalletService:
             QueryNotSatisfied: a PID is needed first.
             TransportError: the request could not be sent.
         """
-        now = self.now()
-        trust = self._trust(now)
-        content = request_credential(
-            self.store,
-            issuer_id=issuer_id,
-            vct=vct,
-            trust=trust,
-            now=now,
-            random_bytes=self._random_bytes,
-        )
-        agency = trust.agency(issuer_id)
-        assert agency is not None  # request_credential checked it
-        room = await self.runtime.room_for(UserId(agency.matrix_user_id))
-        await self._send_device_list(room, trust, now)
-        await self.runtime.send(room, content)
-        self._tell("requested", content.exchange_id, issuer=issuer_id, vct=vct)
-        return content.exchange_id
+        return await self._issuance.request(issuer_id, vct)
 
     async def send_approved(self) -> list[str]:
-        """Act on the citizen's decisions about offers; return the exchange ids requested.
-
-        Approved offers are requested; declined ones are announced to the agency
-        (``exchange.status`` ``rejected``, once: the exchange store shows whether the
-        offer is still open); pending ones past their deadline are marked expired.
-        """
-        sent = []
-        now = self.now()
-        async with self._request_lock:
-            for record in self.store.offers():
-                if record.state == "approved":
-                    if await self._request_offer(record):
-                        sent.append(record.offer_id)
-                elif record.state == "declined":
-                    await self._announce_decline(record)
-                elif record.state == "pending" and (record.expires_at or now + 1) <= now:
-                    self.store.set_offer_state(record.offer_id, "expired")
-        return sent
+        """Act on the citizen's decisions about offers (see :class:`IssuanceSide`)."""
+        return await self._issuance.send_approved()
 
     # --- handlers --------------------------------------------------------------------
 
@@ -293,37 +244,7 @@ class WalletService:
             await self.send_approved()
 
     async def _on_issue(self, item: Received) -> None:
-        content = item.content
-        assert isinstance(content, CredentialIssue)
-        trust = self._trust(item.now)
-        if content.credential is None:
-            # The transport moves whole oversized contents into attachments; a
-            # credential_file reference inside a content is not fetched here.
-            error = MalformedInput("credential_file is not supported by this wallet")
-            reply: Content = rejection(
-                error, exchange_id=content.exchange_id, event_id=item.event_id
-            )
-            await self.runtime.send(item.room_id, reply)
-            self._tell("rejected", content.exchange_id, code=error.code)
-            return
-        receipt = receive_credential(
-            self.store,
-            content,
-            credential_text=content.credential,
-            sender=item.sender,
-            trust=trust,
-            now=item.now,
-            event_id=item.event_id,
-        )
-        await self.runtime.send(item.room_id, receipt.reply)
-        if receipt.accepted:
-            self._tell("stored", content.exchange_id, credential_id=receipt.credential_id)
-        else:
-            assert receipt.error is not None
-            logger.warning("credential rejected: %s", receipt.error)
-            self._tell(
-                "rejected", content.exchange_id, code=receipt.error.code, why=receipt.error.message
-            )
+        await self._issuance.on_issue(item)
 
     async def _on_presentation_request(self, item: Received) -> None:
         request = item.content
@@ -364,7 +285,7 @@ class WalletService:
     async def _on_status(self, item: Received) -> None:
         status = item.content
         assert isinstance(status, ExchangeStatus)
-        self._settle(status.exchange_id, status.outcome)
+        self._issuance.settle(status.exchange_id, status.outcome)
         self._tell(
             "status", status.exchange_id, outcome=status.outcome.value, code=status.reason_code
         )
@@ -373,25 +294,10 @@ class WalletService:
         error = item.content
         assert isinstance(error, ErrorContent)
         if error.exchange_id is not None and item.exchange is not None:
-            self._settle(error.exchange_id, Outcome.REJECTED)
+            self._issuance.settle(error.exchange_id, Outcome.REJECTED)
         self._tell("error", error.exchange_id, code=error.code, message=error.message)
 
     # --- internals -------------------------------------------------------------------
-
-    def _settle(self, exchange_id: str, outcome: Outcome) -> None:
-        # An issuance the agency ended: our exchange record follows.
-        try:
-            record = self.store.offer(exchange_id)
-        except OnceOnlyError:
-            return
-        if outcome in (Outcome.REJECTED, Outcome.EXPIRED) and record.state in (
-            "pending",
-            "approved",
-            "requested",
-        ):
-            self.store.set_offer_state(
-                exchange_id, "failed" if outcome is Outcome.REJECTED else "expired"
-            )
 
     async def _ask_offer(self, record: PendingOffer, name: str) -> bool:
         if self._offer_consent is None:
@@ -399,60 +305,6 @@ class WalletService:
         ask = self._offer_consent
         async with self._prompt_lock:
             return await asyncio.to_thread(ask, record, name)
-
-    async def _request_offer(self, record: PendingOffer) -> bool:
-        now = self.now()
-        try:
-            trust = self._trust(now)
-            if record.issuer_user is None:
-                raise MalformedInput("the offer has no agency account to answer")
-            content = request_for_offer(self.store, record.offer_id, trust=trust, now=now)
-            room = await self.runtime.room_for(UserId(record.issuer_user))
-            await self._send_device_list(room, trust, now)
-            await self.runtime.send(room, content)
-        except OnceOnlyError as exc:
-            logger.warning("cannot request offer %s: %s", record.offer_id, exc)
-            with contextlib.suppress(OnceOnlyError):
-                if self.store.offer(record.offer_id).state in ("approved", "requested"):
-                    self.store.set_offer_state(record.offer_id, "failed")
-            self._tell("error", record.offer_id, code=exc.code, message=exc.message)
-            return False
-        self._tell("requested", record.offer_id, issuer=record.issuer, vct=record.vct)
-        return True
-
-    async def _announce_decline(self, record: PendingOffer) -> None:
-        exchange = self.runtime.exchanges.get(record.offer_id)
-        if exchange is None or exchange.state is not State.OFFERED or record.issuer_user is None:
-            return
-        status = build_exchange_status(
-            exchange_id=record.offer_id, outcome=Outcome.REJECTED, reason_code="consent_denied"
-        )
-        try:
-            room = await self.runtime.room_for(UserId(record.issuer_user))
-            await self.runtime.send(room, status)
-        except OnceOnlyError as exc:
-            logger.warning("cannot announce the declined offer %s: %s", record.offer_id, exc)
-            return
-        self._tell("declined", record.offer_id, issuer=record.issuer, vct=record.vct)
-
-    async def _send_device_list(self, room: RoomId, trust: TrustList, now: int) -> None:
-        own = self._own_device()
-        if own is None:
-            return
-        try:
-            content = device_list(
-                self.store,
-                user_id=self.runtime.user_id,
-                devices=[own],
-                # Wall-clock milliseconds: strictly increasing across restarts without
-                # keeping a counter (two lists in one millisecond do not happen here).
-                seq=int(self._clock() * 1000),
-                trust=trust,
-                now=now,
-            )
-        except QueryNotSatisfied:
-            return  # no PID yet: the PID issuer pins this device during the eID check
-        await self.runtime.send(room, content)
 
     def _own_device(self) -> DeviceEntry | None:
         transport = self._transport
@@ -472,7 +324,9 @@ class WalletService:
                 logger.exception("sending approved offers failed; retrying")
 
     def _tell(self, kind: str, exchange_id: str | None, **detail: Any) -> None:
-        notice = Notice(kind, exchange_id, {k: v for k, v in detail.items() if v is not None})
+        self._report(Notice(kind, exchange_id, {k: v for k, v in detail.items() if v is not None}))
+
+    def _report(self, notice: Notice) -> None:
         self.notices.append(notice)
         if self._notify is not None:
             self._notify(notice)

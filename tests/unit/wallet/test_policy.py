@@ -20,8 +20,9 @@ from tests.unit.wallet.agencies import (
     make_world,
 )
 from tests.unit.wallet.test_present import credential_query, hold, request
+from wallet.answer import answer_request
 from wallet.policy import DENY_ALL, ConsentPolicy, load_policy, parse_policy, revealed_leaves
-from wallet.present import DisclosurePlan, answer_request, plan_presentation, usable_holdings
+from wallet.present import DisclosurePlan, plan_presentation, usable_holdings
 from wallet.records import PendingOffer
 from wallet.store import WalletStore
 

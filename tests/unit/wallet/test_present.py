@@ -36,7 +36,8 @@ from tests.unit.wallet.agencies import (
     issue,
     make_world,
 )
-from wallet.present import Answer, DisclosurePlan, Holding, answer_request, usable_holdings
+from wallet.answer import Answer, answer_request
+from wallet.present import DisclosurePlan, Holding, usable_holdings
 from wallet.store import WalletStore
 
 NONCE = "n0nce-for-the-family-office"
