@@ -210,13 +210,7 @@ class WalletService:
     # --- actions the citizen starts --------------------------------------------------
 
     async def request(self, issuer_id: str, vct: str) -> str:
-        """Ask an agency for a credential (no offer); return the exchange id.
-
-        Raises:
-            UntrustedIssuer: the agency may not issue ``vct``.
-            QueryNotSatisfied: a PID is needed first.
-            TransportError: the request could not be sent.
-        """
+        """Ask an agency for a credential without an offer (:meth:`IssuanceSide.request`)."""
         return await self._issuance.request(issuer_id, vct)
 
     async def send_approved(self) -> list[str]:
