@@ -290,10 +290,11 @@ class VerifierService:
         settled = self._settled.setdefault(exchange_id, asyncio.Event())
         while not (settled.is_set() and exchange_id in self._results):
             pending = self._requests.get(exchange_id).pending
-            exchange = self.runtime.exchanges.get(exchange_id)
-            if self.runtime.now() >= pending.expires_at or (
-                exchange is not None and exchange.state is State.EXPIRED
-            ):
+            state = getattr(self.runtime.exchanges.get(exchange_id), "state", None)
+            # An answer that arrived in time is being judged (RESPONDED): its verdict
+            # counts even if the deadline passes meanwhile.
+            unanswered = state in (None, State.REQUESTED)
+            if state is State.EXPIRED or (unanswered and self.runtime.now() >= pending.expires_at):
                 self._settle_expired(pending)
                 break
             remaining = deadline - loop.time()

@@ -1,9 +1,10 @@
 """``onceonly verifier`` and ``onceonly audit log --evidence`` end to end on a real Synapse.
 
-The verifier is set up and driven only through the command line; the issuer's
-status list is published in its public status room, so the verifier reads it
-through Matrix; a citizen responder (another thread, its own event loop) answers
-with a minimal presentation. ``request --wait`` must print the verified claims as
+The verifier is set up and driven only through the command line (``request
+--wait`` in its own OS process, as an operator would run it); the issuer's status
+list is published in its public status room, so the verifier reads it through
+Matrix; a citizen responder in the test's event loop answers with a minimal
+presentation. ``request --wait`` must print the verified claims as
 JSON, ``status`` must show the settled request, and the auditor must re-verify the
 exported log from files.
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
+import sys
 import time
 from pathlib import Path
 
@@ -47,22 +48,26 @@ async def publish_status(world: World, credentials: object) -> None:
         await put_state(client, room_id, STATUS_LIST_EVENT_TYPE, to_content(state), STATUS_URI)
 
 
-def run_citizen(citizen: Citizen, ready: threading.Event, stop: threading.Event) -> None:
-    async def main() -> None:
-        async with citizen.runtime:
-            ready.set()
-            while not stop.is_set():
-                await asyncio.sleep(0.1)
-
-    asyncio.run(main())
-
-
 def invoke(*args: str) -> tuple[int, str]:
     result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
     return result.exit_code, result.output
 
 
-def test_verifier_cli_request_wait_status_and_audit(synapse: Homeserver, tmp_path: Path) -> None:
+async def run_cli(*args: str) -> tuple[int, str, str]:
+    """Run ``onceonly ARGS`` as a separate process (its own Matrix client and stores)."""
+    process = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).with_name("onceonly")),
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), timeout=300)
+    return int(process.returncode or 0), out.decode("utf-8"), err.decode("utf-8")
+
+
+async def test_verifier_cli_request_wait_status_and_audit(
+    synapse: Homeserver, tmp_path: Path
+) -> None:
     verifier_creds, verifier_dir = register(synapse, "vcli", tmp_path)
     citizen_creds, citizen_dir = register(synapse, "ccli", tmp_path)
     issuer_creds, _ = register(synapse, "icli", tmp_path)
@@ -71,7 +76,7 @@ def test_verifier_cli_request_wait_status_and_audit(synapse: Homeserver, tmp_pat
         verifier_matrix_id=verifier_creds.user_id,
         issuer_matrix_id=issuer_creds.user_id,
     )
-    asyncio.run(publish_status(world, issuer_creds))
+    await publish_status(world, issuer_creds)
     anchor = json.dumps(world.authority.public().to_jwk())
 
     code, out = invoke(
@@ -91,35 +96,30 @@ def test_verifier_cli_request_wait_status_and_audit(synapse: Homeserver, tmp_pat
 
     citizen = Citizen(citizen_dir, verifier_creds.user_id)
     citizen.answer = presentation(world)
-    ready, stop = threading.Event(), threading.Event()
-    thread = threading.Thread(target=run_citizen, args=(citizen, ready, stop), daemon=True)
-    thread.start()
-    try:
-        assert ready.wait(120)
-        code, out = invoke(
+    async with citizen.runtime:
+        code, out, err = await run_cli(
             "--json", "verifier", "request", citizen_creds.user_id, "--data-dir", str(verifier_dir),
             "--query", str(query_file), "--purpose", "child_benefit_application",
             "--wait", "--timeout", "120",
         )  # fmt: skip
-        assert code == 0, out
+        assert code == 0, out + err
         result = json.loads(out)
         assert result["verified"] is True
         (credential,) = result["credentials"]["residence"]
         assert credential["claims"] == {"address": {"locality": "Köln"}}
         assert credential["status"]["uri"] == STATUS_URI
+        told = await citizen.wait_told(result["exchange_id"])
+        assert told.outcome.value == "verified"
 
         # Over-asking is refused before anything is sent.
-        code, out = invoke(
+        code, out, err = await run_cli(
             "verifier", "request", citizen_creds.user_id, "--data-dir", str(verifier_dir),
             "--query", '{"credentials": [{"id": "r", "format": "dc+sd-jwt", "meta": '
             '{"vct_values": ["urn:onceonly:credential:residence:1"]}, '
             '"claims": [{"path": ["given_name"]}]}]}',
             "--purpose", "child_benefit_application",
         )  # fmt: skip
-        assert code == 1 and "not_authorized_to_request" in out
-    finally:
-        stop.set()
-        thread.join(60)
+        assert code == 1 and "not_authorized_to_request" in err
 
     code, out = invoke(
         "--json", "verifier", "status", result["exchange_id"], "--data-dir", str(verifier_dir)
