@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import sys
 import time
 from pathlib import Path
@@ -121,6 +122,27 @@ async def test_verifier_cli_request_wait_status_and_audit(
         )  # fmt: skip
         assert code == 1 and "not_authorized_to_request" in err
 
+        # A request sent without waiting; the answer arrives while no verifier runs,
+        # and 'verifier run' judges it when it starts.
+        code, out, err = await run_cli(
+            "--json", "verifier", "request", citizen_creds.user_id, "--data-dir", str(verifier_dir),
+            "--query", str(query_file), "--purpose", "child_benefit_application",
+        )  # fmt: skip
+        assert code == 0, out + err
+        later = json.loads(out)["exchange_id"]
+        await citizen.wait_answered(later)
+        runner = await asyncio.create_subprocess_exec(
+            str(Path(sys.executable).with_name("onceonly")), "verifier", "run",
+            "--data-dir", str(verifier_dir),
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            told = await citizen.wait_told(later)
+            assert told.outcome.value == "verified"
+        finally:
+            runner.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(runner.wait(), timeout=120) == 0
+
     code, out = invoke(
         "--json", "verifier", "status", result["exchange_id"], "--data-dir", str(verifier_dir)
     )
@@ -140,7 +162,7 @@ async def test_verifier_cli_request_wait_status_and_audit(
         "--evidence", str(verifier_dir / "evidence"), "--trust-anchor", anchor,
     )  # fmt: skip
     assert code == 0, out
-    assert json.loads(out)["reverified"] == 1
+    assert json.loads(out)["reverified"] == 2
     # The same log judged against another authority: the verdict is not reproduced.
     other = json.dumps(World().authority.public().to_jwk())
     code, out = invoke(

@@ -110,6 +110,14 @@ class Citizen:
         handle = await self.keep["transport"].send(room_id, "m.room.message", content)
         await handle.event_id(WAIT)
 
+    async def wait_answered(self, exchange_id: str) -> None:
+        """Wait until the citizen has sent its answer to the request."""
+        for _ in range(int(WAIT * 10)):
+            if exchange_id in self.sent:
+                return
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"the citizen never answered {exchange_id}")
+
     async def wait_told(self, exchange_id: str, number: int = 1) -> Any:
         """The ``number``-th message the citizen got about the exchange (waiting for it)."""
         for _ in range(int(WAIT * 10)):
