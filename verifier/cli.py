@@ -64,6 +64,7 @@ def verifier() -> None:
     help="A trust authority public JWK (file or JSON); repeatable.",
 )
 @click.option("--store", help="SQLite file (relative to the data dir) or postgresql:// DSN.")
+@click.option("--trust-room", help="Where the trust list is published (#alias:server or !id).")
 @click.option("--alg", type=click.Choice([ES256, EDDSA]), default=ES256, show_default=True)
 @json_option
 @click.pass_context
@@ -73,6 +74,7 @@ def init(
     verifier_id: str,
     anchors: tuple[str, ...],
     store: str | None,
+    trust_room: str | None,
     alg: str,
 ) -> None:
     """Create the configuration and the key that signs the audit log's heads."""
@@ -80,7 +82,12 @@ def init(
     try:
         keys = [load_public_key(anchor) for anchor in anchors]
         config, public = init_verifier(
-            data_dir, verifier_id=verifier_id, anchors=keys, store=store, alg=alg
+            data_dir,
+            verifier_id=verifier_id,
+            anchors=keys,
+            store=store,
+            alg=alg,
+            trust_room=trust_room,
         )
     except OnceOnlyError as exc:
         fail(ctx, exc)

@@ -44,6 +44,9 @@ class VerifierConfig(BaseModel):
         trust_anchors: Public JWKs of the trust authorities we accept.
         request_ttl: Default seconds a request stays answerable.
         head_every: Sign the audit log head every this many entries.
+        trust_room: Room (alias or id) where the trust authority publishes the list;
+            the service refreshes its cached list from there. ``None``: only
+            ``onceonly trust fetch`` updates it.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -58,6 +61,7 @@ class VerifierConfig(BaseModel):
     trust_anchors: tuple[dict[str, Any], ...] = Field(min_length=1)
     request_ttl: Annotated[int, Field(ge=10, le=7 * 24 * 3600)] = 900
     head_every: Annotated[int, Field(ge=0)] = 100
+    trust_room: Annotated[str, Field(min_length=2, max_length=255)] | None = None
 
     def store_location(self, data_dir: Path) -> str:
         """The store as :func:`~verifier.sql_backend.open_sql` expects it."""
@@ -93,6 +97,7 @@ def init_verifier(
     anchors: list[jose.PublicKey],
     store: str | None = None,
     alg: str = jose.ES256,
+    trust_room: str | None = None,
 ) -> tuple[VerifierConfig, jose.PublicKey]:
     """Create the configuration and a fresh audit signing key.
 
@@ -114,6 +119,7 @@ def init_verifier(
             signing_kid=key.kid,
             signing_alg="EdDSA" if alg == jose.EDDSA else "ES256",
             trust_anchors=tuple(anchor.to_jwk() for anchor in anchors),
+            trust_room=trust_room,
         )
     except ValidationError as exc:
         raise ConfigError(f"invalid verifier configuration: {exc.errors()[0]['msg']}") from exc

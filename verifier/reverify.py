@@ -136,7 +136,12 @@ class Reverifier:
         trust_list = verified_list.trust_list
         if trust_list.seq != entry.trust_list.sequence:
             raise TrustError("the archived trust list has another sequence number")
-        check_validity_period(trust_list, now=entry.time)
+        try:
+            check_validity_period(trust_list, now=entry.time)
+        except OnceOnlyError as exc:
+            raise TrustError(
+                "the verifier's trust list is not usable", detail={"cause": exc.code}
+            ) from exc
         parts = check_presentations(
             _vp_token(entry.presentation),
             query=parse_query(_detail(details, "query")),

@@ -33,19 +33,16 @@ from typing import Any, Final, TypeVar
 from onceonly.errors import (
     ExchangeTimeout,
     MalformedInput,
-    StatusUnavailable,
     TrustError,
     UnknownExchange,
     UntrustedParty,
 )
-from onceonly.matrix.accounts import Credentials, load_credentials
-from onceonly.matrix.devices import DeviceInfo
+from onceonly.matrix.accounts import load_credentials
 from onceonly.protocol import ErrorContent, Outcome, PresentationResponse, State
 from onceonly.protocol.bodies import build_exchange_status
 from onceonly.query import DcqlQuery
 from onceonly.service import ProtocolService, Received, TransportFactory
-from onceonly.status_fetch import fetch_status_state, status_room_alias
-from onceonly.trust import Agency, VerifiedTrustList
+from onceonly.trust import VerifiedTrustList
 from onceonly.trust_cache import TrustCache
 from onceonly.types import ExchangeId, RoomId, UserId
 from verifier.audit_format import EntryKind, VerificationOutcome
@@ -54,6 +51,7 @@ from verifier.config import VerifierConfig, load_config
 from verifier.evidence import EvidenceArchive
 from verifier.nonce_store import NonceStore
 from verifier.requests import PendingRequest, RequestStore, prepare_request
+from verifier.sources import AnyDevice, matrix_status_fetch, refresh_trust_list
 from verifier.status_cache import StatusCache, StatusFetcher
 from verifier.verification import (
     VerificationResult,
@@ -67,27 +65,6 @@ logger = logging.getLogger(__name__)
 _Store = TypeVar("_Store", NonceStore, RequestStore, AuditLog)
 
 _POLL_SECONDS: Final = 1.0
-
-
-class AnyDevice:
-    """Device policy for the verifier's own messages (no personal data in them)."""
-
-    def allows(self, device: DeviceInfo) -> bool:
-        """Every device may read requests and statuses."""
-        return True
-
-
-def matrix_status_fetch(credentials: Credentials) -> StatusFetcher:
-    """Status List Tokens from the issuer's public status room (:mod:`onceonly.status_fetch`)."""
-
-    async def fetch(uri: str, agency: Agency) -> str:
-        room = status_room_alias(agency.matrix_user_id)
-        envelope = await fetch_status_state(credentials, room=room, uri=uri)
-        if envelope is None:
-            raise StatusUnavailable("no status list is published for this URI")
-        return envelope.token
-
-    return fetch
 
 
 def _expired_result(exchange_id: str) -> VerificationResult:
@@ -111,6 +88,8 @@ class VerifierService:
         transport_factory: Transport for the runtime (tests pass their own PartyClient).
         options: Verification policy.
         sweep_interval: Seconds between the runtime's expiry sweeps.
+        trust_refresh_interval: Seconds between trust list refreshes from the
+            configured ``trust_room`` (none without one).
     """
 
     def __init__(
@@ -123,6 +102,7 @@ class VerifierService:
         transport_factory: TransportFactory | None = None,
         options: VerifierOptions | None = None,
         sweep_interval: float = 30.0,
+        trust_refresh_interval: float = 300.0,
     ) -> None:
         self._data_dir = data_dir
         self._config = config
@@ -135,6 +115,8 @@ class VerifierService:
         self._results: dict[str, VerificationResult] = {}
         self._settled: dict[str, asyncio.Event] = {}
         self._runtime: ProtocolService | None = None
+        self._refresher: asyncio.Task[None] | None = None
+        self._trust_refresh_interval = trust_refresh_interval
 
     async def start(self) -> None:
         """Open the stores and start the runtime.
@@ -155,6 +137,13 @@ class VerifierService:
                 )
             )
             self._trust = TrustCache.in_data_dir(self._data_dir, config.anchors())
+            if config.trust_room is not None:
+                await refresh_trust_list(
+                    self._trust,
+                    load_credentials(self._data_dir),
+                    config.trust_room,
+                    now=int(self._clock()),
+                )
             fetch = self._status_fetch or matrix_status_fetch(load_credentials(self._data_dir))
             self._verifier = Verifier(
                 verifier_id=config.verifier_id,
@@ -179,6 +168,19 @@ class VerifierService:
             self._close_stores()
             raise
         self._config, self._runtime = config, runtime
+        if config.trust_room is not None:
+            self._refresher = asyncio.create_task(
+                self._refresh_forever(config.trust_room), name="verifier-trust-refresh"
+            )
+
+    async def _refresh_forever(self, room: str) -> None:
+        credentials = load_credentials(self._data_dir)
+        while True:
+            await asyncio.sleep(self._trust_refresh_interval)
+            try:
+                await refresh_trust_list(self._trust, credentials, room, now=int(self._clock()))
+            except Exception:
+                logger.exception("trust list refresh failed; retrying at the next interval")
 
     def _keep(self, store: _Store) -> _Store:
         self._closers.append(store.close)
@@ -192,6 +194,11 @@ class VerifierService:
 
     async def stop(self) -> None:
         """Stop the runtime, sign the audit log's head, close the stores."""
+        if self._refresher is not None:
+            self._refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._refresher
+            self._refresher = None
         if self._runtime is not None:
             await self._runtime.stop()
             self._runtime = None

@@ -273,7 +273,15 @@ class Verifier:
         self._nonces.consume(
             pending.nonce, now=now, exchange_id=pending.exchange_id, audience=self._verifier_id
         )
-        current = self._trust(now)
+        try:
+            current = self._trust(now)
+        except StoreError:
+            raise
+        except OnceOnlyError as exc:
+            # e.g. the cached list expired: the verifier's problem, not the credential's.
+            raise TrustError(
+                "the verifier's trust list is not usable", detail={"cause": exc.code}
+            ) from exc
         if current is None:
             raise TrustError("the verifier holds no valid trust list")
         tracker.trust_list = TrustListVersion(

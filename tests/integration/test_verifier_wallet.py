@@ -1,6 +1,7 @@
 """The verifier against the citizen's real wallet service on Synapse.
 
-The wallet holds the residence credential (bound to one of its own holder keys)
+The verifier reads the trust list from the authority's public room. The wallet
+holds the residence credential (bound to one of its own holder keys)
 and a consent policy that approves this verifier and purpose for address claims.
 It checks the request against the trust list, matches the query, and answers
 with exactly the disclosures the query needs; the verifier accepts, and the
@@ -17,9 +18,9 @@ from pathlib import Path
 import pytest
 
 from onceonly.matrix.homeserver import Homeserver
+from onceonly.matrix.state_rooms import ensure_public_room, publish_trust_list, state_client
 from onceonly.query import parse_query
 from onceonly.trust import TrustList
-from onceonly.trust_cache import TrustCache
 from onceonly.types import UserId
 from tests.integration.test_transport_support import register
 from tests.unit.verifier.verification_world import (
@@ -78,10 +79,16 @@ async def test_real_wallet_answers_with_minimal_disclosure(
             ),
         )
     )
-    init_verifier(verifier_dir, verifier_id=VERIFIER_ID, anchors=[world.authority.public()])
-    TrustCache.in_data_dir(verifier_dir, [world.authority.public()]).offer(
-        world.trust_token(), now=world.now
+    # The verifier takes the trust list from the authority's public room on start.
+    authority_creds, _ = register(synapse, "authority", tmp_path)
+    alias = f"#trust-{authority_creds.user_id[1:].split(':')[0]}:localhost"
+    async with state_client(authority_creds) as client:
+        room_id, _created = await ensure_public_room(client, alias, name="Trust", topic="t")
+        await publish_trust_list(client, room_id, world.trust_token(), trust.trust_list)
+    init_verifier(
+        verifier_dir, verifier_id=VERIFIER_ID, anchors=[world.authority.public()], trust_room=alias
     )
+    assert not (verifier_dir / "trust-list.jwt").exists()
     wallet = WalletService(data_dir=citizen_dir, store=store, trust=wallet_trust, policy=policy)
     service = VerifierService(verifier_dir, status_fetch=world.fetch, sweep_interval=1.0)
     citizen = UserId(citizen_creds.user_id)

@@ -10,6 +10,7 @@ import pytest
 
 from onceonly.jose import generate_private_key
 from onceonly.sdjwt import parse_sd_jwt, present_without_key_binding
+from onceonly.trust_cache import TrustCache
 from verifier.audit_format import EntryKind
 from verifier.audit_log import AuditLog
 from verifier.evidence import EvidenceArchive
@@ -20,6 +21,7 @@ from verifier.verification import VerificationResult, Verifier
 
 from .verification_world import (
     CITIZEN,
+    DAY,
     NOW,
     PURPOSE,
     VERIFIER_ID,
@@ -260,3 +262,21 @@ async def test_status_list_is_fetched_once_within_its_ttl(setup: Setup) -> None:
         assert (await setup.answer(pending, presentation, now=NOW + 5 + offset)).verified
     assert setup.world.fetches == 1
     assert len({e.status_lists[0].hash for e in setup.audit.entries()}) == 1
+
+
+async def test_an_expired_trust_list_is_the_verifiers_problem(setup: Setup, tmp_path: Path) -> None:
+    cache = TrustCache.in_data_dir(tmp_path / "trust", [setup.world.authority.public()])
+    cache.offer(setup.world.trust_token(), now=NOW)
+    verifier = Verifier(
+        verifier_id=VERIFIER_ID,
+        trust=lambda now: cache.current(now=now),
+        nonces=setup.nonces,
+        audit=setup.audit,
+        status=StatusCache(setup.world.fetch),
+        evidence=setup.evidence,
+    )
+    late = NOW + 40 * DAY  # the list is valid for 30 days
+    pending = setup.request(now=late - 10)
+    presentation = setup.world.present(setup.world.credential(), nonce=pending.nonce, now=late)
+    result = await verifier.verify_response(pending, {"residence": [presentation]}, now=late)
+    await expect_rejected(setup, result, "trust_error")
