@@ -19,15 +19,16 @@ account and the pins (SQLite or PostgreSQL, in the issuer database);
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any, Final
+from dataclasses import dataclass
+from typing import Any, Final, Self
 
-from issuer.storage import Database, Tx, create_versioned_schema, guarded, open_database
 from onceonly import jose
 from onceonly.errors import OnceOnlyError, StoreCorrupt
 from onceonly.matrix.devices import DeviceInfo
 from onceonly.protocol import verify_device_list
+from onceonly.sql import Database, Schema, SqlStore
 
 SCHEMA_VERSION: Final = 1
 _STORE: Final = "citizen devices"
@@ -35,59 +36,52 @@ PINNED: Final = ""
 """Stand-in Ed25519 key of an eID-pinned device: its keys are taken as first seen."""
 
 
-def _create_tables(tx: Tx) -> None:
-    tx.execute(
+_SCHEMA: Final = Schema(
+    _STORE,
+    SCHEMA_VERSION,
+    (
         "CREATE TABLE IF NOT EXISTS issuer_citizen_devices ("
         " matrix_user_id TEXT PRIMARY KEY,"
         " pid_jwk TEXT,"
         " seq BIGINT,"
         " devices TEXT NOT NULL DEFAULT '{}',"
         " pending_list TEXT,"
-        " updated_at BIGINT NOT NULL)"
-    )
+        " updated_at BIGINT NOT NULL)",
+    ),
+)
 
 
-@dataclass
-class CitizenDevices:
+class CitizenDevices(SqlStore):
     """Per Matrix account: PID key, verified device list (or eID pin), pending list.
 
     Open with :meth:`open`. Keeps an in-memory copy of the allowed devices, which
     :class:`SignedDeviceListPolicy` consults synchronously at key-share time.
     """
 
-    database: Database
-    allowed: dict[str, dict[str, str]] = field(default_factory=dict)
+    SCHEMA = _SCHEMA
+
+    def __init__(self, database: Database) -> None:
+        super().__init__(database)
+        self.allowed: dict[str, dict[str, str]] = {}
 
     @classmethod
-    def open(cls, target: str) -> CitizenDevices:
-        """Open (creating the table if needed) the store at ``target`` and load it.
+    def open(cls, location: str | os.PathLike[str]) -> Self:
+        """Open (creating the table if needed) the store at ``location`` and load it.
 
         Raises:
             StoreError: the database cannot be opened or has another schema version.
         """
-        database = open_database(target, store=_STORE)
+        store = super().open(location)
         try:
-            create_versioned_schema(
-                database,
-                store=_STORE,
-                meta_table="issuer_citizen_devices_meta",
-                version=SCHEMA_VERSION,
-                create_tables=_create_tables,
-            )
-            store = cls(database)
             store.reload()
         except BaseException:
-            database.close()
+            store.close()
             raise
         return store
 
-    def close(self) -> None:
-        """Close the database connection."""
-        self.database.close()
-
     def reload(self) -> None:
         """Refresh the in-memory copy (another process may have changed the table)."""
-        with guarded(self.database, store=_STORE, write=False) as tx:
+        with self._db.read() as tx:
             rows = tx.execute("SELECT matrix_user_id, devices FROM issuer_citizen_devices").all()
         self.allowed = {str(user): _devices(text) for user, text in rows}
 
@@ -138,7 +132,7 @@ class CitizenDevices:
         return self.allowed.get(matrix_user_id, {})
 
     def _row(self, matrix_user_id: str) -> dict[str, Any] | None:
-        with guarded(self.database, store=_STORE, write=False) as tx:
+        with self._db.read() as tx:
             row = tx.execute(
                 "SELECT pid_jwk, seq, devices, pending_list FROM issuer_citizen_devices"
                 " WHERE matrix_user_id = ?",
@@ -158,7 +152,7 @@ class CitizenDevices:
         assignments = ", ".join(f"{name} = excluded.{name}" for name in encoded)
         columns = ", ".join(["matrix_user_id", "updated_at", *encoded])
         marks = ", ".join("?" for _ in range(2 + len(encoded)))
-        with guarded(self.database, store=_STORE) as tx:
+        with self._db.write() as tx:
             tx.execute(
                 f"INSERT INTO issuer_citizen_devices ({columns}) VALUES ({marks})"  # noqa: S608
                 f" ON CONFLICT (matrix_user_id) DO UPDATE SET updated_at = excluded.updated_at"

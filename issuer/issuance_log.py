@@ -19,9 +19,9 @@ from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from issuer.storage import Database, Tx, create_versioned_schema, guarded, open_database
 from onceonly.errors import MalformedInput, StoreError, UnknownStatusEntry
 from onceonly.jose import b64url_encode
+from onceonly.sql import Schema, SqlStore
 from onceonly.status_list import StatusReference
 from onceonly.types import UserId, Vct
 
@@ -84,8 +84,10 @@ def credential_digest(sd_jwt: str) -> str:
     return b64url_encode(hashlib.sha256(issuer_jwt.encode("ascii")).digest())
 
 
-def _create_tables(tx: Tx) -> None:
-    tx.execute(
+_SCHEMA: Final = Schema(
+    _STORE,
+    SCHEMA_VERSION,
+    (
         "CREATE TABLE IF NOT EXISTS issuance_log ("
         " credential_id TEXT PRIMARY KEY,"
         " person_id TEXT NOT NULL,"
@@ -97,59 +99,21 @@ def _create_tables(tx: Tx) -> None:
         " expires_at BIGINT NOT NULL,"
         " credential_digest TEXT NOT NULL UNIQUE,"
         " signing_kid TEXT,"
-        " UNIQUE (status_list_uri, status_index))"
-    )
-    tx.execute(
-        "CREATE INDEX IF NOT EXISTS issuance_log_person ON issuance_log (person_id, issued_at)"
-    )
-    tx.execute(
+        " UNIQUE (status_list_uri, status_index))",
+        "CREATE INDEX IF NOT EXISTS issuance_log_person ON issuance_log (person_id, issued_at)",
         "CREATE INDEX IF NOT EXISTS issuance_log_matrix_user"
-        " ON issuance_log (matrix_user_id, issued_at)"
-    )
+        " ON issuance_log (matrix_user_id, issued_at)",
+    ),
+)
 
 
-class IssuanceLog:
+class IssuanceLog(SqlStore):
     """Append-only record of issued credentials.
 
     Open with :meth:`open`; the constructor only stores the connection.
     """
 
-    def __init__(self, database: Database) -> None:
-        self._db = database
-
-    @classmethod
-    def open(cls, target: str) -> IssuanceLog:
-        """Open (creating the table if needed) the log at ``target``.
-
-        Args:
-            target: A ``postgresql://`` (or ``postgres://``) DSN, or a SQLite file path.
-
-        Raises:
-            StoreError: the database cannot be opened or has another schema version.
-        """
-        database = open_database(target, store=_STORE)
-        try:
-            create_versioned_schema(
-                database,
-                store=_STORE,
-                meta_table="issuance_log_meta",
-                version=SCHEMA_VERSION,
-                create_tables=_create_tables,
-            )
-        except BaseException:
-            database.close()
-            raise
-        return cls(database)
-
-    def close(self) -> None:
-        """Close the database connection."""
-        self._db.close()
-
-    def __enter__(self) -> IssuanceLog:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
+    SCHEMA = _SCHEMA
 
     def record(self, entry: IssuanceRecord) -> None:
         """Append ``entry``.
@@ -158,7 +122,7 @@ class IssuanceLog:
             StoreError: the credential id, digest or status entry is already recorded
                 (each must be unique), or the database failed.
         """
-        with guarded(self._db, store=_STORE) as tx:
+        with self._db.write() as tx:
             clash = tx.execute(
                 "SELECT credential_id FROM issuance_log WHERE credential_id = ?"
                 " OR credential_digest = ? OR (status_list_uri = ? AND status_index = ?)",
@@ -234,7 +198,7 @@ class IssuanceLog:
 
     def count_by_vct(self) -> dict[Vct, int]:
         """How many credentials of each type were issued."""
-        with guarded(self._db, store=_STORE, write=False) as tx:
+        with self._db.read() as tx:
             rows = tx.execute("SELECT vct, COUNT(*) FROM issuance_log GROUP BY vct").all()
         return {Vct(str(vct)): int(count) for vct, count in rows}
 
@@ -244,7 +208,7 @@ class IssuanceLog:
             f"SELECT {_COLUMNS} FROM issuance_log WHERE {where}"  # noqa: S608
             " ORDER BY issued_at, credential_id"
         )
-        with guarded(self._db, store=_STORE, write=False) as tx:
+        with self._db.read() as tx:
             rows = tx.execute(query, params).all()
         return [_record(row) for row in rows]
 

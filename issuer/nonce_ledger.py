@@ -23,7 +23,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from issuer.storage import Database, Tx, create_versioned_schema, guarded, open_database
 from onceonly.errors import (
     InputTooLarge,
     MalformedInput,
@@ -32,6 +31,7 @@ from onceonly.errors import (
     RequestExpired,
     UnknownExchange,
 )
+from onceonly.sql import Schema, SqlStore
 from onceonly.types import UserId, Vct
 
 SCHEMA_VERSION: Final = 1
@@ -63,8 +63,10 @@ class OfferRecord:
     expires_at: int
 
 
-def _create_tables(tx: Tx) -> None:
-    tx.execute(
+_SCHEMA: Final = Schema(
+    _STORE,
+    SCHEMA_VERSION,
+    (
         "CREATE TABLE IF NOT EXISTS issuer_nonces ("
         " nonce TEXT PRIMARY KEY,"
         " kind TEXT NOT NULL,"
@@ -74,9 +76,10 @@ def _create_tables(tx: Tx) -> None:
         " vct TEXT,"
         " issued_at BIGINT NOT NULL,"
         " expires_at BIGINT NOT NULL,"
-        " consumed_at BIGINT)"
-    )
-    tx.execute("CREATE INDEX IF NOT EXISTS issuer_nonces_expiry ON issuer_nonces (expires_at)")
+        " consumed_at BIGINT)",
+        "CREATE INDEX IF NOT EXISTS issuer_nonces_expiry ON issuer_nonces (expires_at)",
+    ),
+)
 
 
 def _offer(row: Sequence[Any]) -> OfferRecord:
@@ -99,49 +102,13 @@ def _check_nonce_text(nonce: str) -> None:
         raise InputTooLarge(f"nonce longer than {_MAX_NONCE_CHARS} characters")
 
 
-class NonceLedger:
+class NonceLedger(SqlStore):
     """Offer nonces, wallet nonces and eID codes, each usable once.
 
     Open with :meth:`open`; the constructor only stores the connection.
     """
 
-    def __init__(self, database: Database) -> None:
-        self._db = database
-
-    @classmethod
-    def open(cls, target: str) -> NonceLedger:
-        """Open (creating the table if needed) the ledger at ``target``.
-
-        Args:
-            target: A ``postgresql://`` DSN or a SQLite file path (usually the
-                agency's issuer database).
-
-        Raises:
-            StoreError: the database cannot be opened or has another schema version.
-        """
-        database = open_database(target, store=_STORE)
-        try:
-            create_versioned_schema(
-                database,
-                store=_STORE,
-                meta_table="issuer_nonces_meta",
-                version=SCHEMA_VERSION,
-                create_tables=_create_tables,
-            )
-        except BaseException:
-            database.close()
-            raise
-        return cls(database)
-
-    def close(self) -> None:
-        """Close the database connection."""
-        self._db.close()
-
-    def __enter__(self) -> NonceLedger:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
+    SCHEMA = _SCHEMA
 
     # --- offers --------------------------------------------------------------------
 
@@ -151,7 +118,7 @@ class NonceLedger:
         Raises:
             StoreError: the nonce or exchange id is already recorded, or the database failed.
         """
-        with guarded(self._db, store=_STORE) as tx:
+        with self._db.write() as tx:
             tx.execute(
                 "INSERT INTO issuer_nonces (nonce, kind, exchange_id, matrix_user_id, person_id,"
                 " vct, issued_at, expires_at) VALUES (?, 'offer', ?, ?, ?, ?, ?, ?)",
@@ -168,7 +135,7 @@ class NonceLedger:
 
     def offer(self, exchange_id: str) -> OfferRecord | None:
         """The offer of ``exchange_id``, consumed or not, if this agency made one."""
-        with guarded(self._db, store=_STORE, write=False) as tx:
+        with self._db.read() as tx:
             row = tx.execute(
                 f"SELECT {_COLUMNS} FROM issuer_nonces"  # noqa: S608 - constant columns
                 " WHERE exchange_id = ? AND kind = 'offer'",
@@ -192,7 +159,7 @@ class NonceLedger:
             NonceMismatch: the proof's nonce is not the offer's.
         """
         _check_nonce_text(nonce)
-        with guarded(self._db, store=_STORE) as tx:
+        with self._db.write() as tx:
             row = tx.execute(
                 f"SELECT {_COLUMNS}, consumed_at FROM issuer_nonces"  # noqa: S608 - constant columns
                 " WHERE exchange_id = ? AND kind = 'offer'",
@@ -232,7 +199,7 @@ class NonceLedger:
             ReplayDetected: the nonce was seen before (from anyone, in any role).
         """
         _check_nonce_text(nonce)
-        with guarded(self._db, store=_STORE) as tx:
+        with self._db.write() as tx:
             row = tx.execute(
                 "INSERT INTO issuer_nonces (nonce, kind, matrix_user_id, issued_at, expires_at,"
                 " consumed_at) VALUES (?, 'wallet', ?, ?, ?, ?)"
@@ -246,7 +213,7 @@ class NonceLedger:
 
     def record_code(self, code_digest: str, *, person_id: str, now: int, ttl: int) -> None:
         """Store the digest of a one-time eID code for ``person_id`` (:mod:`issuer.eid_check`)."""
-        with guarded(self._db, store=_STORE) as tx:
+        with self._db.write() as tx:
             tx.execute(
                 "INSERT INTO issuer_nonces (nonce, kind, person_id, issued_at, expires_at)"
                 " VALUES (?, 'eid', ?, ?, ?)",
@@ -255,7 +222,7 @@ class NonceLedger:
 
     def consume_code(self, code_digest: str, *, now: int) -> str | None:
         """Use up a one-time eID code; its person, or ``None`` if unknown, used or expired."""
-        with guarded(self._db, store=_STORE) as tx:
+        with self._db.write() as tx:
             row = tx.execute(
                 "UPDATE issuer_nonces SET consumed_at = ? WHERE nonce = ? AND kind = 'eid'"
                 " AND consumed_at IS NULL AND expires_at > ? RETURNING person_id",
@@ -265,7 +232,7 @@ class NonceLedger:
 
     def void_codes(self, person_id: str, *, now: int) -> int:
         """Use up every outstanding eID code of ``person_id`` (after a wrong guess)."""
-        with guarded(self._db, store=_STORE) as tx:
+        with self._db.write() as tx:
             rows = tx.execute(
                 "UPDATE issuer_nonces SET consumed_at = ? WHERE kind = 'eid' AND person_id = ?"
                 " AND consumed_at IS NULL RETURNING nonce",
@@ -279,7 +246,7 @@ class NonceLedger:
         Safe: an expired offer or code is refused anyway, and a wallet nonce
         outlives the window in which its proof could be accepted.
         """
-        with guarded(self._db, store=_STORE) as tx:
+        with self._db.write() as tx:
             rows = tx.execute(
                 "DELETE FROM issuer_nonces WHERE expires_at <= ? RETURNING nonce", (now,)
             ).all()

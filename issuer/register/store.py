@@ -16,9 +16,8 @@ from typing import Any, Final
 from issuer.register.files import read_register_file
 from issuer.register.model import BindingMethod, LifeEvent, PersonRecord, issuable_claims
 from issuer.register.rows import (
-    SCHEMA_VERSION,
+    REGISTER_SCHEMA,
     apply_move,
-    create_tables,
     identity_probe,
     insert_move_event,
     life_event,
@@ -27,7 +26,6 @@ from issuer.register.rows import (
     require_person,
     upsert_person,
 )
-from issuer.storage import Database, create_versioned_schema, guarded, open_database
 from onceonly.errors import (
     AmbiguousSubject,
     IdentityBindingConflict,
@@ -35,54 +33,20 @@ from onceonly.errors import (
     MalformedInput,
     UnknownSubject,
 )
+from onceonly.sql import SqlStore
 from onceonly.types import UserId, Vct
 
-_STORE: Final = "register"
 _MATRIX_USER_ID: Final = re.compile(r"^@[^:\s]+:[^\s]+$")
 
 
-class Register:
+class Register(SqlStore):
     """An agency's register: the source of truth for what it attests.
 
-    Open with :meth:`open`; the constructor only stores the connection.
+    Open with :meth:`open` (a SQLite path or a ``postgresql://`` DSN); the
+    constructor only stores the connection.
     """
 
-    def __init__(self, database: Database) -> None:
-        self._db = database
-
-    @classmethod
-    def open(cls, target: str) -> Register:
-        """Open (creating tables if needed) the register at ``target``.
-
-        Args:
-            target: A ``postgresql://`` (or ``postgres://``) DSN, or a SQLite file path.
-
-        Raises:
-            StoreError: the database cannot be opened or has another schema version.
-        """
-        database = open_database(target, store=_STORE)
-        try:
-            create_versioned_schema(
-                database,
-                store=_STORE,
-                meta_table="register_meta",
-                version=SCHEMA_VERSION,
-                create_tables=lambda tx: create_tables(tx, postgres=database.postgres),
-            )
-        except BaseException:
-            database.close()
-            raise
-        return cls(database)
-
-    def close(self) -> None:
-        """Close the database connection."""
-        self._db.close()
-
-    def __enter__(self) -> Register:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
+    SCHEMA = REGISTER_SCHEMA
 
     # --- records -------------------------------------------------------------------
 
@@ -91,7 +55,7 @@ class Register:
 
         Bindings and life events of an existing person are kept.
         """
-        with guarded(self._db, store=_STORE) as tx:
+        with self._db.write() as tx:
             upsert_person(tx, record)
 
     def import_file(self, path: Path) -> tuple[int, int]:
@@ -112,7 +76,7 @@ class Register:
         """
         content = read_register_file(path)
         recorded = 0
-        with guarded(self._db, store=_STORE) as tx:
+        with self._db.write() as tx:
             for record in content.persons:
                 upsert_person(tx, record)
             for move in content.moves:
@@ -138,12 +102,12 @@ class Register:
             UnknownSubject: no such person.
             StoreCorrupt: the stored record is no longer valid (edited by hand).
         """
-        with guarded(self._db, store=_STORE, write=False) as tx:
+        with self._db.read() as tx:
             return load_person(tx, person_id)
 
     def person_ids(self) -> list[str]:
         """Every person id, sorted."""
-        with guarded(self._db, store=_STORE, write=False) as tx:
+        with self._db.read() as tx:
             rows = tx.execute("SELECT person_id FROM register_persons ORDER BY person_id").all()
         return [str(person_id) for (person_id,) in rows]
 
@@ -189,7 +153,7 @@ class Register:
             AmbiguousSubject: more than one record matches.
         """
         probe = identity_probe(identity_claims)
-        with guarded(self._db, store=_STORE, write=False) as tx:
+        with self._db.read() as tx:
             rows = tx.execute(
                 "SELECT person_id, pob_locality, pob_country FROM register_persons"
                 " WHERE family_name = ? AND given_name = ? AND birthdate = ?",
@@ -219,7 +183,7 @@ class Register:
         Raises:
             UnknownSubject: no person has this card number.
         """
-        with guarded(self._db, store=_STORE, write=False) as tx:
+        with self._db.read() as tx:
             row = tx.execute(
                 "SELECT person_id FROM register_persons WHERE eid_card_number = ?",
                 (card_number,),
@@ -254,7 +218,7 @@ class Register:
             checked_method = BindingMethod(method)
         except ValueError:
             raise MalformedInput(f"unknown identity binding method {method!r}") from None
-        with guarded(self._db, store=_STORE) as tx:
+        with self._db.write() as tx:
             require_person(tx, person_id)
             row = tx.execute(
                 "SELECT person_id FROM register_bindings WHERE matrix_user_id = ?",
@@ -280,7 +244,7 @@ class Register:
         Raises:
             IdentityNotBound: the account is not bound.
         """
-        with guarded(self._db, store=_STORE) as tx:
+        with self._db.write() as tx:
             row = tx.execute(
                 "DELETE FROM register_bindings WHERE matrix_user_id = ? RETURNING person_id",
                 (matrix_user_id,),
@@ -294,7 +258,7 @@ class Register:
         Raises:
             IdentityNotBound: the account is not bound.
         """
-        with guarded(self._db, store=_STORE, write=False) as tx:
+        with self._db.read() as tx:
             row = tx.execute(
                 "SELECT person_id FROM register_bindings WHERE matrix_user_id = ?", (user_id,)
             ).one()
@@ -304,7 +268,7 @@ class Register:
 
     def matrix_users_of(self, person_id: str) -> list[UserId]:
         """The Matrix accounts bound to ``person_id`` (to deliver proactive offers)."""
-        with guarded(self._db, store=_STORE, write=False) as tx:
+        with self._db.read() as tx:
             rows = tx.execute(
                 "SELECT matrix_user_id FROM register_bindings WHERE person_id = ?"
                 " ORDER BY bound_at, matrix_user_id",
@@ -338,13 +302,13 @@ class Register:
             UnknownSubject: no such person, or no residence record for them.
             MalformedInput: the address does not satisfy the residence schema.
         """
-        with guarded(self._db, store=_STORE) as tx:
+        with self._db.write() as tx:
             effective = apply_move(tx, person_id, new_address, at=at, moved_on=moved_on)
             return insert_move_event(tx, person_id, effective, at)
 
     def pending_life_events(self) -> list[LifeEvent]:
         """Life events not yet handled, oldest first."""
-        with guarded(self._db, store=_STORE, write=False) as tx:
+        with self._db.read() as tx:
             rows = tx.execute(
                 "SELECT event_id, person_id, kind, vct, effective_on, recorded_at, handled_at"
                 " FROM register_life_events WHERE handled_at IS NULL ORDER BY event_id"
@@ -357,7 +321,7 @@ class Register:
         Raises:
             MalformedInput: no pending event has this id.
         """
-        with guarded(self._db, store=_STORE) as tx:
+        with self._db.write() as tx:
             row = tx.execute(
                 "UPDATE register_life_events SET handled_at = ?"
                 " WHERE event_id = ? AND handled_at IS NULL RETURNING event_id",

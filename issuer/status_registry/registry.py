@@ -11,9 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
-from issuer.status_registry.database import Database, Tx, connect, create_schema, transaction
 from onceonly.errors import ConfigError, StatusChangeForbidden, UnknownStatusEntry
 from onceonly.jose import PrivateKey
+from onceonly.sql import Database, Dialect, Schema, SqlHandle, Tx, open_schema
 from onceonly.status_list import (
     ALLOWED_BITS,
     INVALID,
@@ -37,6 +37,38 @@ DEFAULT_TOKEN_VALIDITY_SECONDS: Final = 24 * 3600
 DEFAULT_TOKEN_TTL_SECONDS: Final = 3600
 
 _PERMUTATION_KEY_BYTES: Final = 32
+SCHEMA_VERSION: Final = 1
+
+
+def _table_statements(dialect: Dialect) -> list[str]:
+    blob = "BYTEA" if dialect == "postgres" else "BLOB"
+    return [
+        # One row: the list currently being filled (locked by every allocation).
+        "CREATE TABLE IF NOT EXISTS status_registry_meta ("
+        " id INTEGER PRIMARY KEY CHECK (id = 1),"
+        " active_list_id INTEGER)",
+        "CREATE TABLE IF NOT EXISTS status_lists ("
+        " list_id INTEGER PRIMARY KEY,"
+        " uri TEXT NOT NULL UNIQUE,"
+        " bits INTEGER NOT NULL,"
+        " size INTEGER NOT NULL,"
+        f" permutation_key {blob} NOT NULL,"
+        " allocated INTEGER NOT NULL,"
+        " created_at BIGINT NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS status_entries ("
+        " list_id INTEGER NOT NULL REFERENCES status_lists (list_id),"
+        " idx INTEGER NOT NULL,"
+        " status INTEGER NOT NULL,"
+        " vct TEXT NOT NULL,"
+        " issued_at BIGINT NOT NULL,"
+        " updated_at BIGINT NOT NULL,"
+        " PRIMARY KEY (list_id, idx))",
+        "INSERT INTO status_registry_meta (id, active_list_id) VALUES (1, NULL)"
+        " ON CONFLICT (id) DO NOTHING",
+    ]
+
+
+_SCHEMA: Final = Schema("status registry", SCHEMA_VERSION, _table_statements)
 
 
 @dataclass(frozen=True)
@@ -60,7 +92,7 @@ class StatusEntry:
     updated_at: int
 
 
-class StatusRegistry:
+class StatusRegistry(SqlHandle):
     """Allocates status list entries, records status changes, signs the lists.
 
     Use :meth:`open`; the constructor only stores its arguments.
@@ -75,7 +107,7 @@ class StatusRegistry:
         list_size: int,
         random_bytes: Callable[[int], bytes],
     ) -> None:
-        self._backend = backend
+        super().__init__(backend)
         self._base_uri = base_uri.rstrip("/")
         self._bits = bits
         self._list_size = list_size
@@ -111,26 +143,13 @@ class StatusRegistry:
             raise ConfigError("status list size must be a positive multiple of 8")
         if "://" not in base_uri:
             raise ConfigError("status list base URI must be an absolute URI")
-        backend = connect(target)
-        registry = cls(
-            backend, base_uri=base_uri, bits=bits, list_size=list_size, random_bytes=random_bytes
+        return cls(
+            open_schema(target, _SCHEMA),
+            base_uri=base_uri,
+            bits=bits,
+            list_size=list_size,
+            random_bytes=random_bytes,
         )
-        try:
-            create_schema(backend)
-        except BaseException:
-            backend.close()
-            raise
-        return registry
-
-    def close(self) -> None:
-        """Close the database connection."""
-        self._backend.close()
-
-    def __enter__(self) -> StatusRegistry:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     # --- allocation ----------------------------------------------------------------
 
@@ -147,7 +166,7 @@ class StatusRegistry:
         Raises:
             StoreError: the database failed.
         """
-        with transaction(self._backend) as tx:
+        with self._db.write() as tx:
             (active,) = tx.execute(
                 "SELECT active_list_id FROM status_registry_meta WHERE id = 1", lock=True
             ).one()
@@ -199,7 +218,7 @@ class StatusRegistry:
                 not fit the list's bit width.
             StoreError: the database failed.
         """
-        with transaction(self._backend) as tx:
+        with self._db.write() as tx:
             found = tx.execute(
                 "SELECT l.list_id, l.bits FROM status_lists l WHERE l.uri = ?",
                 (reference.uri,),
@@ -251,7 +270,7 @@ class StatusRegistry:
         Raises:
             UnknownStatusEntry: the registry never allocated this entry.
         """
-        with transaction(self._backend, write=False) as tx:
+        with self._db.read() as tx:
             row = tx.execute(
                 "SELECT e.status, e.vct, e.issued_at, e.updated_at"
                 " FROM status_entries e JOIN status_lists l ON l.list_id = e.list_id"
@@ -274,7 +293,7 @@ class StatusRegistry:
 
     def list_uris(self) -> list[str]:
         """URIs of every list, oldest first."""
-        with transaction(self._backend, write=False) as tx:
+        with self._db.read() as tx:
             rows = tx.execute("SELECT uri FROM status_lists ORDER BY list_id").all()
         return [str(uri) for (uri,) in rows]
 
@@ -284,7 +303,7 @@ class StatusRegistry:
         Raises:
             UnknownStatusEntry: no list has this URI.
         """
-        with transaction(self._backend, write=False) as tx:
+        with self._db.read() as tx:
             found = tx.execute(
                 "SELECT list_id, bits, size FROM status_lists WHERE uri = ?", (uri,)
             ).one()

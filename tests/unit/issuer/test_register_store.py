@@ -147,7 +147,7 @@ def test_hand_edited_record_is_refused_not_issued(register: Register, target: st
 def test_schema_version_mismatch_is_refused(target: str) -> None:
     with Register.open(target) as opened:
         put(opened, "MB-1")
-    run_sql(target, "UPDATE register_meta SET schema_version = 99")
+    run_sql(target, "UPDATE onceonly_schema SET version = 99 WHERE component = 'register'")
     with pytest.raises(StoreError, match="register schema version 99"):
         Register.open(target)
 
@@ -440,25 +440,3 @@ def test_concurrent_moves_from_several_connections(target: str) -> None:
         assert sorted(e.event_id for e in check.pending_life_events()) == sorted(ids)
         final = check.claims_for("MB-1", RESIDENCE_VCT)["address"]["street_address"]
         assert final.startswith("Ring ") and final.endswith("-7")
-
-
-def test_storage_helpers_name_the_store_and_refuse_odd_table_names(tmp_path: Path) -> None:
-    from issuer.storage import create_versioned_schema, guarded, open_database
-
-    database = open_database(str(tmp_path / "x.sqlite3"), store="test store")
-    try:
-        with pytest.raises(ValueError, match="plain SQL table name"):
-            create_versioned_schema(
-                database,
-                store="test store",
-                meta_table="meta; DROP TABLE x",
-                version=1,
-                create_tables=lambda tx: None,
-            )
-        with (
-            pytest.raises(StoreError, match=r"^store_error: test store database error"),
-            guarded(database, store="test store") as tx,
-        ):
-            tx.execute("SELECT * FROM no_such_table")
-    finally:
-        database.close()
