@@ -7,7 +7,7 @@
   (recorded in the request store and the audit log first);
 * verifies each ``presentation.response`` with :class:`~verifier.verification.Verifier`
   and answers ``exchange.status`` ``verified``, or ``rejected`` with the error code as
-  ``reason_code``; a refusal is recorded as such;
+  ``reason_code``; a refusal is recorded as such (:mod:`verifier.responses`);
 * settles every request exactly once (verified, rejected, refused, expired) so the
   agency's code can wait for the result (:meth:`VerifierService.wait`).
 
@@ -28,29 +28,26 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import Final, TypeVar
 
 from onceonly.errors import (
     ExchangeTimeout,
-    MalformedInput,
     TrustError,
-    UnknownExchange,
-    UntrustedParty,
 )
 from onceonly.matrix.accounts import load_credentials
-from onceonly.protocol import ErrorContent, Outcome, PresentationResponse, State
-from onceonly.protocol.bodies import build_exchange_status
+from onceonly.protocol import ErrorContent, PresentationResponse, State
 from onceonly.query import DcqlQuery
-from onceonly.service import ProtocolService, Received, TransportFactory
+from onceonly.service import ProtocolService, TransportFactory
 from onceonly.trust import VerifiedTrustList
 from onceonly.trust_cache import TrustCache
-from onceonly.types import ExchangeId, RoomId, UserId
+from onceonly.types import UserId
 from verifier.audit_format import EntryKind, VerificationOutcome
 from verifier.audit_log import AuditLog
 from verifier.config import VerifierConfig, load_config
 from verifier.evidence import EvidenceArchive
 from verifier.nonce_store import NonceStore
 from verifier.requests import PendingRequest, RequestStore, prepare_request
+from verifier.responses import ResponseHandlers
 from verifier.sources import AnyDevice, matrix_status_fetch, refresh_trust_list
 from verifier.status_cache import StatusCache, StatusFetcher
 from verifier.verification import (
@@ -76,7 +73,7 @@ def _expired_result(exchange_id: str) -> VerificationResult:
     )
 
 
-class VerifierService:
+class VerifierService(ResponseHandlers):
     """One verifier agency on its Matrix account. Use ``async with`` or start/stop.
 
     Args:
@@ -338,84 +335,4 @@ class VerifierService:
             )
         self._settle(result, "expired", now)
         self._results.setdefault(pending.exchange_id, result)
-        self._announce(pending.exchange_id)
-
-    # --- handlers -------------------------------------------------------------------
-
-    async def _on_response(self, item: Received) -> None:
-        content = item.content
-        assert isinstance(content, PresentationResponse)
-        stored = self._requests.get(content.exchange_id)
-        if item.sender != stored.pending.citizen:
-            raise UntrustedParty("only the citizen asked may answer this request")
-        if stored.outcome is not None:
-            # The runtime re-runs a handler that a restart cut short: the verdict
-            # stands (the nonce is used up), only telling the citizen may be missing.
-            await self._tell_again(stored.outcome, stored.result or {}, item)
-            return
-        try:
-            await self._judge(content, stored.pending, item)
-        finally:
-            self._announce(content.exchange_id)
-
-    async def _judge(
-        self, content: PresentationResponse, pending: PendingRequest, item: Received
-    ) -> None:
-        if content.refusal is not None:
-            code = content.refusal.code.value
-            result = self._verifier.record_refusal(pending, code, now=item.now)
-            self._settle(result, "refused", item.now)
-            return
-        if content.vp_token is None:
-            raise MalformedInput("vp_token_file is not accepted: send the response inline")
-        result = await self._verifier.verify_response(pending, content.vp_token, now=item.now)
-        self._settle(result, "verified" if result.verified else "rejected", item.now)
-        await self._tell(content.exchange_id, result.error_code, item)
-
-    async def _tell(self, exchange_id: str, error_code: str | None, item: Received) -> None:
-        status = build_exchange_status(
-            exchange_id=exchange_id,
-            outcome=Outcome.REJECTED if error_code else Outcome.VERIFIED,
-            reason_code=error_code,
-            related_event_id=item.event_id,
-        )
-        await self.runtime.send(RoomId(item.room_id), status)
-        self._audit.append(
-            kind=EntryKind.STATUS_SENT,
-            exchange_id=exchange_id,
-            now=self.runtime.now(),
-            details={"outcome": status.outcome.value, "reason_code": error_code or ""},
-        )
-
-    async def _tell_again(self, outcome: str, result: dict[str, Any], item: Received) -> None:
-        exchange = self.runtime.exchanges.get(getattr(item.content, "exchange_id", ""))
-        if outcome not in ("verified", "rejected") or exchange is None or exchange.is_terminal:
-            return
-        code = result.get("error_code")
-        await self._tell(exchange.exchange_id, code if isinstance(code, str) else None, item)
-
-    async def _on_error(self, item: Received) -> None:
-        content = item.content
-        assert isinstance(content, ErrorContent)
-        if item.exchange is None or content.exchange_id is None:
-            return
-        try:
-            pending = self._requests.get(content.exchange_id).pending
-        except UnknownExchange:
-            return
-        result = VerificationResult(
-            exchange_id=ExchangeId(content.exchange_id),
-            verified=False,
-            error_code=content.code,
-            message=content.message,
-            refused=True,
-        )
-        self._audit.append(
-            kind=EntryKind.RESPONSE,
-            exchange_id=pending.exchange_id,
-            now=item.now,
-            outcome=VerificationOutcome.rejected(content.code),
-            details=request_details(pending) | {"remote_error": content.code},
-        )
-        self._settle(result, "rejected", item.now)
         self._announce(pending.exchange_id)

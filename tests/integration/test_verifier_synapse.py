@@ -14,6 +14,7 @@ status-room publishing is the issuer's part).
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,15 +22,17 @@ from typing import Any
 
 import pytest
 
+from onceonly.matrix import attachments
 from onceonly.matrix.client import PartyClient
 from onceonly.matrix.devices import AllDevicesOf
 from onceonly.matrix.homeserver import Homeserver
 from onceonly.matrix.inbox import AlreadyHandled, InboundHandler
 from onceonly.matrix.rooms import InvitesFrom
+from onceonly.matrix.state_rooms import state_client
 from onceonly.protocol import ErrorContent, ExchangeStatus, PresentationRequest, Refusal
 from onceonly.protocol.bodies import build_presentation_response
 from onceonly.protocol.envelope import to_wire
-from onceonly.protocol.fields import LocalizedText
+from onceonly.protocol.fields import Attachment, LocalizedText
 from onceonly.service import ProtocolService, Received
 from onceonly.trust_cache import TrustCache
 from onceonly.types import UserId
@@ -48,8 +51,8 @@ WAIT = 120.0
 PURPOSE = "child_benefit_application"
 NAME = LocalizedText(de="Familienkasse", en="Family benefits office")
 
-Answer = Callable[[PresentationRequest], dict[str, Any] | None]
-"""Builds the response fields for a request (None: do not answer through the runtime)."""
+Answer = Callable[[PresentationRequest], Any]
+"""Builds the response fields for a request, or an awaitable of them (None: no answer)."""
 
 
 class Citizen:
@@ -90,6 +93,8 @@ class Citizen:
         assert isinstance(request, PresentationRequest)
         self.requests[request.exchange_id] = (request, item.room_id)
         fields = self.answer(request)
+        if inspect.isawaitable(fields):
+            fields = await fields
         if fields is None:
             return
         response = build_presentation_response(
@@ -184,6 +189,30 @@ async def test_verifier_requests_and_judges_answers_over_synapse(
             assert isinstance(told, ExchangeStatus)
             assert (told.outcome.value, told.reason_code) == ("rejected", code)
 
+        # A vp_token too large to inline travels as an encrypted file.
+        async def as_file(request: PresentationRequest) -> dict[str, Any]:
+            vp_token = presentation(world)(request)["vp_token"]
+            async with state_client(citizen_creds) as client:
+                small = await attachments.pack(client, {k: list(v) for k, v in vp_token.items()})
+            return {"vp_token_file": Attachment.model_validate(small[attachments.ATTACHMENT_KEY])}
+
+        citizen.answer = as_file
+        result = await api.request_proof(user, address_query(), PURPOSE, WAIT)
+        assert result.verified, result.message
+        assert result.credentials["residence"][0].claims == {"address": {"locality": "Köln"}}
+
+        # A file that holds no vp_token: refused as malformed, and the citizen told.
+        async def junk_file(request: PresentationRequest) -> dict[str, Any]:
+            async with state_client(citizen_creds) as client:
+                small = await attachments.pack(client, {"residence": "not a list"})
+            return {"vp_token_file": Attachment.model_validate(small[attachments.ATTACHMENT_KEY])}
+
+        citizen.answer = junk_file
+        result = await api.request_proof(user, address_query(), PURPOSE, WAIT)
+        assert (result.verified, result.error_code) == (False, "malformed")
+        error = await citizen.wait_told(result.exchange_id)
+        assert isinstance(error, ErrorContent) and error.code == "malformed"
+
         # 6. A refusal is a refusal.
         citizen.answer = lambda r: {"refusal": Refusal(code="consent_denied")}
         result = await api.request_proof(user, address_query(), PURPOSE, WAIT)
@@ -235,5 +264,5 @@ async def test_verifier_requests_and_judges_answers_over_synapse(
         )
         keys = service.config.signing_key(verifier_dir).public()
         report = audit_file(export, verifier_key=keys, reverify=reverifier)
-        assert report.reverified == 5
+        assert report.reverified == 6
         assert report.clean, [finding.message for finding in report.findings]
