@@ -14,6 +14,8 @@ from scenario.narrator import Narrator, Outcome
 from scenario.runner import run_demo
 from scenario.scene import DEFAULT_DATA_DIR, DemoOptions
 
+ELEMENT_WAIT_SECONDS = 600.0
+
 
 @click.command()
 @click.option(
@@ -35,6 +37,12 @@ from scenario.scene import DEFAULT_DATA_DIR, DemoOptions
     help="Leave Synapse running at the end and print how to log in with Element.",
 )
 @click.option(
+    "--wait-for-element",
+    is_flag=True,
+    help="After the setup, print the citizen's login and wait (up to 10 min) until she"
+    " logs in with Element, so Element can decrypt everything that follows.",
+)
+@click.option(
     "--json",
     "json_path",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -54,6 +62,7 @@ def demo(
     data_dir: Path,
     port: int | None,
     keep_running: bool,
+    wait_for_element: bool,
     json_path: Path | None,
     step_timeout: float,
 ) -> None:
@@ -62,11 +71,20 @@ def demo(
     Exits 0 when every step that is available succeeded, 1 otherwise.
     """
     options = DemoOptions(
-        data_dir=data_dir, port=port, keep_running=keep_running, step_timeout=step_timeout
+        data_dir=data_dir,
+        port=port,
+        keep_running=keep_running,
+        step_timeout=step_timeout,
+        wait_for_element=ELEMENT_WAIT_SECONDS if wait_for_element else 0.0,
     )
     narrator = Narrator()
     try:
         transcript = asyncio.run(run_demo(options, narrator))
+    except KeyboardInterrupt:
+        # run_demo's cleanup has run by now: services and Synapse are stopped.
+        click.echo("interrupted; the demo's services and homeserver are stopped", err=True)
+        ctx.exit(130)
+        return
     except OnceOnlyError as exc:
         if json_path is not None:
             narrator.write_transcript(json_path, {"error": exc.to_dict()})

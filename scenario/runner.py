@@ -23,6 +23,7 @@ from typing import Any, Final
 from onceonly.errors import OnceOnlyError
 from onceonly.matrix.homeserver import Homeserver
 from scenario import cast
+from scenario.element import login_lines, wait_for_element
 from scenario.narrator import Narrator, Outcome
 from scenario.scene import DemoOptions, Scene, Step, StepRun
 from scenario.world import World, build_world, prepare_data_dir
@@ -174,10 +175,10 @@ def keep_running_note(world: World) -> str:
     return "\n".join(
         [
             "",
-            "The demo's homeserver keeps running. Log in with Element (Web or Desktop):",
-            f"  homeserver:  {world.homeserver.base_url}",
-            f"  user:        {world.citizen.user_id}",
-            f"  password:    {world.citizen_password}",
+            "The demo's homeserver keeps running.",
+            *login_lines(world),
+            "A device that logs in now cannot read the (end-to-end encrypted) history;"
+            " run with --wait-for-element to log in before the story starts.",
             "Stop it with:",
             f"  onceonly homeserver stop --data-dir {world.homeserver.data_dir}",
         ]
@@ -199,6 +200,8 @@ async def run_demo(
             prepare_data_dir(options.data_dir, narrator.progress)
             services.enter_context(logs_to(options.data_dir / LOG_FILE))
             world = await _setup(options, narrator)
+            if options.wait_for_element:
+                await wait_for_element(world, narrator, options.wait_for_element)
             scene = Scene(world=world, narrator=narrator, options=options, stack=services)
             await run_steps(scene, STEPS if steps is None else steps)
     except OnceOnlyError as exc:

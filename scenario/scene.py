@@ -26,6 +26,8 @@ class DemoOptions:
         keep_running: Leave Synapse running at the end (for logging in with Element).
         step_timeout: Seconds one step may take.
         start_timeout: Seconds Synapse may take to start.
+        wait_for_element: Seconds to wait after the setup for the citizen to log in
+            with a Matrix client (0: do not wait).
     """
 
     data_dir: Path = DEFAULT_DATA_DIR
@@ -33,6 +35,7 @@ class DemoOptions:
     keep_running: bool = False
     step_timeout: float = 180.0
     start_timeout: float = 180.0
+    wait_for_element: float = 0.0
 
 
 @dataclass

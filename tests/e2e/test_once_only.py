@@ -8,8 +8,12 @@ running afterwards.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
+import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +21,7 @@ import pytest
 from rich.console import Console
 
 from onceonly.errors import ConfigError, ExchangeTimeout
+from onceonly.matrix.accounts import login
 from onceonly.matrix.homeserver import Homeserver
 from onceonly.matrix.homeserver_process import free_loopback_port
 from scenario import cast
@@ -142,3 +147,59 @@ def test_every_story_step_is_wired() -> None:
     for step in STEPS:
         module, _, function = step.run.partition(":")
         assert module.startswith("scenario.") and function
+
+
+async def test_the_story_waits_for_the_citizen_to_log_in_with_a_client(tmp_path: Path) -> None:
+    narrator, _out = _quiet()
+    port = free_loopback_port()
+    options = DemoOptions(data_dir=tmp_path / "demo", port=port, wait_for_element=120.0)
+
+    async def log_in_like_element() -> str:
+        # Read the password from what the demo printed, as a person would.
+        while True:
+            printed = [line["text"] for line in narrator.lines]
+            password = next((t.split()[-1] for t in printed if "password:" in t), None)
+            if password is not None:
+                break
+            await asyncio.sleep(0.2)
+        device = await asyncio.to_thread(
+            login, f"http://127.0.0.1:{port}", cast.CITIZEN_LOCALPART, password,
+            device_display_name="Element",
+        )  # fmt: skip
+        return device.device_id
+
+    element = asyncio.create_task(log_in_like_element())
+    await run_demo(options, narrator, steps=())
+    device_id = await element
+    progress = [line["text"] for line in narrator.lines if line["kind"] == "progress"]
+    assert f"device {device_id} logged in; the story starts" in progress
+
+
+async def test_nobody_logging_in_ends_the_wait_with_a_typed_error(tmp_path: Path) -> None:
+    narrator, _out = _quiet()
+    options = DemoOptions(data_dir=tmp_path / "demo", port=free_loopback_port(), wait_for_element=3)
+    with pytest.raises(ExchangeTimeout, match="no new device"):
+        await run_demo(options, narrator, steps=())
+    assert not Homeserver.from_data_dir(options.data_dir / "homeserver").status().running
+
+
+def test_ctrl_c_stops_everything(tmp_path: Path) -> None:
+    data_dir = tmp_path / "demo"
+    arguments = ["demo", "--data-dir", str(data_dir), "--port", str(free_loopback_port())]
+    process = subprocess.Popen(
+        [sys.executable, "-c", "from onceonly.cli import main; main()", *arguments],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert process.stdout is not None
+    seen = []
+    for line in process.stdout:
+        seen.append(line)
+        if line.startswith("Step 1"):
+            break
+    process.send_signal(signal.SIGINT)
+    rest, _ = process.communicate(timeout=120)
+    assert process.returncode == 130, "".join(seen) + rest
+    assert "interrupted" in rest
+    assert not Homeserver.from_data_dir(data_dir / "homeserver").status().running
