@@ -31,9 +31,10 @@ from onceonly.errors import (
     IdentityBindingConflict,
     IdentityNotBound,
     MalformedInput,
+    StoreError,
     UnknownSubject,
 )
-from onceonly.sql import SqlStore
+from onceonly.sql import SqlStore, Tx
 from onceonly.types import UserId, Vct
 
 _MATRIX_USER_ID: Final = re.compile(r"^@[^:\s]+:[^\s]+$")
@@ -220,22 +221,11 @@ class Register(SqlStore):
             raise MalformedInput(f"unknown identity binding method {method!r}") from None
         with self._db.write() as tx:
             require_person(tx, person_id)
-            row = tx.execute(
-                "SELECT person_id FROM register_bindings WHERE matrix_user_id = ?",
-                (matrix_user_id,),
-                lock=True,
-            ).one()
-            if row is not None:
-                if row[0] != person_id:
-                    raise IdentityBindingConflict(
-                        "this Matrix account is already bound to another register identity",
-                        detail={"matrix_user_id": matrix_user_id},
-                    )
-                return
-            tx.execute(
-                "INSERT INTO register_bindings (matrix_user_id, person_id, method, bound_at)"
-                " VALUES (?, ?, ?, ?)",
-                (matrix_user_id, person_id, checked_method.value, at),
+            owner = _claim_binding(tx, matrix_user_id, person_id, checked_method, at)
+        if owner != person_id:
+            raise IdentityBindingConflict(
+                "this Matrix account is already bound to another register identity",
+                detail={"matrix_user_id": matrix_user_id},
             )
 
     def unbind_matrix_user(self, matrix_user_id: str) -> None:
@@ -329,3 +319,28 @@ class Register(SqlStore):
             ).one()
         if row is None:
             raise MalformedInput(f"no pending life event {event_id}")
+
+
+def _claim_binding(
+    tx: Tx, matrix_user_id: str, person_id: str, method: BindingMethod, at: int
+) -> str:
+    """Bind the account to ``person_id`` unless it is bound already; return its person.
+
+    Insert-or-nothing rather than look-then-insert: on PostgreSQL two processes
+    binding the same new account would both find no row, and the second insert
+    would fail on the primary key. ``ON CONFLICT`` instead waits for the first
+    to commit, and the next statement sees its row.
+    """
+    inserted = tx.execute(
+        "INSERT INTO register_bindings (matrix_user_id, person_id, method, bound_at)"
+        " VALUES (?, ?, ?, ?) ON CONFLICT (matrix_user_id) DO NOTHING RETURNING person_id",
+        (matrix_user_id, person_id, method.value, at),
+    ).one()
+    if inserted is not None:
+        return person_id
+    existing = tx.execute(
+        "SELECT person_id FROM register_bindings WHERE matrix_user_id = ?", (matrix_user_id,)
+    ).one()
+    if existing is None:  # unbound by another process between the two statements
+        raise StoreError("the Matrix account was unbound meanwhile; try again")
+    return str(existing[0])
