@@ -11,7 +11,6 @@ crafted from a valid sibling so that exactly one rule is broken.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -35,6 +34,7 @@ from sdjwt_generator.negative_claims import (
 )
 from sdjwt_generator.negative_tokens import disclosure_cases, header_cases
 from sdjwt_generator.valid_cases import valid_cases
+from vector_files import write_or_check
 
 OUT_DIR = Path(__file__).resolve().parent / "sdjwt"
 
@@ -101,26 +101,12 @@ def expected_tree() -> dict[str, str]:
 
 def main(argv: list[str] | None = None) -> int:
     """Write (or ``--check``) the vector directory."""
-    parser = argparse.ArgumentParser(description="Generate the SD-JWT VC test vectors.")
-    parser.add_argument("--check", action="store_true", help="compare, do not write")
-    parser.add_argument("--out", type=Path, default=OUT_DIR)
-    args = parser.parse_args(argv)
-    tree = expected_tree()
-    if args.check:
-        stale = [
-            path
-            for path, text in tree.items()
-            if not (args.out / path).is_file() or (args.out / path).read_text("utf-8") != text
-        ]
-        for path in stale:
-            print(f"differs: {path}")
-        return 1 if stale else 0
-    for path, text in tree.items():
-        target = args.out / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text, "utf-8")
-    print(f"wrote {len(tree)} files for {(len(tree) - 1) // 3} cases into {args.out}")
-    return 0
+    return write_or_check(
+        expected_tree,
+        description="Generate the SD-JWT VC test vectors.",
+        out_dir=OUT_DIR,
+        argv=argv,
+    )
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ valid sibling; ``README.md`` describes the file format.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import sys
@@ -36,6 +35,10 @@ from onceonly.status_list import (
     sign_status_list_cwt,
     sign_status_list_jwt,
 )
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from vector_files import write_or_check
 
 OUT_DIR = Path(__file__).resolve().parent
 NOW = 1_798_761_600  # 2027-01-01T00:00:00Z
@@ -356,26 +359,12 @@ def expected_tree() -> dict[str, str]:
 
 def main(argv: list[str] | None = None) -> int:
     """Write (or ``--check``) the vector directory."""
-    parser = argparse.ArgumentParser(description="Generate the Token Status List test vectors.")
-    parser.add_argument("--check", action="store_true", help="compare, do not write")
-    parser.add_argument("--out", type=Path, default=OUT_DIR)
-    args = parser.parse_args(argv)
-    tree = expected_tree()
-    if args.check:
-        stale = [
-            path
-            for path, text in tree.items()
-            if not (args.out / path).is_file() or (args.out / path).read_text("utf-8") != text
-        ]
-        for path in stale:
-            print(f"differs: {path}")
-        return 1 if stale else 0
-    for path, text in tree.items():
-        target = args.out / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text, "utf-8")
-    print(f"wrote {len(tree)} files for {(len(tree) - 1) // 3} cases into {args.out}")
-    return 0
+    return write_or_check(
+        expected_tree,
+        description="Generate the Token Status List test vectors.",
+        out_dir=OUT_DIR,
+        argv=argv,
+    )
 
 
 if __name__ == "__main__":
