@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from onceonly.errors import InputTooLarge, MalformedInput
 from onceonly.jose import b64url_decode, b64url_encode
@@ -251,18 +251,13 @@ class StatusList:
         Raises:
             MalformedInput, InputTooLarge: on any deviation from the draft's structure.
         """
-        if not isinstance(obj, Mapping):
-            raise MalformedInput("'status_list' must be a JSON object")
-        lst = obj.get("lst")
-        if not isinstance(lst, str):
-            raise MalformedInput("'status_list.lst' must be a string")
-        return cls.decode(
-            b64url_decode(lst),
-            obj.get("bits"),  # type: ignore[arg-type]  # checked in decode
-            max_bytes=max_bytes,
-            max_entries=max_entries,
-            aggregation_uri=_optional_uri(obj),
+        lst = _lst_member(
+            obj,
+            str,
+            not_a_map="'status_list' must be a JSON object",
+            bad_lst="'status_list.lst' must be a string",
         )
+        return cls._decode_member(obj, b64url_decode(lst), max_bytes, max_entries)
 
     @classmethod
     def from_cbor_map(
@@ -279,18 +274,39 @@ class StatusList:
         Raises:
             MalformedInput, InputTooLarge: on any deviation from the draft's structure.
         """
-        if not isinstance(obj, Mapping):
-            raise MalformedInput("CBOR status list must be a map")
-        lst = obj.get("lst")
-        if not isinstance(lst, bytes):
-            raise MalformedInput("CBOR status list 'lst' must be a byte string")
+        lst = _lst_member(
+            obj,
+            bytes,
+            not_a_map="CBOR status list must be a map",
+            bad_lst="CBOR status list 'lst' must be a byte string",
+        )
+        return cls._decode_member(obj, lst, max_bytes, max_entries)
+
+    @classmethod
+    def _decode_member(
+        cls, obj: Mapping[str, Any], compressed: bytes, max_bytes: int, max_entries: int | None
+    ) -> StatusList:
+        # The JSON object and the CBOR map differ only in how ``lst`` is carried.
         return cls.decode(
-            lst,
+            compressed,
             obj.get("bits"),  # type: ignore[arg-type]  # checked in decode
             max_bytes=max_bytes,
             max_entries=max_entries,
             aggregation_uri=_optional_uri(obj),
         )
+
+
+_Lst = TypeVar("_Lst", str, bytes)
+
+
+def _lst_member(obj: Any, kind: type[_Lst], *, not_a_map: str, bad_lst: str) -> _Lst:
+    """The ``lst`` member of a status list structure, which must be a ``kind``."""
+    if not isinstance(obj, Mapping):
+        raise MalformedInput(not_a_map)
+    lst = obj.get("lst")
+    if not isinstance(lst, kind):
+        raise MalformedInput(bad_lst)
+    return lst
 
 
 def _optional_uri(obj: Mapping[str, Any]) -> str | None:
