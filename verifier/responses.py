@@ -59,9 +59,11 @@ class ResponseHandlers:
         stored = self._requests.get(content.exchange_id)
         if item.sender != stored.pending.citizen:
             raise UntrustedParty("only the citizen asked may answer this request")
-        if stored.outcome is not None:
+        if stored.outcome is not None and stored.outcome != "expired":
             # The runtime re-runs a handler that a restart cut short: the verdict
             # stands (the nonce is used up), only telling the citizen may be missing.
+            # (An answer in the last second before the runtime's deadline, after we
+            # gave up waiting, is judged normally: the nonce store calls it expired.)
             await self._tell_again(stored.outcome, stored.result or {}, item)
             return
         try:
