@@ -178,7 +178,8 @@ def parse_sign1(
     if HEADER_ALG in unprotected:
         raise UnsupportedAlgorithm("COSE alg must be in the protected header")
     cose_alg = protected.get(HEADER_ALG)
-    if isinstance(cose_alg, bool) or cose_alg not in _COSE_TO_JOSE_ALG:
+    # Only an int can name an algorithm; a list or map would not even hash.
+    if type(cose_alg) is not int or cose_alg not in _COSE_TO_JOSE_ALG:
         raise UnsupportedAlgorithm(f"COSE algorithm {cose_alg!r} is not allowed")
     message = CoseSign1(
         protected=dict(protected),

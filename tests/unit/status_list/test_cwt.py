@@ -147,7 +147,8 @@ def test_alg_only_in_unprotected_header_rejected(issuer_key: PrivateKey) -> None
 def test_unknown_algorithm_rejected(issuer_key: PrivateKey) -> None:
     outer = cbor2.loads(sign1(b"payload", issuer_key))
     _, unprotected, payload, signature = outer.value
-    for alg in (-35, 5, None, True):  # ES384, HMAC 256/256, absent, bool
+    # ES384, HMAC 256/256, absent, bool, and unhashable values (found by fuzzing).
+    for alg in (-35, 5, None, True, [], {-7: 1}):
         protected = cbor2.dumps({} if alg is None else {1: alg})
         token = cbor2.dumps(cbor2.CBORTag(18, [protected, unprotected, payload, signature]))
         with pytest.raises(UnsupportedAlgorithm):
