@@ -15,16 +15,16 @@ from typing import Any, Final
 import cbor2
 
 from onceonly.cose import HEADER_TYP, sign1, strict_cbor_loads, verify_sign1
-from onceonly.errors import InvalidClaim, MalformedInput
+from onceonly.errors import MalformedInput
 from onceonly.jose import SUPPORTED_ALGS, PrivateKey, PublicKey
 from onceonly.status_list.codec import DEFAULT_MAX_DECOMPRESSED_BYTES, StatusList
 from onceonly.status_list.token import (
     DEFAULT_LEEWAY_SECONDS,
     DEFAULT_MAX_STATUS_TOKEN_BYTES,
+    ClaimKeys,
     StatusListToken,
-    check_token_times,
-    require_int,
-    require_subject,
+    token_claims,
+    token_from_claims,
 )
 
 STATUS_LIST_CWT_TYP: Final = "application/statuslist+cwt"
@@ -34,6 +34,15 @@ CLAIM_EXP: Final = 4
 CLAIM_IAT: Final = 6
 CLAIM_STATUS_LIST: Final = 65533
 CLAIM_TTL: Final = 65534
+
+CWT_CLAIM_KEYS: Final = ClaimKeys(
+    sub=CLAIM_SUB,
+    iat=CLAIM_IAT,
+    exp=CLAIM_EXP,
+    ttl=CLAIM_TTL,
+    status_list=CLAIM_STATUS_LIST,
+    missing_list="status list CWT has no status list claim (65533)",
+)
 
 
 def sign_status_list_cwt(
@@ -54,13 +63,15 @@ def sign_status_list_cwt(
     Returns:
         The encoded, tagged COSE_Sign1 message.
     """
-    claims: dict[int, Any] = dict(extra_claims or {})
-    claims.update({CLAIM_SUB: uri, CLAIM_IAT: issued_at})
-    if expires_at is not None:
-        claims[CLAIM_EXP] = expires_at
-    if ttl is not None:
-        claims[CLAIM_TTL] = require_int(ttl, "ttl", positive=True)
-    claims[CLAIM_STATUS_LIST] = status_list.to_cbor_map()
+    claims = token_claims(
+        CWT_CLAIM_KEYS,
+        status_list.to_cbor_map(),
+        uri=uri,
+        issued_at=issued_at,
+        expires_at=expires_at,
+        ttl=ttl,
+        extra_claims=extra_claims,
+    )
     return sign1(bytes(cbor2.dumps(claims)), key, protected={HEADER_TYP: STATUS_LIST_CWT_TYP})
 
 
@@ -92,23 +103,15 @@ def verify_status_list_cwt(
     claims = strict_cbor_loads(message.payload, max_bytes=max_token_bytes)
     if not isinstance(claims, Mapping):
         raise MalformedInput("CWT claims set must be a map")
-    subject = require_subject(claims.get(CLAIM_SUB), uri)
-    issued_at = require_int(claims.get(CLAIM_IAT), "iat")
-    expires_at = None if CLAIM_EXP not in claims else require_int(claims[CLAIM_EXP], "exp")
-    ttl = None if CLAIM_TTL not in claims else require_int(claims[CLAIM_TTL], "ttl", positive=True)
-    check_token_times(
-        issued_at=issued_at, expires_at=expires_at, now=now, leeway=leeway, max_age=max_age
-    )
-    if CLAIM_STATUS_LIST not in claims:
-        raise InvalidClaim("status list CWT has no status list claim (65533)")
-    status_list = StatusList.from_cbor_map(
-        claims[CLAIM_STATUS_LIST], max_bytes=max_list_bytes, max_entries=max_entries
-    )
-    return StatusListToken(
-        uri=subject,
-        issued_at=issued_at,
-        expires_at=expires_at,
-        ttl=ttl,
-        status_list=status_list,
+    return token_from_claims(
+        claims,
+        CWT_CLAIM_KEYS,
+        lambda value: StatusList.from_cbor_map(
+            value, max_bytes=max_list_bytes, max_entries=max_entries
+        ),
         form="cwt",
+        uri=uri,
+        now=now,
+        leeway=leeway,
+        max_age=max_age,
     )

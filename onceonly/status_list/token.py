@@ -9,9 +9,9 @@ small leeway for clock skew), and a bounded decompression of the list.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Any, Final, Generic, Literal, TypeVar
 
 from onceonly.errors import Expired, InvalidClaim, NotYetValid
 from onceonly.jose import (
@@ -34,6 +34,8 @@ DEFAULT_LEEWAY_SECONDS: Final = 60
 
 DEFAULT_MAX_STATUS_TOKEN_BYTES: Final = 1024 * 1024
 """Upper bound on an encoded Status List Token (JWT or CWT) before parsing."""
+
+_K = TypeVar("_K", str, int)  # claim keys: names in a JWT, integer labels in a CWT
 
 
 @dataclass(frozen=True)
@@ -124,6 +126,98 @@ def require_subject(value: Any, expected_uri: str | None) -> str:
     return value
 
 
+@dataclass(frozen=True)
+class ClaimKeys(Generic[_K]):
+    """Where a token form keeps each claim: names in a JWT, integer labels in a CWT.
+
+    Attributes:
+        sub: The list's URI.
+        iat: Issued at.
+        exp: Expiry.
+        ttl: Time to live.
+        status_list: The encoded list.
+        missing_list: The error message when the list claim is absent.
+    """
+
+    sub: _K
+    iat: _K
+    exp: _K
+    ttl: _K
+    status_list: _K
+    missing_list: str
+
+
+JWT_CLAIM_KEYS: Final = ClaimKeys(
+    sub="sub",
+    iat="iat",
+    exp="exp",
+    ttl="ttl",
+    status_list="status_list",
+    missing_list="status list token has no 'status_list' claim",
+)
+
+
+def token_claims(
+    keys: ClaimKeys[_K],
+    encoded_list: Any,
+    *,
+    uri: str,
+    issued_at: int,
+    expires_at: int | None,
+    ttl: int | None,
+    extra_claims: Mapping[_K, Any] | None,
+) -> dict[_K, Any]:
+    """The claims of a token about to be signed (the same in both forms but for ``keys``).
+
+    ``extra_claims`` come first, so the standard claims overwrite any of them.
+    """
+    claims: dict[_K, Any] = dict(extra_claims or {})
+    claims.update({keys.sub: uri, keys.iat: issued_at})
+    if expires_at is not None:
+        claims[keys.exp] = expires_at
+    if ttl is not None:
+        claims[keys.ttl] = require_int(ttl, "ttl", positive=True)
+    claims[keys.status_list] = encoded_list
+    return claims
+
+
+def token_from_claims(
+    claims: Mapping[_K, Any],
+    keys: ClaimKeys[_K],
+    parse_list: Callable[[Any], StatusList],
+    *,
+    form: Literal["jwt", "cwt"],
+    uri: str | None,
+    now: int,
+    leeway: int,
+    max_age: int | None,
+) -> StatusListToken:
+    """Check the claims of a token whose signature was verified, and decode its list.
+
+    Raises:
+        InvalidClaim: a required claim is missing or wrong (including ``sub``).
+        NotYetValid, Expired: time checks.
+        MalformedInput, InputTooLarge: from ``parse_list``.
+    """
+    subject = require_subject(claims.get(keys.sub), uri)
+    issued_at = require_int(claims.get(keys.iat), "iat")
+    expires_at = None if keys.exp not in claims else require_int(claims[keys.exp], "exp")
+    ttl = None if keys.ttl not in claims else require_int(claims[keys.ttl], "ttl", positive=True)
+    check_token_times(
+        issued_at=issued_at, expires_at=expires_at, now=now, leeway=leeway, max_age=max_age
+    )
+    if keys.status_list not in claims:
+        raise InvalidClaim(keys.missing_list)
+    return StatusListToken(
+        uri=subject,
+        issued_at=issued_at,
+        expires_at=expires_at,
+        ttl=ttl,
+        status_list=parse_list(claims[keys.status_list]),
+        form=form,
+    )
+
+
 def sign_status_list_jwt(
     status_list: StatusList,
     key: PrivateKey,
@@ -148,13 +242,15 @@ def sign_status_list_jwt(
     Returns:
         The compact JWS.
     """
-    claims: dict[str, Any] = dict(extra_claims or {})
-    claims.update({"sub": uri, "iat": issued_at})
-    if expires_at is not None:
-        claims["exp"] = expires_at
-    if ttl is not None:
-        claims["ttl"] = require_int(ttl, "ttl", positive=True)
-    claims["status_list"] = status_list.to_json()
+    claims = token_claims(
+        JWT_CLAIM_KEYS,
+        status_list.to_json(),
+        uri=uri,
+        issued_at=issued_at,
+        expires_at=expires_at,
+        ttl=ttl,
+        extra_claims=extra_claims,
+    )
     return sign_compact(claims, key, typ=STATUS_LIST_JWT_TYP)
 
 
@@ -196,24 +292,15 @@ def verify_status_list_jwt(
     """
     jws = parse_compact(token, max_bytes=max_token_bytes, max_depth=DEFAULT_MAX_JSON_DEPTH)
     verify_compact(jws, key, allowed_algs=allowed_algs, expected_typ=STATUS_LIST_JWT_TYP)
-    claims = jws.payload
-    subject = require_subject(claims.get("sub"), uri)
-    issued_at = require_int(claims.get("iat"), "iat")
-    expires_at = None if "exp" not in claims else require_int(claims["exp"], "exp")
-    ttl = None if "ttl" not in claims else require_int(claims["ttl"], "ttl", positive=True)
-    check_token_times(
-        issued_at=issued_at, expires_at=expires_at, now=now, leeway=leeway, max_age=max_age
-    )
-    if "status_list" not in claims:
-        raise InvalidClaim("status list token has no 'status_list' claim")
-    status_list = StatusList.from_json(
-        claims["status_list"], max_bytes=max_list_bytes, max_entries=max_entries
-    )
-    return StatusListToken(
-        uri=subject,
-        issued_at=issued_at,
-        expires_at=expires_at,
-        ttl=ttl,
-        status_list=status_list,
+    return token_from_claims(
+        jws.payload,
+        JWT_CLAIM_KEYS,
+        lambda value: StatusList.from_json(
+            value, max_bytes=max_list_bytes, max_entries=max_entries
+        ),
         form="jwt",
+        uri=uri,
+        now=now,
+        leeway=leeway,
+        max_age=max_age,
     )
