@@ -17,11 +17,13 @@ import binascii
 import functools
 import hashlib
 import json
+import re
 from _json import encode_basestring as _encode_json_string
 from _json import make_encoder as _make_c_json_encoder
+from _json import make_scanner as _make_c_json_scanner
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from cryptography.exceptions import InvalidSignature as _CryptoInvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -127,6 +129,25 @@ _STRICT_DECODER: Final = json.JSONDecoder(
     object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant
 )
 _COMPACT_ENCODER: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+# The decoder's C scanner, called without JSONDecoder.decode's Python layers
+# (see _decode_document); the decoder object only supplies its settings.
+_scan_json_value: Final = _make_c_json_scanner(cast(Any, _STRICT_DECODER))
+_JSON_WHITESPACE: Final = re.compile(r"[ \t\n\r]*")  # json.decoder's own definition
+
+
+def _decode_document(text: str) -> Any:
+    # Exactly JSONDecoder.decode: optional whitespace, one value, optional
+    # whitespace, the end; the same JSONDecodeError messages and positions.
+    index = _JSON_WHITESPACE.match(text, 0).end()  # type: ignore[union-attr]
+    try:
+        value, end = _scan_json_value(text, index)
+    except StopIteration as exc:
+        raise json.JSONDecodeError("Expecting value", text, exc.value) from None
+    if end != len(text):
+        end = _JSON_WHITESPACE.match(text, end).end()  # type: ignore[union-attr]
+        if end != len(text):
+            raise json.JSONDecodeError("Extra data", text, end)
+    return value
 
 
 def strict_json_loads(
@@ -151,7 +172,7 @@ def strict_json_loads(
         brackets = text.count("[") + text.count("{")
         if brackets > max_depth and _bracket_depth(text) > max_depth:
             raise InputTooLarge(f"JSON nested deeper than {max_depth} levels")
-        value = _STRICT_DECODER.decode(text)
+        value = _decode_document(text)
     except UnicodeDecodeError as exc:
         raise MalformedInput("JSON is not valid UTF-8") from exc
     except json.JSONDecodeError as exc:

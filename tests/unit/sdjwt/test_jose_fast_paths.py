@@ -231,3 +231,45 @@ def test_replace_does_not_carry_a_stale_jwk() -> None:
     one.to_jwk()  # fills the per-instance JWK
     swapped = dataclasses.replace(one, key=other.key)
     assert swapped.to_jwk() == other.to_jwk()
+
+
+# --- the C JSON scanner without JSONDecoder.decode's layers ----------------------
+
+
+def stdlib_strict_outcome(text: str) -> tuple[str, Any]:
+    """What JSONDecoder.decode with the same hooks does, as (kind, value or message)."""
+    try:
+        value = jose._STRICT_DECODER.decode(text)
+    except json.JSONDecodeError as exc:
+        return "error", f"invalid JSON: {exc.msg} at position {exc.pos}"
+    except (DuplicateJsonKey, MalformedInput) as exc:
+        return "error", exc.message
+    return "value", value
+
+
+def our_outcome(text: str) -> tuple[str, Any]:
+    try:
+        return "value", jose.strict_json_loads(text, max_depth=1000)
+    except (DuplicateJsonKey, MalformedInput) as exc:
+        return "error", exc.message
+
+
+JSON_PIECES = ["", " ", "\n", "\t", "{", "}", "[", "]", ",", ":", '"a"', "1", "-", "1e5", "null"]
+
+
+@given(JSON_VALUES, st.sampled_from(["", " ", "\r\n", "\t "]), st.sampled_from(["", " ", "\n"]))
+def test_scanner_path_matches_decode_on_valid_documents(value: Any, lead: str, trail: str) -> None:
+    text = lead + json.dumps(value) + trail
+    assert our_outcome(text) == stdlib_strict_outcome(text) == ("value", value)
+
+
+@given(st.lists(st.sampled_from(JSON_PIECES), max_size=8).map("".join) | st.text(max_size=10))
+def test_scanner_path_matches_decode_on_any_text(text: str) -> None:
+    assert our_outcome(text) == stdlib_strict_outcome(text)
+
+
+@pytest.mark.parametrize(
+    "text", ["", "   ", "1 2", "{} x", '{"a":1,"a":2}', "NaN", "[1,]", '"\\ud800"', "\u00a01"]
+)
+def test_scanner_path_error_examples(text: str) -> None:
+    assert our_outcome(text) == stdlib_strict_outcome(text)

@@ -1,0 +1,196 @@
+"""The disclosure processing as first written (before the hot-path rewrite), kept as an oracle.
+
+Straightforward helper-per-step code: tests compare the optimised
+:mod:`onceonly.sdjwt.processing` against it on generated, often hostile, input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from onceonly.errors import InputTooLarge, InvalidDisclosure
+from onceonly.jose import b64url_encode
+from onceonly.sdjwt.claims import ClaimPath
+from onceonly.sdjwt.disclosures import (
+    ELLIPSIS_KEY,
+    SD_ALG_KEY,
+    SD_KEY,
+    Disclosure,
+    decode_disclosure,
+    hash_function,
+)
+
+
+class PathedDisclosure(NamedTuple):
+    """A disclosure together with where it sits and the digest that references it."""
+
+    disclosure: Disclosure
+    digest: str
+    path: ClaimPath
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessedPayload:
+    """The result of processing: claims plus which disclosure went where."""
+
+    claims: dict[str, Any]
+    disclosures: tuple[PathedDisclosure, ...]
+    """In the order they were received."""
+    node_paths: frozenset[ClaimPath]
+    """Every visible claim path (only collected when asked for; else empty)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessingLimits:
+    """Bounds on hostile input: disclosure count and size, and nesting depth."""
+
+    max_disclosures: int = 1024
+    max_disclosure_bytes: int = 64 * 1024
+    max_depth: int = 32
+
+
+def decode_all(
+    encoded: Iterable[str], hash_alg: str, limits: ProcessingLimits
+) -> dict[str, Disclosure]:
+    """Decode disclosures keyed by digest, rejecting a disclosure sent twice.
+
+    Raises:
+        InvalidDisclosure: malformed or repeated disclosure.
+        InputTooLarge: too many or too large disclosures.
+    """
+    by_digest: dict[str, Disclosure] = {}
+    hasher = hash_function(hash_alg)
+    for text in encoded:
+        if len(by_digest) >= limits.max_disclosures:
+            raise InputTooLarge(f"more than {limits.max_disclosures} disclosures")
+        disclosure = decode_disclosure(
+            text, max_bytes=limits.max_disclosure_bytes, max_depth=limits.max_depth
+        )
+        # Decoding succeeded, so the text is base64url, hence ASCII.
+        digest = b64url_encode(hasher(text.encode("ascii")).digest())
+        if digest in by_digest:
+            raise InvalidDisclosure("the same disclosure appears twice")
+        by_digest[digest] = disclosure
+    return by_digest
+
+
+_SPECIAL_NAMES = frozenset({SD_KEY, SD_ALG_KEY, ELLIPSIS_KEY})
+
+
+class _Walker:
+    """State of one processing pass (kept per call: the core holds no globals)."""
+
+    __slots__ = ("by_digest", "collect_paths", "max_depth", "node_paths", "seen", "used")
+
+    def __init__(self, by_digest: Mapping[str, Disclosure], max_depth: int, collect: bool):
+        self.by_digest = by_digest
+        self.max_depth = max_depth
+        self.collect_paths = collect
+        self.seen: set[str] = set()
+        self.used: dict[str, ClaimPath] = {}
+        self.node_paths: set[ClaimPath] = set()
+
+    def claim_digest(self, digest: Any) -> Disclosure | None:
+        if not isinstance(digest, str):
+            raise InvalidDisclosure("digests must be strings")
+        if digest in self.seen:
+            raise InvalidDisclosure("a digest is referenced more than once")
+        self.seen.add(digest)
+        return self.by_digest.get(digest)
+
+    def value(self, value: Any, path: ClaimPath, depth: int) -> Any:
+        if self.collect_paths and path:
+            self.node_paths.add(path)
+        if isinstance(value, dict):
+            return self.obj(value, path, depth + 1)
+        if isinstance(value, list):
+            return self.array(value, path, depth + 1)
+        return value
+
+    def obj(self, obj: dict[str, Any], path: ClaimPath, depth: int) -> dict[str, Any]:
+        if depth > self.max_depth:
+            raise InputTooLarge(f"claims nested deeper than {self.max_depth} levels")
+        out: dict[str, Any] = {}
+        for name, child in obj.items():
+            if name in _SPECIAL_NAMES:
+                if name == SD_KEY or (name == SD_ALG_KEY and not path):
+                    continue
+                if name == ELLIPSIS_KEY:
+                    raise InvalidDisclosure("'...' is only allowed as an array-element placeholder")
+                raise InvalidDisclosure("'_sd_alg' is only allowed at the top level")
+            if self.collect_paths or isinstance(child, dict | list):
+                out[name] = self.value(child, (*path, name), depth)
+            else:
+                out[name] = child  # a plain value: no path to build, nothing to walk
+        digests = obj.get(SD_KEY)
+        if digests is None:
+            return out
+        if not isinstance(digests, list):
+            raise InvalidDisclosure("'_sd' must be an array of digests")
+        for digest in digests:
+            disclosure = self.claim_digest(digest)
+            if disclosure is None:
+                continue  # a decoy or an undisclosed claim
+            if disclosure.name is None:
+                raise InvalidDisclosure("array-element disclosure referenced from an object")
+            name = disclosure.name
+            if name in out or name in obj:
+                raise InvalidDisclosure(f"disclosure would overwrite the claim {name!r}")
+            child_path = (*path, name)
+            self.used[digest] = child_path
+            out[name] = self.value(disclosure.value, child_path, depth)
+        return out
+
+    def array(self, array: list[Any], path: ClaimPath, depth: int) -> list[Any]:
+        if depth > self.max_depth:
+            raise InputTooLarge(f"claims nested deeper than {self.max_depth} levels")
+        out: list[Any] = []
+        for index, element in enumerate(array):
+            child_path = (*path, index)
+            if isinstance(element, dict) and ELLIPSIS_KEY in element:
+                if len(element) != 1:
+                    raise InvalidDisclosure("an array placeholder must only hold '...'")
+                disclosure = self.claim_digest(element[ELLIPSIS_KEY])
+                if disclosure is None:
+                    continue
+                if disclosure.name is not None:
+                    raise InvalidDisclosure("object-property disclosure referenced from an array")
+                self.used[element[ELLIPSIS_KEY]] = child_path
+                out.append(self.value(disclosure.value, child_path, depth))
+            else:
+                out.append(self.value(element, child_path, depth))
+        return out
+
+
+def process_payload(
+    payload: Mapping[str, Any],
+    by_digest: Mapping[str, Disclosure],
+    *,
+    max_depth: int = 32,
+    collect_paths: bool = False,
+) -> ProcessedPayload:
+    """Replace digests by disclosures and strip SD-JWT internals (``_sd``, ``_sd_alg``).
+
+    Args:
+        payload: The verified (or, for a holder, merely parsed) issuer JWT payload.
+        by_digest: Decoded disclosures keyed by digest (see :func:`decode_all`).
+        max_depth: Bound on nesting, counted through disclosed values too.
+        collect_paths: Also return every visible claim path (the holder needs it).
+
+    Raises:
+        InvalidDisclosure: any §7.1 structural violation, or an unreferenced disclosure.
+        InputTooLarge: nesting deeper than ``max_depth``.
+    """
+    walker = _Walker(by_digest, max_depth, collect_paths)
+    claims = walker.obj(payload if isinstance(payload, dict) else dict(payload), (), 1)
+    if len(walker.used) != len(by_digest):
+        raise InvalidDisclosure("a disclosure is not referenced by any digest")
+    ordered = tuple(
+        PathedDisclosure(disclosure=disclosure, digest=digest, path=walker.used[digest])
+        for digest, disclosure in by_digest.items()
+    )
+    return ProcessedPayload(
+        claims=claims, disclosures=ordered, node_paths=frozenset(walker.node_paths)
+    )
