@@ -9,7 +9,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, TypeVar
 
 from onceonly.errors import ConfigError, StatusChangeForbidden, UnknownStatusEntry
 from onceonly.jose import PrivateKey
@@ -37,6 +37,7 @@ DEFAULT_TOKEN_VALIDITY_SECONDS: Final = 24 * 3600
 DEFAULT_TOKEN_TTL_SECONDS: Final = 3600
 
 _PERMUTATION_KEY_BYTES: Final = 32
+_Token = TypeVar("_Token", str, bytes)
 SCHEMA_VERSION: Final = 1
 
 
@@ -337,14 +338,7 @@ class StatusRegistry(SqlHandle):
             validity: Seconds until ``exp``.
             ttl: The ``ttl`` claim: how long verifiers may cache the token.
         """
-        return sign_status_list_jwt(
-            self.build_status_list(uri),
-            key,
-            uri=uri,
-            issued_at=now,
-            expires_at=now + validity,
-            ttl=ttl,
-        )
+        return self._sign(sign_status_list_jwt, uri, key, now=now, validity=validity, ttl=ttl)
 
     def sign_cwt(
         self,
@@ -356,7 +350,20 @@ class StatusRegistry(SqlHandle):
         ttl: int = DEFAULT_TOKEN_TTL_SECONDS,
     ) -> bytes:
         """Sign the current list at ``uri`` as a CWT Status List Token (see :meth:`sign_jwt`)."""
-        return sign_status_list_cwt(
+        return self._sign(sign_status_list_cwt, uri, key, now=now, validity=validity, ttl=ttl)
+
+    def _sign(
+        self,
+        signer: Callable[..., _Token],
+        uri: str,
+        key: PrivateKey,
+        *,
+        now: int,
+        validity: int,
+        ttl: int,
+    ) -> _Token:
+        # Both token forms take the same arguments; only the signer differs.
+        return signer(
             self.build_status_list(uri),
             key,
             uri=uri,
