@@ -81,27 +81,41 @@ async def pack(client: AsyncClient, content: dict[str, Any]) -> dict[str, Any]:
         TransportError: The upload failed (the caller retries).
     """
     plaintext = _json(content)
-    ciphertext, keys = encrypt_attachment(plaintext)
+    small = stand_in(content)
+    small[ATTACHMENT_KEY] = {
+        "file": await upload_encrypted(client, plaintext, what="attachment"),
+        "size": len(plaintext),
+        "mimetype": "application/json",
+    }
+    return small
+
+
+async def upload_encrypted(client: AsyncClient, data: bytes, *, what: str) -> dict[str, Any]:
+    """Encrypt ``data`` with a fresh key, upload it, and return its ``EncryptedFile`` object.
+
+    Args:
+        client: The logged-in client.
+        data: The plaintext.
+        what: What is uploaded, for the error message.
+
+    Raises:
+        TransportError: the upload failed.
+    """
+    ciphertext, keys = encrypt_attachment(data)
     response, _ = await client.upload(
         io.BytesIO(ciphertext),
         content_type="application/octet-stream",
         filesize=len(ciphertext),
     )
     if not isinstance(response, UploadResponse):
-        raise TransportError(f"attachment upload failed: {getattr(response, 'message', response)}")
-    small = stand_in(content)
-    small[ATTACHMENT_KEY] = {
-        "file": {
-            "url": response.content_uri,
-            "key": keys["key"],
-            "iv": keys["iv"],
-            "hashes": keys["hashes"],
-            "v": "v2",
-        },
-        "size": len(plaintext),
-        "mimetype": "application/json",
+        raise TransportError(f"{what} upload failed: {getattr(response, 'message', response)}")
+    return {
+        "url": response.content_uri,
+        "key": keys["key"],
+        "iv": keys["iv"],
+        "hashes": keys["hashes"],
+        "v": "v2",
     }
-    return small
 
 
 def stand_in(content: dict[str, Any]) -> dict[str, Any]:

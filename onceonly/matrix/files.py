@@ -10,15 +10,14 @@ Megolm-encrypted, so only the room's devices can read the key.
 
 from __future__ import annotations
 
-import io
 from typing import Any
 from urllib.parse import quote
 
-from nio import AsyncClient, UploadResponse
-from nio.crypto.attachments import decrypt_attachment, encrypt_attachment
+from nio import AsyncClient
+from nio.crypto.attachments import decrypt_attachment
 from nio.exceptions import EncryptionError
 
-from onceonly.errors import InputTooLarge, MalformedInput, TransportError
+from onceonly.errors import InputTooLarge, MalformedInput
 from onceonly.matrix import attachments
 
 MAX_FILE_BYTES = 8 * 1024 * 1024
@@ -36,26 +35,13 @@ async def file_message(
     """
     if len(data) > MAX_FILE_BYTES:
         raise InputTooLarge(f"a document may have at most {MAX_FILE_BYTES} bytes")
-    ciphertext, keys = encrypt_attachment(data)
-    response, _ = await client.upload(
-        io.BytesIO(ciphertext),
-        content_type="application/octet-stream",
-        filesize=len(ciphertext),
-    )
-    if not isinstance(response, UploadResponse):
-        raise TransportError(f"file upload failed: {getattr(response, 'message', response)}")
+    encrypted_file = await attachments.upload_encrypted(client, data, what="file")
     return {
         "msgtype": "m.file",
         "body": filename,
         "filename": filename,
         "info": {"mimetype": mimetype, "size": len(data)},
-        "file": {
-            "url": response.content_uri,
-            "key": keys["key"],
-            "iv": keys["iv"],
-            "hashes": keys["hashes"],
-            "v": "v2",
-        },
+        "file": encrypted_file,
     }
 
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from onceonly.matrix import attachments
+from onceonly.errors import MalformedInput
+from onceonly.matrix import attachments, files
 from onceonly.matrix.homeserver import Homeserver
 from onceonly.matrix.homeserver_config import MEDIA_DIR
 from onceonly.matrix.inbox import Inbound
@@ -197,3 +198,23 @@ async def test_content_just_under_the_switch_goes_inline_and_synapse_accepts_it(
     ]
     stored = len(json.dumps(raw))
     assert 50 * 1024 < stored < 64 * 1024  # inline, and within Synapse's cap
+
+
+async def test_a_document_round_trips_as_an_encrypted_file_message(
+    synapse: Homeserver, tmp_path: Path
+) -> None:
+    credentials, data_dir = register(synapse, "clerk", tmp_path)
+    document = b"%PDF-1.7 certificate " + secrets.token_bytes(4096)
+    async with party(data_dir, Collector(), peers=[]) as clerk:
+        content = await files.file_message(
+            clerk.nio, document, filename="certificate.pdf", mimetype="application/pdf"
+        )
+    assert content["msgtype"] == "m.file" and content["info"]["size"] == len(document)
+    assert content["file"]["url"].startswith("mxc://") and content["file"]["v"] == "v2"
+    stored = await _all_media_bytes(synapse)
+    assert all(b"certificate " not in blob for blob in stored)  # only ciphertext uploaded
+    fetched = await files.download_file(synapse.base_url, credentials.access_token, content)
+    assert fetched == document
+    content["file"]["hashes"]["sha256"] = "A" * 43
+    with pytest.raises(MalformedInput):
+        await files.download_file(synapse.base_url, credentials.access_token, content)
