@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from onceonly.errors import InputTooLarge, MalformedInput, UnknownEventType, UnsupportedVersion
 from onceonly.protocol.events import (
+    EXCHANGE_EVENTS,
     CredentialIssue,
     CredentialOffer,
     CredentialRequest,
@@ -57,13 +58,7 @@ ProtocolEvent = (
 """Any content :func:`parse_event` can return."""
 
 _CLASSES: Final[tuple[type[Content], ...]] = (
-    CredentialOffer,
-    CredentialRequest,
-    CredentialIssue,
-    PresentationRequest,
-    PresentationResponse,
-    ExchangeStatus,
-    ErrorContent,
+    *EXCHANGE_EVENTS,
     DeviceList,
     MailboxMarker,
     MailboxIndex,
