@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from onceonly.sdjwt import parse_sd_jwt, present, present_without_key_binding
+from collections.abc import Collection
+
+from onceonly.jose import PrivateKey
+from onceonly.sdjwt import ClaimPath, SdJwt, parse_sd_jwt, present, present_without_key_binding
 from onceonly.sdjwt.disclosures import digest_of
 
 from .fixtures import (
@@ -33,12 +36,22 @@ from .fixtures import (
 )
 
 
+def _presented(
+    view: SdJwt,
+    *,
+    disclose: Collection[ClaimPath] = DISCLOSE,
+    holder_key: PrivateKey = HOLDER_KEY,
+) -> str:
+    """A presentation to the vectors' verifier (AUD, NONCE), made 5 s before NOW."""
+    return present(
+        view, disclose=disclose, holder_key=holder_key, aud=AUD, nonce=NONCE, now=NOW - 5
+    )
+
+
 def valid_cases() -> tuple[list[Case], str]:
     issued = issue("base")
     holder_view = parse_sd_jwt(issued.serialize())
-    base = present(
-        holder_view, disclose=DISCLOSE, holder_key=HOLDER_KEY, aud=AUD, nonce=NONCE, now=NOW - 5
-    )
+    base = _presented(holder_view)
     pub = ISSUER_KEY.public()
     record = issuance_record("base", DISCLOSE)
     cases = [
@@ -76,9 +89,7 @@ def valid_cases() -> tuple[list[Case], str]:
             "valid_disclose_nothing",
             "Only always-visible claims; decoys and undisclosed digests are ignored.",
             "RFC 9901 §4.2.5, §7.1",
-            present(
-                holder_view, disclose=[], holder_key=HOLDER_KEY, aud=AUD, nonce=NONCE, now=NOW - 5
-            ),
+            _presented(holder_view, disclose=[]),
             valid({**always_visible(), "nationalities": [], "age_equal_or_over": {}}, []),
             policy(),
             pub,
@@ -88,14 +99,7 @@ def valid_cases() -> tuple[list[Case], str]:
             "valid_disclose_whole_object",
             "Asking for 'address' discloses it and every disclosable member inside it.",
             "RFC 9901 §4.2.6 (recursive disclosures)",
-            present(
-                holder_view,
-                disclose=[("address",)],
-                holder_key=HOLDER_KEY,
-                aud=AUD,
-                nonce=NONCE,
-                now=NOW - 5,
-            ),
+            _presented(holder_view, disclose=[("address",)]),
             valid(
                 {
                     **always_visible(),
@@ -122,14 +126,7 @@ def valid_cases() -> tuple[list[Case], str]:
                 name,
                 f"JWS JSON ({what}): disclosures and kb_jwt in the unprotected header.",
                 "RFC 9901 §8",
-                present(
-                    view,
-                    disclose=DISCLOSE,
-                    holder_key=HOLDER_KEY,
-                    aud=AUD,
-                    nonce=NONCE,
-                    now=NOW - 5,
-                ),
+                _presented(view),
                 valid(EXPECTED_BASE_CLAIMS, EXPECTED_BASE_PATHS),
                 policy(),
                 pub,
@@ -143,14 +140,7 @@ def valid_cases() -> tuple[list[Case], str]:
             "valid_es256",
             "ES256 issuer and holder keys.",
             "RFC 9901 §7, RFC 7518 §3.4",
-            present(
-                es_view,
-                disclose=DISCLOSE,
-                holder_key=HOLDER_KEY_ES256,
-                aud=AUD,
-                nonce=NONCE,
-                now=NOW - 5,
-            ),
+            _presented(es_view, holder_key=HOLDER_KEY_ES256),
             valid(
                 {**EXPECTED_BASE_CLAIMS, "cnf": {"jwk": HOLDER_KEY_ES256.public().to_jwk()}},
                 EXPECTED_BASE_PATHS,
@@ -166,14 +156,7 @@ def valid_cases() -> tuple[list[Case], str]:
             "valid_sha512",
             "_sd_alg sha-512, accepted because the policy lists it.",
             "RFC 9901 §4.1.1",
-            present(
-                sha512_view,
-                disclose=DISCLOSE,
-                holder_key=HOLDER_KEY,
-                aud=AUD,
-                nonce=NONCE,
-                now=NOW - 5,
-            ),
+            _presented(sha512_view),
             valid(EXPECTED_BASE_CLAIMS, EXPECTED_BASE_PATHS),
             policy(accepted_hash_algs=["sha-256", "sha-512"]),
             pub,
