@@ -34,7 +34,7 @@ from sdjwt_generator.negative_claims import (
 )
 from sdjwt_generator.negative_tokens import disclosure_cases, header_cases
 from sdjwt_generator.valid_cases import valid_cases
-from vector_files import write_or_check
+from vector_files import vector_tree, write_or_check
 
 OUT_DIR = Path(__file__).resolve().parent / "sdjwt"
 
@@ -78,8 +78,11 @@ def render(case: Case) -> dict[str, str]:
     }
 
 
-def keys_file() -> str:
-    """The fixed test keys (private parts included: they protect nothing)."""
+def expected_tree() -> dict[str, str]:
+    """Relative path -> content for the whole vector directory.
+
+    ``keys.json`` holds the fixed test keys, private parts included: they protect nothing.
+    """
     keys = {
         "issuer": ISSUER_KEY.to_jwk(),
         "holder": HOLDER_KEY.to_jwk(),
@@ -87,16 +90,7 @@ def keys_file() -> str:
         "issuer_es256": ISSUER_KEY_ES256.to_jwk(),
         "holder_es256": HOLDER_KEY_ES256.to_jwk(),
     }
-    return json.dumps(keys, indent=2) + "\n"
-
-
-def expected_tree() -> dict[str, str]:
-    """Relative path -> content for the whole vector directory."""
-    files = {"keys.json": keys_file()}
-    for case in build_cases():
-        for name, text in render(case).items():
-            files[f"{case.name}/{name}"] = text
-    return files
+    return vector_tree(keys, build_cases(), render)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,8 +8,37 @@ reports which files on disk differ from it.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+
+class NamedCase(Protocol):
+    """A vector case: its name is its directory."""
+
+    @property
+    def name(self) -> str: ...
+
+
+_Case = TypeVar("_Case", bound=NamedCase)
+
+
+def vector_tree(
+    keys: Mapping[str, Any], cases: Iterable[_Case], render: Callable[[_Case], dict[str, str]]
+) -> dict[str, str]:
+    """Relative path -> content: ``keys.json``, then each case's files in its own directory.
+
+    Args:
+        keys: Name -> JWK of every key the vectors use.
+        cases: The cases, in order.
+        render: File name -> content for one case.
+    """
+    files = {"keys.json": json.dumps(keys, indent=2) + "\n"}
+    for case in cases:
+        for name, text in render(case).items():
+            files[f"{case.name}/{name}"] = text
+    return files
 
 
 def write_or_check(

@@ -38,7 +38,7 @@ from onceonly.status_list import (
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from vector_files import write_or_check
+from vector_files import vector_tree, write_or_check
 
 OUT_DIR = Path(__file__).resolve().parent
 NOW = 1_798_761_600  # 2027-01-01T00:00:00Z
@@ -350,11 +350,7 @@ def expected_tree() -> dict[str, str]:
         "attacker": ATTACKER.to_jwk(),
         "draft_example": DRAFT_KEY_JWK,
     }
-    files = {"keys.json": json.dumps(keys, indent=2) + "\n"}
-    for case in build_cases():
-        for name, text in render(case).items():
-            files[f"{case.name}/{name}"] = text
-    return files
+    return vector_tree(keys, build_cases(), render)
 
 
 def main(argv: list[str] | None = None) -> int:
