@@ -28,7 +28,6 @@ from typing import Any, Final, cast
 from cryptography.exceptions import InvalidSignature as _CryptoInvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from onceonly.errors import (
     DuplicateJsonKey,
@@ -311,6 +310,20 @@ def _raw_to_der(signature: bytes) -> bytes:
     return b"\x30" + bytes((len(body),)) + body  # at most 70 bytes: short-form length
 
 
+def _der_to_raw(der: bytes) -> bytes:
+    """OpenSSL's DER ``ECDSA-Sig-Value`` to JWS ``r || s`` (32 + 32 bytes), by bytes.
+
+    Only for signatures we just made: short-form lengths, two INTEGERs. Cheaper
+    than decode_dss_signature and back through Python integers when signing.
+    """
+    r_length = der[3]  # 0x30 len 0x02 r_len r... 0x02 s_len s...
+    r = der[4 : 4 + r_length]
+    s = der[6 + r_length : 6 + r_length + der[5 + r_length]]
+    return r.lstrip(b"\0").rjust(_P256_COORD_BYTES, b"\0") + s.lstrip(b"\0").rjust(
+        _P256_COORD_BYTES, b"\0"
+    )
+
+
 @dataclass(frozen=True)
 class PrivateKey:
     """A signing key with its algorithm and optional key id."""
@@ -326,8 +339,7 @@ class PrivateKey:
     def sign(self, signing_input: bytes) -> bytes:
         """Sign ``signing_input``; ES256 signatures are returned as raw ``r || s``."""
         if isinstance(self.key, ec.EllipticCurvePrivateKey):
-            r, s = decode_dss_signature(self.key.sign(signing_input, _ECDSA_SHA256))
-            return r.to_bytes(_P256_COORD_BYTES, "big") + s.to_bytes(_P256_COORD_BYTES, "big")
+            return _der_to_raw(self.key.sign(signing_input, _ECDSA_SHA256))
         return self.key.sign(signing_input)
 
     def to_jwk(self) -> dict[str, str]:

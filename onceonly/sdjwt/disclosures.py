@@ -9,6 +9,7 @@ why :class:`Disclosure` keeps the encoded form and never re-encodes.
 from __future__ import annotations
 
 import hashlib
+from _json import encode_basestring as _json_string
 from collections.abc import Callable, Mapping
 from typing import Any, Final, NamedTuple
 
@@ -95,9 +96,19 @@ def encode_disclosure(salt: str, name: str | None, value: Any) -> Disclosure:
     """
     if name is not None and name in RESERVED_NAMES:
         raise InvalidDisclosure(f"claim name {name!r} is reserved")
-    parts: list[Any] = [salt, value] if name is None else [salt, name, value]
-    encoded = b64url_encode(json_dumps_compact(parts).encode("utf-8"))
-    return Disclosure(encoded, salt, name, value)
+    if type(salt) is not str or not (name is None or type(name) is str):
+        parts: list[Any] = [salt, value] if name is None else [salt, name, value]
+        text = json_dumps_compact(parts)  # misuse (e.g. a number as salt): the plain way
+    else:
+        # The compact JSON array written piece by piece: the text the encoder
+        # gives for [salt, name, value] (it joins items with "," and encodes
+        # each alone), without building and walking a list on this per-claim path.
+        item = _json_string(value) if type(value) is str else json_dumps_compact(value)
+        if name is None:
+            text = f"[{_json_string(salt)},{item}]"
+        else:
+            text = f"[{_json_string(salt)},{_json_string(name)},{item}]"
+    return Disclosure(b64url_encode(text.encode("utf-8")), salt, name, value)
 
 
 def decode_disclosure(encoded: str, *, max_bytes: int, max_depth: int) -> Disclosure:
@@ -119,13 +130,13 @@ def decode_disclosure(encoded: str, *, max_bytes: int, max_depth: int) -> Disclo
     if not isinstance(salt, str):
         raise InvalidDisclosure("disclosure salt must be a string")
     if len(parts) == 2:
-        return Disclosure(encoded=encoded, salt=salt, name=None, value=parts[1])
+        return Disclosure(encoded, salt, None, parts[1])
     name = parts[1]
     if not isinstance(name, str):
         raise InvalidDisclosure("disclosure claim name must be a string")
     if name in RESERVED_NAMES:
         raise InvalidDisclosure(f"disclosure uses the reserved claim name {name!r}")
-    return Disclosure(encoded=encoded, salt=salt, name=name, value=parts[2])
+    return Disclosure(encoded, salt, name, parts[2])
 
 
 def new_salt(random_bytes: Callable[[int], bytes], size: int = MIN_SALT_BYTES) -> str:

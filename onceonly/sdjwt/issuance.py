@@ -40,6 +40,8 @@ from onceonly.sdjwt.processing import PathedDisclosure
 from onceonly.sdjwt.serialization import serialize_compact, serialize_json
 
 DEFAULT_DECOYS: Final = 2
+# Exact types value() returns unchanged (subclasses take the general path).
+_LEAF_TYPES: Final = frozenset({str, int, float, bool, type(None)})
 _PROTECTED_HEADER_NAMES: Final = frozenset({"alg", "typ", "crit", "jwk", "x5c", "jku"})
 
 
@@ -135,7 +137,8 @@ class _Builder:
             if name in RESERVED_NAMES or name == SD_ALG_KEY:
                 raise ReservedClaimName(f"claim name {name!r} is reserved by SD-JWT")
             child_path = (*path, name)
-            processed = self.value(child, child_path)
+            # Plain values (most claims) skip the call into value().
+            processed = child if type(child) in _LEAF_TYPES else self.value(child, child_path)
             if self.disclosable(child_path):
                 digests.append(self.conceal(name, processed, child_path))
             else:

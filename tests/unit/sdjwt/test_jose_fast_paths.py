@@ -11,6 +11,8 @@ import string
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from hypothesis import given
 from hypothesis import strategies as st
@@ -273,3 +275,28 @@ def test_scanner_path_matches_decode_on_any_text(text: str) -> None:
 )
 def test_scanner_path_error_examples(text: str) -> None:
     assert our_outcome(text) == stdlib_strict_outcome(text)
+
+
+# --- DER signatures from OpenSSL to r || s by bytes ------------------------------
+
+SCALARS = st.integers(min_value=1, max_value=2**256 - 1) | st.integers(min_value=1, max_value=2**64)
+
+
+@given(SCALARS, SCALARS)
+def test_der_to_raw_matches_decode_dss_signature(r: int, s: int) -> None:
+    der = encode_dss_signature(r, s)
+    assert jose._der_to_raw(der) == r.to_bytes(32, "big") + s.to_bytes(32, "big")
+
+
+def test_signatures_made_by_bytes_verify_with_cryptography() -> None:
+    key = jose.generate_private_key(jose.ES256)
+    for index in range(200):  # enough signatures for short r or s to occur now and then
+        message = f"message {index}".encode()
+        signature = key.sign(message)
+        assert len(signature) == 64
+        r = int.from_bytes(signature[:32], "big")
+        s = int.from_bytes(signature[32:], "big")
+        der = encode_dss_signature(r, s)
+        assert isinstance(key.key, ec.EllipticCurvePrivateKey)
+        key.key.public_key().verify(der, message, ec.ECDSA(hashes.SHA256()))
+        assert key.public().verify(message, signature)
