@@ -39,13 +39,6 @@ def entry(n: int, **overrides: Any) -> IssuanceRecord:
     return IssuanceRecord(**fields)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def target(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return str(tmp_path / "issuer.sqlite3")
-    return str(request.getfixturevalue("postgres_dsn"))
-
-
 @pytest.fixture
 def log(target: str) -> Iterator[IssuanceLog]:
     with IssuanceLog.open(target) as opened:

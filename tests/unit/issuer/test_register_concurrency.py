@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import multiprocessing
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -38,13 +37,6 @@ def bind_in_rounds(target: str, person_id: str, start: Any, results: Any) -> Non
                 results.put((round_no, person_id, exc.code))
             else:
                 results.put((round_no, person_id, "bound"))
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def target(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return str(tmp_path / "register.sqlite3")
-    return str(request.getfixturevalue("postgres_dsn"))
 
 
 def race(target: str, person_ids: list[str]) -> list[tuple[int, str, str]]:

@@ -25,13 +25,6 @@ SAMPLE_FILES = sorted(p.name for p in SAMPLES.iterdir() if p.suffix in (".json",
 ISSUANCE_DAY = date(2026, 11, 28)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def target(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return str(tmp_path / "register.sqlite3")
-    return str(request.getfixturevalue("postgres_dsn"))
-
-
 @pytest.fixture
 def register(target: str) -> Iterator[Register]:
     with Register.open(target) as opened:

@@ -63,13 +63,6 @@ def record(person_id: str, **overrides: Any) -> dict[str, Any]:
     return data
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def target(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return str(tmp_path / "register.sqlite3")
-    return str(request.getfixturevalue("postgres_dsn"))
-
-
 @pytest.fixture
 def register(target: str) -> Iterator[Register]:
     with Register.open(target) as opened:
