@@ -190,6 +190,26 @@ class Database:
         finally:
             self._in_transaction = False
 
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run one statement as its own transaction and return its rows (if it has any).
+
+        A single statement is atomic by itself (e.g. a conditional ``UPDATE ...
+        RETURNING``), so it needs no ``BEGIN``; inside :meth:`write` or
+        :meth:`read` use the :class:`Tx` instead.
+
+        Raises:
+            StoreError: the database failed, or a transaction is open on this connection.
+        """
+        if self._in_transaction:
+            raise StoreError(f"{self.store}: use the open transaction, not execute()")
+        try:
+            cursor = self._raw.cursor()
+            Tx(cursor, dialect=self.dialect).execute(sql, params)
+            rows = cursor.fetchall() if cursor.description is not None else []
+        except DRIVER_ERRORS as exc:
+            raise StoreError(f"{self.store} database error: {exc}") from exc
+        return [tuple(row) for row in rows]
+
     def ensure_schema(self, schema: Schema) -> None:
         """Create ``schema``'s tables if this database lacks them, and check its version.
 

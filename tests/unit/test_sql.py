@@ -124,6 +124,21 @@ def test_driver_errors_become_store_errors_naming_the_store(db: Database) -> Non
     assert values(db) == [4]
 
 
+def test_single_statements_commit_on_their_own(db: Database, location: str) -> None:
+    assert db.execute("INSERT INTO t (v) VALUES (?), (?)", (5, 6)) == []
+    assert db.execute("UPDATE t SET v = v + 1 WHERE v = ? RETURNING v", (6,)) == [(7,)]
+    other = open_database(location, store=STORE)
+    try:
+        assert other.execute("SELECT v FROM t ORDER BY v") == [(5,), (7,)]
+    finally:
+        other.close()
+    with pytest.raises(StoreError, match="test store database error"):
+        db.execute("SELECT * FROM no_such_table")
+    with pytest.raises(StoreError, match="use the open transaction"), db.write():
+        db.execute("INSERT INTO t (v) VALUES (?)", (8,))
+    assert values(db) == [5, 7]
+
+
 def test_unreachable_postgres_is_store_error() -> None:
     # Port 9 (discard) on loopback: nothing listens, the connection is refused at once.
     with pytest.raises(StoreError, match="cannot open x: cannot connect to PostgreSQL"):
