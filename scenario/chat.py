@@ -143,15 +143,24 @@ class ChatDevice:
         account: The account's credentials, with its password (to log the device in).
         device_name: The name other clients show for this device.
         peers: The users whose devices may read what this device sends.
+        invites_from: Whose invites this device accepts (default: ``peers``). A device
+            declines every other invite, and a declined invite is gone for all devices
+            of the account, so a citizen's device must accept every agency's.
     """
 
     def __init__(
-        self, data_dir: Path, account: Credentials, device_name: str, peers: Sequence[str]
+        self,
+        data_dir: Path,
+        account: Credentials,
+        device_name: str,
+        peers: Sequence[str],
+        invites_from: Sequence[str] | None = None,
     ) -> None:
         self._data_dir = data_dir
         self._account = account
         self._device_name = device_name
         self._peers = tuple(peers)
+        self._invites_from = tuple(invites_from if invites_from is not None else peers)
         self._client: PartyClient | None = None
         self._received: list[InboundEvent] = []
         self._arrived = asyncio.Event()
@@ -176,7 +185,7 @@ class ChatDevice:
             login=device,
             device_policy=AllDevicesOf(self._peers),
             handler=self._keep,
-            invite_policy=InvitesFrom(self._peers),
+            invite_policy=InvitesFrom(self._invites_from),
         )
         await self._client.start()
         await self._client.wait_ready()

@@ -4,7 +4,7 @@ End-to-end encryption means a device can only read what was sent after it
 existed (the demo keeps no key backup). So a reader who wants to watch the
 story in Element logs in *before* the steps run: ``onceonly demo
 --wait-for-element`` prints the login details after the setup and waits until
-a new device appears on the citizen's account.
+a new device with encryption keys appears on the citizen's account.
 """
 
 from __future__ import annotations
@@ -21,21 +21,26 @@ POLL_SECONDS: Final = 2.0
 
 
 def device_ids(world: World) -> set[str]:
-    """The citizen's current device ids, as the homeserver lists them.
+    """The citizen's devices that have published encryption keys.
+
+    Only those can be sent room keys; a client that has logged in but not yet
+    uploaded its keys would miss the first messages.
 
     Raises:
         TransportError: the homeserver refused or is unreachable.
     """
     citizen = world.citizen.credentials
     answer = request_json(
-        "GET",
-        f"{world.homeserver.base_url}/_matrix/client/v3/devices",
+        "POST",
+        f"{world.homeserver.base_url}/_matrix/client/v3/keys/query",
+        body={"device_keys": {citizen.user_id: []}},
         access_token=citizen.access_token,
     )
-    devices = answer.body.get("devices")
-    if answer.status != 200 or not isinstance(devices, list):
-        raise TransportError(f"cannot list the citizen's devices (HTTP {answer.status})")
-    return {str(item.get("device_id")) for item in devices if isinstance(item, dict)}
+    keys = answer.body.get("device_keys")
+    devices = keys.get(citizen.user_id) if isinstance(keys, dict) else None
+    if answer.status != 200 or not isinstance(devices, dict):
+        raise TransportError(f"cannot query the citizen's device keys (HTTP {answer.status})")
+    return {str(device_id) for device_id in devices}
 
 
 def login_lines(world: World) -> list[str]:

@@ -190,6 +190,7 @@ async def talk(scene: Scene) -> None:
         citizen.credentials,
         "Element (Demo)",
         peers=[office.user_id],
+        invites_from=[agency.matrix_user_id for agency in world.trust_list.agencies],
     )
     async with desk, element:
         narrator.progress("case-worker desk and the citizen's Element device are logged in")

@@ -22,8 +22,12 @@ from rich.console import Console
 
 from onceonly.errors import ConfigError, ExchangeTimeout
 from onceonly.matrix.accounts import login
+from onceonly.matrix.client import PartyClient
+from onceonly.matrix.devices import AllDevicesOf
 from onceonly.matrix.homeserver import Homeserver
 from onceonly.matrix.homeserver_process import free_loopback_port
+from onceonly.matrix.inbox import Inbound, InboundEvent
+from onceonly.matrix.rooms import InvitesFrom
 from scenario import cast
 from scenario.narrator import Narrator, Outcome
 from scenario.runner import STEPS, run_demo
@@ -149,30 +153,67 @@ def test_every_story_step_is_wired() -> None:
         assert module.startswith("scenario.") and function
 
 
-async def test_the_story_waits_for_the_citizen_to_log_in_with_a_client(tmp_path: Path) -> None:
+async def test_element_logged_in_before_the_story_reads_the_bodies(tmp_path: Path) -> None:
+    """What the README promises an Element user: every body readable except credentials."""
     narrator, _out = _quiet()
     port = free_loopback_port()
-    options = DemoOptions(data_dir=tmp_path / "demo", port=port, wait_for_element=120.0)
+    options = DemoOptions(
+        data_dir=tmp_path / "demo", port=port, wait_for_element=120.0, keep_running=True
+    )
+    seen: list[Inbound] = []
 
-    async def log_in_like_element() -> str:
+    async def keep(item: Inbound) -> None:
+        seen.append(item)
+
+    async def element() -> PartyClient:
         # Read the password from what the demo printed, as a person would.
-        while True:
-            printed = [line["text"] for line in narrator.lines]
-            password = next((t.split()[-1] for t in printed if "password:" in t), None)
-            if password is not None:
-                break
+        while (password := _printed_password(narrator)) is None:
             await asyncio.sleep(0.2)
         device = await asyncio.to_thread(
             login, f"http://127.0.0.1:{port}", cast.CITIZEN_LOCALPART, password,
             device_display_name="Element",
         )  # fmt: skip
-        return device.device_id
+        # A client with its own E2EE keys that takes every key it is sent, as Element
+        # does. It must not decline the agencies' invites: a declined invite is gone for
+        # every device of the account, the wallet's too.
+        agencies = [f"@{role.localpart}:localhost" for role in cast.AGENCIES]
+        client = PartyClient(
+            tmp_path / "element",
+            login=device,
+            device_policy=AllDevicesOf([]),
+            handler=keep,
+            invite_policy=InvitesFrom(agencies),
+        )
+        await client.start()
+        return client
 
-    element = asyncio.create_task(log_in_like_element())
-    await run_demo(options, narrator, steps=())
-    device_id = await element
-    progress = [line["text"] for line in narrator.lines if line["kind"] == "progress"]
-    assert f"device {device_id} logged in; the story starts" in progress
+    task = asyncio.create_task(element())
+    try:
+        transcript = await run_demo(options, narrator)
+        client = await task
+        await asyncio.sleep(3)  # the last events' sync
+        await client.stop()
+    finally:
+        Homeserver.from_data_dir(options.data_dir / "homeserver").stop()
+    outcomes = [(step["outcome"], step["detail"]) for step in transcript["steps"]]
+    assert [outcome for outcome, _detail in outcomes] == ["done"] * 7, outcomes
+    bodies = [
+        str(item.content.get("body", ""))
+        for item in seen
+        if isinstance(item, InboundEvent) and item.encrypted
+    ]
+    assert any("bietet Ihnen einen Nachweis an" in body for body in bodies)
+    assert any("fragt nach: Anschrift, Geburtsdatum" in body for body in bodies)
+    assert any("Vorgang geprüft und bestätigt" in body for body in bodies)
+    assert any("Grund: revoked" in body for body in bodies)
+    assert any("Für wie viele Kinder" in body for body in bodies)
+    # Issued credentials carry personal data: their keys go to the wallet device only.
+    assert not any("hat Ihnen einen Nachweis ausgestellt" in body for body in bodies)
+
+
+def _printed_password(narrator: Narrator) -> str | None:
+    printed = [line["text"] for line in narrator.lines]
+    return next((text.split()[-1] for text in printed if "password:" in text), None)
 
 
 async def test_nobody_logging_in_ends_the_wait_with_a_typed_error(tmp_path: Path) -> None:
