@@ -105,6 +105,18 @@ def test_reference_issued_and_presented_verifies_in_onceonly(
     assert result.key_binding is not None and result.key_binding.nonce == NONCE
 
 
+def verified_by_reference(text: str, issuer: jose.PrivateKey) -> dict[str, Any]:
+    """The payload the reference verifier accepts for ``text`` (with AUD and NONCE)."""
+    verifier = SDJWTVerifier(
+        text,
+        lambda _iss, _header: jwcrypto_key(issuer.public()),
+        expected_aud=AUD,
+        expected_nonce=NONCE,
+    )
+    payload: dict[str, Any] = verifier.get_verified_payload()
+    return payload
+
+
 def test_reference_issued_presented_by_onceonly_verifies_in_reference(
     keys: tuple[jose.PrivateKey, jose.PrivateKey], now: int
 ) -> None:
@@ -118,13 +130,7 @@ def test_reference_issued_presented_by_onceonly_verifies_in_reference(
         nonce=NONCE,
         now=now,
     )
-    verifier = SDJWTVerifier(
-        text,
-        lambda _iss, _header: jwcrypto_key(issuer.public()),
-        expected_aud=AUD,
-        expected_nonce=NONCE,
-    )
-    payload = verifier.get_verified_payload()
+    payload = verified_by_reference(text, issuer)
     assert payload["family_name"] == "Sousa"
     assert payload["nationalities"] == ["PT", "ES"]
     assert "given_name" not in payload and "address" not in payload
@@ -160,13 +166,7 @@ def test_onceonly_issued_and_presented_verifies_in_reference(
         nonce=NONCE,
         now=now,
     )
-    verifier = SDJWTVerifier(
-        text,
-        lambda _iss, _header: jwcrypto_key(issuer.public()),
-        expected_aud=AUD,
-        expected_nonce=NONCE,
-    )
-    payload = verifier.get_verified_payload()
+    payload = verified_by_reference(text, issuer)
     ours = verify_presentation(
         text,
         issuer_key=issuer.public(),
@@ -203,13 +203,7 @@ def test_onceonly_issued_presented_by_reference_verifies_in_onceonly(
 
 
 def _reference_accepts(text: str, issuer: jose.PrivateKey) -> dict[str, Any]:
-    verifier = SDJWTVerifier(
-        text,
-        lambda _iss, _header: jwcrypto_key(issuer.public()),
-        expected_aud=AUD,
-        expected_nonce=NONCE,
-    )
-    payload: dict[str, Any] = verifier.get_verified_payload()
+    payload: dict[str, Any] = verified_by_reference(text, issuer)
     return payload
 
 
