@@ -24,7 +24,7 @@ import pytest
 
 from issuer.config import AgencyConfig, load_config, load_signing_key
 from issuer.eid_check import complete_eid_check, start_eid_check
-from issuer.issuance import IssuerContext, handle_credential_request
+from issuer.issuance import handle_credential_request
 from issuer.issuance_log import IssuanceLog
 from issuer.nonce_ledger import NonceLedger
 from issuer.register import PID_VCT, Register
@@ -60,19 +60,6 @@ REQUESTS_PER_CITIZEN = 5
 REQUEST_TYPE = "eu.onceonly.v1.credential.request"
 
 
-def context(agency: AgencyUnderTest, trust: TrustList, check: Any) -> IssuerContext:
-    return IssuerContext(
-        config=agency.config,
-        register=agency.register,
-        status_registry=agency.registry,
-        issuance_log=agency.log,
-        ledger=agency.ledger,
-        signing_key=agency.key,
-        trust_list=trust,
-        pid_status_check=check,
-    )
-
-
 def pid_status_checker(token: str, key: jose.PublicKey) -> Any:
     async def check(reference: StatusReference, issuer_id: str) -> None:
         assert issuer_id == IDENTITY_ID
@@ -94,7 +81,7 @@ async def prepare_jobs(tmp_path: Path, postgres_dsn: str) -> tuple[AgencyUnderTe
         register_database=postgres_dsn,
     )  # fmt: skip
     trust = trust_list(listed(identity), listed(office))
-    identity_ctx = context(identity, trust, None)
+    identity_ctx = identity.make_context(trust, None)
     jobs: list[list[dict[str, Any]]] = [[], []]
     for number, card in enumerate(CARDS):
         citizen = Citizen(UserId(f"@citizen{number}:localhost"))
@@ -198,7 +185,7 @@ async def work(job_path: Path) -> dict[str, Any]:
     check = pid_status_checker(
         job["pid_status_token"], jose.public_key_from_jwk(job["identity_key"])
     )
-    ctx = context(office, TrustList.model_validate(job["trust_list"]), check)
+    ctx = office.make_context(TrustList.model_validate(job["trust_list"]), check)
     requests = [parse_event(REQUEST_TYPE, item["content"]) for item in job["requests"]]
     # Start together: the parent creates the go file once both workers are ready.
     job_path.with_suffix(".ready").touch()

@@ -61,6 +61,19 @@ class AgencyUnderTest:
         assert self.ctx is not None
         return self.ctx
 
+    def make_context(self, trust: TrustList, pid_status_check: Any) -> IssuerContext:
+        """A handler context over this agency's stores under ``trust``."""
+        return IssuerContext(
+            config=self.config,
+            register=self.register,
+            status_registry=self.registry,
+            issuance_log=self.log,
+            ledger=self.ledger,
+            signing_key=self.key,
+            trust_list=trust,
+            pid_status_check=pid_status_check,
+        )
+
     def close(self) -> None:
         for store in (self.register, self.registry, self.log, self.ledger):
             store.close()
@@ -160,16 +173,7 @@ class World:
         self.trust = trust
         check = local_status_check(self.identity)
         for agency in (self.identity, self.registry_office):
-            agency.ctx = IssuerContext(
-                config=agency.config,
-                register=agency.register,
-                status_registry=agency.registry,
-                issuance_log=agency.log,
-                ledger=agency.ledger,
-                signing_key=agency.key,
-                trust_list=trust,
-                pid_status_check=check,
-            )
+            agency.ctx = agency.make_context(trust, check)
 
     def close(self) -> None:
         self.identity.close()
