@@ -129,24 +129,15 @@ _STRICT_DECODER: Final = json.JSONDecoder(
 )
 _COMPACT_ENCODER: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 # The decoder's C scanner, called without JSONDecoder.decode's Python layers
-# (see _decode_document); the decoder object only supplies its settings.
+# (see strict_json_loads); the decoder object only supplies its settings.
 _scan_json_value: Final = _make_c_json_scanner(cast(Any, _STRICT_DECODER))
 _JSON_WHITESPACE: Final = re.compile(r"[ \t\n\r]*")  # json.decoder's own definition
+_JSON_WHITESPACE_CHARS: Final = " \t\n\r"  # "" (empty text) is "in" it too: regex then
 
 
-def _decode_document(text: str) -> Any:
-    # Exactly JSONDecoder.decode: optional whitespace, one value, optional
-    # whitespace, the end; the same JSONDecodeError messages and positions.
-    index = _JSON_WHITESPACE.match(text, 0).end()  # type: ignore[union-attr]
-    try:
-        value, end = _scan_json_value(text, index)
-    except StopIteration as exc:
-        raise json.JSONDecodeError("Expecting value", text, exc.value) from None
-    if end != len(text):
-        end = _JSON_WHITESPACE.match(text, end).end()  # type: ignore[union-attr]
-        if end != len(text):
-            raise json.JSONDecodeError("Extra data", text, end)
-    return value
+def _after_whitespace(text: str, index: int) -> int:
+    match = _JSON_WHITESPACE.match(text, index)
+    return match.end() if match else index  # the pattern matches "" everywhere
 
 
 def strict_json_loads(
@@ -171,7 +162,16 @@ def strict_json_loads(
         brackets = text.count("[") + text.count("{")
         if brackets > max_depth and _bracket_depth(text) > max_depth:
             raise InputTooLarge(f"JSON nested deeper than {max_depth} levels")
-        value = _decode_document(text)
+        # Exactly JSONDecoder.decode, inline: optional whitespace, one value,
+        # optional whitespace, the end; the same errors at the same positions.
+        # Tokens never start with whitespace: look before paying for the regex.
+        index = _after_whitespace(text, 0) if text[:1] in _JSON_WHITESPACE_CHARS else 0
+        try:
+            value, end = _scan_json_value(text, index)
+        except StopIteration as exc:
+            raise json.JSONDecodeError("Expecting value", text, exc.value) from None
+        if end != len(text) and _after_whitespace(text, end) != len(text):
+            raise json.JSONDecodeError("Extra data", text, _after_whitespace(text, end))
     except UnicodeDecodeError as exc:
         raise MalformedInput("JSON is not valid UTF-8") from exc
     except json.JSONDecodeError as exc:
@@ -582,7 +582,10 @@ def check_header(
         raise MalformedInput("JWS 'crit' extensions are not supported")
     if expected_typ is not None:
         typ = header.get("typ")
-        if not isinstance(typ, str) or _normalise_typ(typ) != _normalise_typ(expected_typ):
+        # Equal strings need no normalising (the usual case, on every token).
+        if not isinstance(typ, str) or (
+            typ != expected_typ and _normalise_typ(typ) != _normalise_typ(expected_typ)
+        ):
             raise InvalidTokenType(f"typ {typ!r} is not {expected_typ!r}")
     return alg
 

@@ -112,4 +112,4 @@ def verify_kb_jwt(
     expected_hash = digest_of(sd_hash_input, hash_alg)
     if not hmac.compare_digest(sd_hash.encode("utf-8"), expected_hash.encode("ascii")):
         raise SdHashMismatch("KB-JWT 'sd_hash' does not cover the presented SD-JWT")
-    return KeyBinding(aud=aud, nonce=nonce, iat=iat)
+    return KeyBinding(aud, nonce, iat)

@@ -69,12 +69,15 @@ def decode_all(
     """
     by_digest: dict[str, Disclosure] = {}
     hasher = hash_function(hash_alg)
+    max_count, max_bytes, max_depth = (
+        limits.max_disclosures,
+        limits.max_disclosure_bytes,
+        limits.max_depth,
+    )
     for text in encoded:
-        if len(by_digest) >= limits.max_disclosures:
-            raise InputTooLarge(f"more than {limits.max_disclosures} disclosures")
-        disclosure = decode_disclosure(
-            text, max_bytes=limits.max_disclosure_bytes, max_depth=limits.max_depth
-        )
+        if len(by_digest) >= max_count:
+            raise InputTooLarge(f"more than {max_count} disclosures")
+        disclosure = decode_disclosure(text, max_bytes=max_bytes, max_depth=max_depth)
         # Decoding succeeded, so the text is base64url, hence ASCII.
         digest = b64url_encode(hasher(text.encode("ascii")).digest())
         if digest in by_digest:
@@ -84,6 +87,7 @@ def decode_all(
 
 
 _SPECIAL_NAMES = frozenset({SD_KEY, SD_ALG_KEY, ELLIPSIS_KEY})
+_CONTAINERS = (dict, list)  # a constant tuple: "dict | list" builds a union per check
 
 
 class _Walker:
@@ -126,7 +130,7 @@ class _Walker:
                 if name == ELLIPSIS_KEY:
                     raise InvalidDisclosure("'...' is only allowed as an array-element placeholder")
                 raise InvalidDisclosure("'_sd_alg' is only allowed at the top level")
-            if collect or isinstance(child, dict | list):
+            if collect or isinstance(child, _CONTAINERS):
                 out[name] = self.value(child, (*path, name), depth)
             else:
                 out[name] = child  # a plain value: no path to build, nothing to walk
@@ -153,7 +157,7 @@ class _Walker:
             child_path = (*path, claim)
             self.used[digest] = child_path
             disclosed = disclosure.value
-            if collect or isinstance(disclosed, dict | list):
+            if collect or isinstance(disclosed, _CONTAINERS):
                 out[claim] = self.value(disclosed, child_path, depth)
             else:
                 out[claim] = disclosed
@@ -211,9 +215,12 @@ def process_payload(
     claims = walker.obj(payload if isinstance(payload, dict) else dict(payload), (), 1)
     if len(walker.used) != len(by_digest):
         raise InvalidDisclosure("a disclosure is not referenced by any digest")
+    used = walker.used
     ordered = tuple(
-        PathedDisclosure(disclosure=disclosure, digest=digest, path=walker.used[digest])
-        for digest, disclosure in by_digest.items()
+        [
+            PathedDisclosure(disclosure, digest, used[digest])
+            for digest, disclosure in by_digest.items()
+        ]
     )
     return ProcessedPayload(
         claims=claims, disclosures=ordered, node_paths=frozenset(walker.node_paths)

@@ -262,7 +262,7 @@ def verify_presentation(
         vct=vct,
         holder_key=holder_key,
         status=status,
-        disclosed_paths=frozenset(item.path for item in processed.disclosures),
+        disclosed_paths=frozenset([item.path for item in processed.disclosures]),
         issued_at=iat,
         expires_at=exp,
         not_before=nbf,
