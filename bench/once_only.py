@@ -19,7 +19,9 @@ Passes, per size N:
   first exchange costs: the mailbox room is created and joined, Olm sessions are
   set up and Megolm keys shared.
 * **returning** (N <= ``--warm-max``): a second exchange with each citizen, same
-  rooms and sessions.
+  rooms and sessions;
+* **one at a time** (N <= ``--warm-max``): returning exchanges with 30 citizens, one
+  after the other: the latency of one exchange when nothing else runs.
 
 Wallets run ``--wave`` at a time (each is a full Matrix client with its own sync
 loop; 1,000 of them at once would measure this machine's memory, not the
@@ -284,6 +286,10 @@ async def _no_pid_check(*_args: Any) -> None:
 
 # --- passes -------------------------------------------------------------------------
 
+ONE_AT_A_TIME = "one at a time"
+"""A returning pass without concurrency: the latency of a single exchange on an idle system."""
+SEQUENTIAL_SAMPLE = 30
+
 
 @contextlib.contextmanager
 def measured(synapse_pid: int) -> Iterator[dict[str, float]]:
@@ -335,9 +341,15 @@ async def run_wave(
         started_in = time.perf_counter() - start
         for name in passes:
             with measured(pid) as usage:
-                latencies = await asyncio.gather(
-                    *(exchange(office, citizen.credentials.user_id, timeout) for citizen in wave)
-                )
+                if name == ONE_AT_A_TIME:
+                    latencies = [
+                        await exchange(office, citizen.credentials.user_id, timeout)
+                        for citizen in wave[:SEQUENTIAL_SAMPLE]
+                    ]
+                else:
+                    latencies = await asyncio.gather(
+                        *(exchange(office, c.credentials.user_id, timeout) for c in wave)
+                    )
             usage["wallet_start"] = started_in
             counted = {f"{key} (calls)": float(n) for key, n in METER.calls.items()}
             results[name] = (list(latencies), usage, {**METER.seconds, **counted})
@@ -369,7 +381,9 @@ async def bench(
         registry = IssuerService(world.agency_configs[cast.REGISTRY_OFFICE.key], world.trust_list)
         async with registry, VerifierService(office_data.data_dir) as office:
             for size, citizens in plan:
-                passes = ["first contact", "returning"] if size <= warm_max else ["first contact"]
+                passes = ["first contact"]
+                if size <= warm_max:
+                    passes += ["returning", ONE_AT_A_TIME]
                 merged: dict[str, list[Any]] = {name: [] for name in passes}
                 for offset in range(0, size, wave_size):
                     wave = citizens[offset : offset + wave_size]
