@@ -19,7 +19,9 @@ _TECHNICAL = frozenset({"iss", "iat", "nbf", "exp", "cnf", "status", "vct", "_sd
 
 def holding(scene: Scene, credential_id: str) -> tuple[str, dict[str, Any]]:
     """The stored credential's SD-JWT and its claims, as Erika's wallet holds them."""
-    stored = scene.services.wallet.store.credential(credential_id)
+    services = scene.services
+    assert services is not None  # a step that holds a credential started them
+    stored = services.wallet.store.credential(credential_id)
     return stored.sd_jwt, parse_sd_jwt(stored.sd_jwt).claims
 
 

@@ -7,11 +7,15 @@ from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from onceonly.errors import ExchangeTimeout
 from scenario.narrator import Narrator
 from scenario.world import World
+
+if TYPE_CHECKING:  # the parties' modules import this one
+    from scenario.parties import Services
+    from wallet.service import Notice
 
 DEFAULT_DATA_DIR: Final = Path("var") / "demo"
 
@@ -57,19 +61,19 @@ class Scene:
     narrator: Narrator
     options: DemoOptions
     stack: AsyncExitStack
-    services: Any = None
-    notices: list[Any] = field(default_factory=list)
+    services: Services | None = None
+    notices: list[Notice] = field(default_factory=list)
     results: dict[str, Any] = field(default_factory=dict)
     _noticed: asyncio.Event = field(default_factory=asyncio.Event)
 
-    def keep_notice(self, notice: Any) -> None:
+    def keep_notice(self, notice: Notice) -> None:
         """The wallet's ``notify`` hook: remember the notice and wake waiters."""
         self.notices.append(notice)
         self._noticed.set()
 
     async def wallet_notice(
         self, kinds: set[str], exchange_id: str, timeout: float | None = None
-    ) -> Any:
+    ) -> Notice:
         """Wait for the wallet's first notice of one of ``kinds`` about ``exchange_id``.
 
         Raises:
