@@ -291,23 +291,21 @@ class PublicKey:
         return True
 
 
-def _der_integer(big_endian: bytes) -> bytes:
-    # DER INTEGER: minimal length, and a leading zero when the high bit is set
-    # (the value is positive). At most 33 bytes, so the length is one byte.
-    value = big_endian.lstrip(b"\0")
-    if not value or value[0] & 0x80:
-        value = b"\0" + value
-    return b"\x02" + bytes((len(value),)) + value
-
-
 def _raw_to_der(signature: bytes) -> bytes:
     """JWS ``r || s`` (32 + 32 bytes) to the DER ``ECDSA-Sig-Value`` OpenSSL verifies.
 
     Byte-level, because converting through Python integers and
-    ``encode_dss_signature`` is slower on the verification hot path.
+    ``encode_dss_signature`` is slower on the verification hot path. Each
+    INTEGER is minimal, with a leading zero when its high bit is set (it is
+    positive); at most 33 + 33 bytes, so every length fits the short form.
     """
-    body = _der_integer(signature[:_P256_COORD_BYTES]) + _der_integer(signature[_P256_COORD_BYTES:])
-    return b"\x30" + bytes((len(body),)) + body  # at most 70 bytes: short-form length
+    r = signature[:_P256_COORD_BYTES].lstrip(b"\0")
+    s = signature[_P256_COORD_BYTES:].lstrip(b"\0")
+    if not r or r[0] & 0x80:
+        r = b"\0" + r
+    if not s or s[0] & 0x80:
+        s = b"\0" + s
+    return bytes((0x30, len(r) + len(s) + 4, 0x02, len(r))) + r + bytes((0x02, len(s))) + s
 
 
 def _der_to_raw(der: bytes) -> bytes:
