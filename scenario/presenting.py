@@ -13,39 +13,21 @@ revoked; Erika's wallet asks for a fresh attestation.
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Any
 
 from issuer.register import RESIDENCE_VCT
 from onceonly.credential_types import get_type
 from onceonly.errors import NotAuthorizedToRequest, VerificationError
-from onceonly.query import DcqlQuery, parse_query
 from onceonly.types import UserId
 from scenario import cast
 from scenario.issuing import await_stored, holding
 from scenario.narrator import Outcome
+from scenario.overasking import wallet_refuses_over_asking
 from scenario.parties import Services, services_of
+from scenario.queries import QUERY_ID, child_benefit_query
 from scenario.scene import Scene
 from verifier.service import VerifierService
 from verifier.verification import VerificationResult
-
-QUERY_ID: Final = "residence"
-
-
-def child_benefit_query(extra_paths: tuple[tuple[str, ...], ...] = ()) -> DcqlQuery:
-    """The office's DCQL query: address and birthdate from a residence attestation."""
-    paths = [*cast.CHILD_BENEFIT_CLAIMS, *extra_paths]
-    return parse_query(
-        {
-            "credentials": [
-                {
-                    "id": QUERY_ID,
-                    "format": "dc+sd-jwt",
-                    "meta": {"vct_values": [RESIDENCE_VCT]},
-                    "claims": [{"path": list(path)} for path in paths],
-                }
-            ]
-        }
-    )
 
 
 def top_level(paths: tuple[str, ...]) -> list[str]:
@@ -128,9 +110,16 @@ async def child_benefit(scene: Scene) -> None:
         f" audit entry {result.audit_seq}",
     )
     scene.results["first_request"] = result.exchange_id
+    narrator.say(
+        f"{cast.FAMILY_BENEFITS.name_de} (desk device)",
+        "sends the over-asking request anyway, past its verifier's check",
+    )
+    refusal = await wallet_refuses_over_asking(scene)
+    narrator.say("Erika's wallet", f"refuses it without showing Erika anything: {refusal}")
     minimal = {path.split(".", 1)[0] for path in disclosed} == {"address", "birthdate"}
+    refused = over_asking == refusal == NotAuthorizedToRequest.code
     narrator.end(
-        Outcome.DONE if minimal and over_asking == NotAuthorizedToRequest.code else Outcome.FAILED,
+        Outcome.DONE if minimal and refused else Outcome.FAILED,
         f"verified; disclosed {', '.join(sorted({p.split('.')[0] for p in disclosed}))};"
         f" withheld {', '.join(withheld)}",
         exchange_id=result.exchange_id,
@@ -139,6 +128,7 @@ async def child_benefit(scene: Scene) -> None:
         withheld=withheld,
         audit_seq=result.audit_seq,
         over_asking=over_asking,
+        wallet_refusal=refusal,
     )
 
 

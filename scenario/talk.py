@@ -28,6 +28,7 @@ from scenario.chat import (
     status_note,
 )
 from scenario.narrator import Narrator, Outcome
+from scenario.overasking import office_desk
 from scenario.scene import Scene
 
 CASE_REFERENCE: Final = "KG-2026-0815"
@@ -179,12 +180,7 @@ async def talk(scene: Scene) -> None:
     """Step 4: status notes, a poll and a document between two extra devices."""
     world, narrator = scene.world, scene.narrator
     office, citizen = world.family_benefits, world.citizen
-    desk = ChatDevice(
-        world.data_dir / "family-benefits-desk",
-        office.credentials,
-        "Sachbearbeitung Kindergeld",
-        peers=[citizen.user_id],
-    )
+    desk = office_desk(scene)
     element = ChatDevice(
         world.data_dir / "citizen-element",
         citizen.credentials,

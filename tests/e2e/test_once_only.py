@@ -74,7 +74,8 @@ async def test_the_whole_scenario(tmp_path: Path) -> None:
         "registered_since",
         "residence_type",
     }
-    assert presented["over_asking"] == "not_authorized_to_request"
+    assert presented["over_asking"] == "not_authorized_to_request"  # the office's own check
+    assert presented["wallet_refusal"] == "not_authorized_to_request"  # the wallet's
     assert presented["audit_seq"] >= 1
 
     talk = steps[4]["facts"]

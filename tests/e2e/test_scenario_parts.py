@@ -23,7 +23,8 @@ from scenario.chat import (
 )
 from scenario.narrator import Narrator, Outcome
 from scenario.parties import consent_policy_text
-from scenario.presenting import child_benefit_query, top_level, withheld_claims
+from scenario.presenting import top_level, withheld_claims
+from scenario.queries import child_benefit_query
 from scenario.talk import demo_document
 from wallet.policy import parse_policy
 
