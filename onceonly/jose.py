@@ -56,6 +56,9 @@ _TO_STANDARD_B64: Final = bytes.maketrans(b"-_", b"+/")
 _TO_URLSAFE_B64: Final = bytes.maketrans(b"+/", b"-_")
 _PADDING: Final = (b"", b"", b"==", b"=")  # by len % 4 (1 is invalid and rejected first)
 _JWK_CACHE_SIZE: Final = 512
+_HEADER_CACHE_SIZE: Final = 256
+_MAX_CACHED_HEADER_CHARS: Final = 1024  # with the cache size, bounds its memory
+_FLAT_JSON_TYPES: Final = frozenset({str, int, float, bool, type(None)})
 
 
 # --- base64url and JSON ----------------------------------------------------------
@@ -543,17 +546,36 @@ def parse_compact(
     parts = token.split(".")
     if len(parts) != 3:  # header.payload.signature
         raise MalformedInput("compact JWS must have exactly three parts")
-    header = strict_json_loads(b64url_decode(parts[0]), max_bytes=max_bytes, max_depth=max_depth)
+    header = _parse_header(parts[0], max_bytes, max_depth)
     payload = strict_json_loads(b64url_decode(parts[1]), max_bytes=max_bytes, max_depth=max_depth)
     if not isinstance(header, dict) or not isinstance(payload, dict):
         raise MalformedInput("JWS header and payload must be JSON objects")
-    return CompactJws(
-        header=header,
-        payload=payload,
-        signing_input=f"{parts[0]}.{parts[1]}".encode("ascii"),
-        signature=b64url_decode(parts[2]),
-        raw=token,
-    )
+    signing_input = f"{parts[0]}.{parts[1]}".encode("ascii")
+    return CompactJws(header, payload, signing_input, b64url_decode(parts[2]), token)
+
+
+def _parse_header(segment: str, max_bytes: int, max_depth: int) -> Any:
+    if len(segment) <= _MAX_CACHED_HEADER_CHARS:
+        members = _flat_header_members(segment, max_bytes, max_depth)
+        if members is not None:
+            return dict(members)  # a fresh dict: callers may change theirs
+    return strict_json_loads(b64url_decode(segment), max_bytes=max_bytes, max_depth=max_depth)
+
+
+@functools.lru_cache(maxsize=_HEADER_CACHE_SIZE)
+def _flat_header_members(
+    segment: str, max_bytes: int, max_depth: int
+) -> tuple[tuple[str, Any], ...] | None:
+    # Protected headers repeat: one per issuer key, one per holder algorithm
+    # for KB-JWTs. A flat header (no nested array or object) has immutable
+    # members, so its parse can be replayed as a new dict; anything else
+    # (None) is parsed every time. Bad input raises here, and is not cached.
+    header = strict_json_loads(b64url_decode(segment), max_bytes=max_bytes, max_depth=max_depth)
+    if isinstance(header, dict) and all(
+        type(value) in _FLAT_JSON_TYPES for value in header.values()
+    ):
+        return tuple(header.items())
+    return None
 
 
 def _normalise_typ(typ: str) -> str:

@@ -300,3 +300,73 @@ def test_signatures_made_by_bytes_verify_with_cryptography() -> None:
         assert isinstance(key.key, ec.EllipticCurvePrivateKey)
         key.key.public_key().verify(der, message, ec.ECDSA(hashes.SHA256()))
         assert key.public().verify(message, signature)
+
+
+# --- repeated protected headers parsed once --------------------------------------
+
+
+def token_with_header(header_json: str, payload: str = '{"a":1}') -> str:
+    encode = jose.b64url_encode
+    return f"{encode(header_json.encode())}.{encode(payload.encode())}.{encode(b'sig')}"
+
+
+def test_a_repeated_header_is_a_fresh_equal_dict_each_time() -> None:
+    token = token_with_header('{"alg":"ES256","typ":"kb+jwt","n":1.5,"b":true,"z":null}')
+    first = jose.parse_compact(token).header
+    first["alg"] = "none"  # a caller changing its copy
+    second = jose.parse_compact(token).header
+    assert second == {"alg": "ES256", "typ": "kb+jwt", "n": 1.5, "b": True, "z": None}
+    assert second is not first
+    assert list(second) == ["alg", "typ", "n", "b", "z"]  # member order kept
+
+
+def test_nested_headers_are_never_shared() -> None:
+    token = token_with_header('{"alg":"ES256","x5c":["a"],"jwk":{"kty":"EC"}}')
+    first = jose.parse_compact(token).header
+    first["x5c"].append("b")
+    first["jwk"]["kty"] = "changed"
+    assert jose.parse_compact(token).header == {
+        "alg": "ES256",
+        "x5c": ["a"],
+        "jwk": {"kty": "EC"},
+    }
+
+
+@pytest.mark.parametrize(
+    ("header_json", "error"),
+    [
+        ('{"alg":"ES256","alg":"none"}', DuplicateJsonKey),
+        ('{"alg":NaN}', MalformedInput),
+        ("[1,2]", MalformedInput),
+        ('{"alg":', MalformedInput),
+    ],
+)
+def test_bad_headers_fail_every_time(header_json: str, error: type[Exception]) -> None:
+    token = token_with_header(header_json)
+    for _ in range(3):
+        with pytest.raises(error):
+            jose.parse_compact(token)
+
+
+def test_limits_apply_to_a_header_seen_before() -> None:
+    token = token_with_header('{"alg":"ES256"}')
+    jose.parse_compact(token)  # cached under the default limits
+    with pytest.raises(InputTooLarge):
+        jose.parse_compact(token, max_depth=0)
+    with pytest.raises(InputTooLarge):
+        jose.parse_compact(token, max_bytes=10)
+
+
+FLAT_HEADERS = st.dictionaries(
+    st.text(max_size=5),
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8) | st.lists(st.integers()),
+    max_size=5,
+)
+
+
+@given(FLAT_HEADERS)
+def test_header_parse_matches_strict_json_loads(header: dict[str, Any]) -> None:
+    header_json = json.dumps(header)
+    expected = jose.strict_json_loads(header_json)
+    for _ in range(2):
+        assert jose.parse_compact(token_with_header(header_json)).header == expected
