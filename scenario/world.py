@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+import issuer
 from issuer.config import AgencyConfig, init_agency, public_jwks
 from issuer.register import PID_VCT, RESIDENCE_VCT, Register
 from onceonly import jose
@@ -61,7 +62,7 @@ AUTHORITY_PUBLIC_KEY: Final = "authority-key.pub.jwk"
 AUTHORITY_PRIVATE_KEY: Final = "authority-key.jwk"
 TRUST_LIST_FILE: Final = "trust-list.jwt"
 AUDIT_PUBLIC_KEY: Final = "audit-key.pub.jwk"
-SAMPLE_DATA: Final = Path(__file__).resolve().parent.parent / "issuer" / "sample_data"
+SAMPLE_DATA: Final = Path(issuer.__file__).resolve().parent / "sample_data"
 
 Progress = Callable[[str], None]
 
