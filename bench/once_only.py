@@ -47,6 +47,7 @@ import contextlib
 import functools
 import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -397,6 +398,7 @@ async def bench(
                     print(json.dumps(outcomes[-1].to_json(), ensure_ascii=False))
     finally:
         world.homeserver.stop()
+        shutil.rmtree(root, ignore_errors=True)
     return outcomes
 
 
