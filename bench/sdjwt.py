@@ -80,6 +80,9 @@ def main() -> None:
 
     issuer_key = jose.generate_private_key(jose.ES256, kid="issuer")
     holder_key = jose.generate_private_key(jose.ES256)
+    # Built once, as the reference side builds its holder JWK once: an issuer
+    # gets the holder key from a request, not from a private key per credential.
+    holder_public = holder_key.public()
     now = int(time.time())
 
     # --- onceonly
@@ -89,7 +92,7 @@ def main() -> None:
             vct=VCT,
             claims=CLAIMS,
             disclosable=[(name,) for name in CLAIMS],
-            holder_key=holder_key.public(),
+            holder_key=holder_public,
             signing_key=issuer_key,
             now=now,
             expires_at=now + 3600,
@@ -116,6 +119,12 @@ def main() -> None:
         return verify_presentation(presentation, issuer_key=issuer_public, policy=policy, now=now)
 
     assert len(ours_verify().disclosed_paths) == 3
+
+    def ours_verify_new_holder() -> Any:
+        # Imported cnf keys are cached; a verifier meeting a holder for the
+        # first time pays the import. Emptying the cache shows that cost.
+        jose._cached_public_key_from_members.cache_clear()
+        return ours_verify()
 
     # --- reference implementation (sd-jwt 0.10.4)
     ref_issuer_key = JWK(**issuer_key.to_jwk())
@@ -178,6 +187,7 @@ def main() -> None:
         "present": ours_present,
         "ref present": ref_present,
         "verify": ours_verify,
+        "verify new holder": ours_verify_new_holder,
         "ref verify": ref_verify,
         "raw sign": raw_sign,
         "raw verify": raw_verify,
@@ -186,8 +196,10 @@ def main() -> None:
     rows = {
         name: (measured[name], measured[f"ref {name}"]) for name in ("issue", "present", "verify")
     }
+    rows["verify*"] = (measured["verify new holder"], measured["ref verify"])
     sign_rate, verify_rate = measured["raw sign"], measured["raw verify"]
     limits = {"issue": sign_rate, "present": sign_rate, "verify": verify_rate / 2}
+    limits["verify*"] = limits["verify"]
 
     print(f"raw ES256 (cryptography): sign {sign_rate:,.0f}/s, verify {verify_rate:,.0f}/s")
     header = f"{'operation':<9} {'onceonly/s':>11} {'reference/s':>12} {'x ref':>7}"
@@ -198,6 +210,7 @@ def main() -> None:
             f" {limits[name]:>9,.0f} {100 * ours / limits[name]:>9.0f}%"
         )
     print("limit: issue/present = one ES256 sign; verify = two ES256 verifies (issuer + KB-JWT)")
+    print("verify* = verify with the holder's cnf key not yet cached (a holder seen first time)")
 
 
 if __name__ == "__main__":

@@ -519,13 +519,27 @@ def sign_compact(
     extra_header: Mapping[str, Any] | None = None,
 ) -> str:
     """Sign ``payload`` as a compact JWS with header ``{alg, typ[, kid], **extra_header}``."""
-    header: dict[str, Any] = {"alg": key.alg, "typ": typ}
-    if key.kid is not None:
-        header["kid"] = key.kid
-    if extra_header:
-        header.update(extra_header)
-    signing_input = f"{json_object_b64(header)}.{json_object_b64(payload)}".encode("ascii")
+    if not extra_header and isinstance(typ, str) and isinstance(key.kid, str | None):
+        encoded_header = _encoded_plain_header(key.alg, typ, key.kid)
+    else:
+        header = _plain_header(key.alg, typ, key.kid)
+        header.update(extra_header or {})
+        encoded_header = json_object_b64(header)
+    signing_input = f"{encoded_header}.{json_object_b64(payload)}".encode("ascii")
     return f"{signing_input.decode('ascii')}.{b64url_encode(key.sign(signing_input))}"
+
+
+def _plain_header(alg: str, typ: str, kid: str | None) -> dict[str, Any]:
+    header: dict[str, Any] = {"alg": alg, "typ": typ}
+    if kid is not None:
+        header["kid"] = kid
+    return header
+
+
+# A signer uses one key and one typ over and over: encode that header once.
+@functools.lru_cache(maxsize=_HEADER_CACHE_SIZE)
+def _encoded_plain_header(alg: str, typ: str, kid: str | None) -> str:
+    return json_object_b64(_plain_header(alg, typ, kid))
 
 
 def parse_compact(

@@ -27,11 +27,11 @@ from onceonly.sdjwt.claims import (
 )
 from onceonly.sdjwt.disclosures import (
     ELLIPSIS_KEY,
+    MIN_SALT_BYTES,
     RESERVED_NAMES,
     SD_ALG_KEY,
     SD_KEY,
     SUPPORTED_HASH_ALGS,
-    decoy_digest,
     encode_disclosure,
     hash_function,
     new_salt,
@@ -146,8 +146,10 @@ class _Builder:
         # Decoys hide how many claims an object really has; only worth it where
         # something is hidden (and always at the top level).
         if digests or not path:
+            # decoy_digest's work, with the hash function already resolved.
+            draw, hasher = self.random_bytes, self.hasher
             digests.extend(
-                decoy_digest(self.random_bytes, self.hash_alg) for _ in range(self.decoys)
+                b64url_encode(hasher(draw(MIN_SALT_BYTES)).digest()) for _ in range(self.decoys)
             )
         if digests:
             out[SD_KEY] = sorted(digests)  # sorted, so order reveals nothing

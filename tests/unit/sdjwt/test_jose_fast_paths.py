@@ -370,3 +370,34 @@ def test_header_parse_matches_strict_json_loads(header: dict[str, Any]) -> None:
     expected = jose.strict_json_loads(header_json)
     for _ in range(2):
         assert jose.parse_compact(token_with_header(header_json)).header == expected
+
+
+# --- the signer's repeated header encoded once -----------------------------------
+
+
+def header_of(token: str) -> dict[str, Any]:
+    return json.loads(base64.urlsafe_b64decode(token.split(".")[0] + "=="))
+
+
+@pytest.mark.parametrize("kid", [None, "issuer-1", "ключ"])
+@pytest.mark.parametrize("typ", ["dc+sd-jwt", "kb+jwt"])
+def test_signed_header_is_the_plain_one(kid: str | None, typ: str) -> None:
+    key = dataclasses.replace(jose.generate_private_key(jose.ES256), kid=kid)
+    expected = {"alg": "ES256", "typ": typ} | ({} if kid is None else {"kid": kid})
+    for _ in range(2):  # first encoding and the cached one
+        token = jose.sign_compact({"a": 1}, key, typ=typ)
+        assert header_of(token) == expected
+        assert list(header_of(token)) == list(expected)
+        assert token.split(".")[0] == jose.json_object_b64(expected)
+        assert jose.verify_compact(token, key.public(), expected_typ=typ).payload == {"a": 1}
+
+
+def test_extra_header_members_still_added_and_may_override() -> None:
+    key = jose.generate_private_key(jose.EDDSA, kid="k")
+    token = jose.sign_compact({}, key, typ="t", extra_header={"x5t": "abc", "kid": "other"})
+    assert header_of(token) == {"alg": "EdDSA", "typ": "t", "kid": "other", "x5t": "abc"}
+    assert header_of(jose.sign_compact({}, key, typ="t", extra_header={})) == {
+        "alg": "EdDSA",
+        "typ": "t",
+        "kid": "k",
+    }
