@@ -276,6 +276,12 @@ class DidResolutionError(TrustError):
     code = "did_resolution_failed"
 
 
+class DeviceKeyMismatch(TrustError):
+    """A device's identity keys are not the ones the citizen confirmed (or it has none)."""
+
+    code = "device_key_mismatch"
+
+
 # --- exchanges -----------------------------------------------------------------
 
 

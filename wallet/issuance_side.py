@@ -16,17 +16,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from onceonly.errors import MalformedInput, OnceOnlyError, QueryNotSatisfied
+from onceonly.matrix.own_devices import DeviceKeys
 from onceonly.protocol.bodies import build_exchange_status
 from onceonly.protocol.events import CredentialIssue, Outcome
 from onceonly.protocol.exchange import State
 from onceonly.protocol.fields import Content
-from onceonly.protocol.rooms import DeviceEntry
 from onceonly.service import ProtocolService, Received
 from onceonly.trust import TrustList
 from onceonly.types import RoomId, UserId
+from wallet.devices import signed_device_list
 from wallet.receive import receive_credential, rejection
 from wallet.records import PendingOffer
-from wallet.requests import device_list, request_credential, request_for_offer
+from wallet.requests import request_credential, request_for_offer
 from wallet.store import WalletStore
 
 logger = logging.getLogger(__name__)
@@ -70,7 +71,7 @@ class IssuanceSide:
         store: WalletStore,
         trust: TrustSource,
         runtime: Callable[[], ProtocolService],
-        own_device: Callable[[], DeviceEntry | None],
+        own_device: Callable[[], DeviceKeys | None],
         clock: Callable[[], float],
         random_bytes: Callable[[int], bytes],
         tell: Callable[[Notice], None],
@@ -229,15 +230,15 @@ class IssuanceSide:
         if own is None:
             return
         try:
-            content = device_list(
+            # The wallet's own device and every one the citizen approved; the store
+            # keeps seq rising (the clock in ms is only its floor).
+            content = signed_device_list(
                 self.store,
                 user_id=self.runtime.user_id,
-                devices=[own],
-                # Wall-clock milliseconds: strictly increasing across restarts without
-                # keeping a counter (two lists in one millisecond do not happen here).
-                seq=int(self._clock() * 1000),
+                own=own,
                 trust=trust,
                 now=now,
+                clock_ms=int(self._clock() * 1000),
             )
         except QueryNotSatisfied:
             return  # no PID yet: the PID issuer pins this device during the eID check

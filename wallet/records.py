@@ -134,6 +134,34 @@ class PendingOffer(_Record):
     credential_id: RowId | None = None
 
 
+DeviceState = Literal["approved", "revoked"]
+
+
+class ApprovedDevice(_Record):
+    """Another device of the citizen's account she approved (or later revoked).
+
+    The keys are the ones the wallet saw when she approved it; a device that
+    later shows other keys under the same id is a different device.
+
+    Attributes:
+        device_id: The Matrix device id.
+        ed25519: Its Ed25519 identity key (Element's "session key").
+        curve25519: Its Curve25519 identity key.
+        display_name: The device's own name at approval time (for display only).
+        state: ``approved``, or ``revoked`` once she withdrew it.
+        changed_at: When it was approved or revoked.
+        announced: Whether a device list reflecting this state went to the agencies.
+    """
+
+    device_id: Annotated[StrictStr, StringConstraints(pattern=r"^[^\s]{1,128}$")]
+    ed25519: Annotated[StrictStr, StringConstraints(pattern=r"^[A-Za-z0-9+/]{43}$")]
+    curve25519: Annotated[StrictStr, StringConstraints(pattern=r"^[A-Za-z0-9+/]{43}$")]
+    display_name: Text | None = None
+    state: DeviceState = "approved"
+    changed_at: Timestamp
+    announced: bool = False
+
+
 def path_to_json(path: tuple[Any, ...]) -> list[Any]:
     """A claim path as a JSON array (for display and export)."""
     return list(path)

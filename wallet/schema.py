@@ -47,6 +47,13 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
             sealed BLOB NOT NULL
         )""",
     ),
+    # v3: the citizen's other devices she approved (or revoked) for her mailboxes.
+    (
+        """CREATE TABLE devices (
+            device_id TEXT PRIMARY KEY,
+            sealed BLOB NOT NULL
+        )""",
+    ),
 )
 
 CURRENT_VERSION: Final = len(MIGRATIONS)
@@ -56,5 +63,6 @@ SEALED_TABLES: Final[dict[str, str]] = {
     "credentials": "credential_id",
     "disclosures": "entry_id",
     "offers": "offer_id",
+    "devices": "device_id",
 }
 """Table name to its id column, for every table whose rows are sealed records."""

@@ -33,10 +33,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from onceonly.errors import TransportError
 from onceonly.matrix.accounts import Credentials, load_credentials
 from onceonly.matrix.client import PartyClient
-from onceonly.matrix.devices import AllDevicesOf
 from onceonly.matrix.inbox import AlreadyHandled, InboundHandler
+from onceonly.matrix.own_devices import DeviceKeys
 from onceonly.matrix.rooms import InvitesFrom
 from onceonly.protocol.events import (
     CredentialIssue,
@@ -47,10 +48,10 @@ from onceonly.protocol.events import (
     PresentationRequest,
 )
 from onceonly.protocol.fields import Content
-from onceonly.protocol.rooms import DeviceEntry
 from onceonly.service import ProtocolService, Received
 from onceonly.service.transport import Transport
 from wallet.answer import Answer, complete_answer, prepare_answer
+from wallet.devices import DeviceAnnouncer, WalletDevicePolicy
 from wallet.issuance_side import IssuanceSide, Notice, TrustSource
 from wallet.policy import DENY_ALL, ConsentPolicy
 from wallet.present import Consent, Holding
@@ -120,6 +121,7 @@ class WalletService:
         self._runtime: ProtocolService | None = None
         self._transport: PartyClient | None = None
         self._poller: asyncio.Task[None] | None = None
+        self._announcer: DeviceAnnouncer | None = None
         # One question at a time at the terminal.
         self._prompt_lock = asyncio.Lock()
         self._issuance = IssuanceSide(
@@ -144,7 +146,15 @@ class WalletService:
         trust = self._trust(self.now())
         agencies = [agency.matrix_user_id for agency in trust.agencies]
         login = self._login or load_credentials(self.data_dir)
-        devices = AllDevicesOf([*agencies, login.user_id])
+        # Own devices only as the citizen approved them (wallet.devices).
+        devices = WalletDevicePolicy(self.store, own_user=login.user_id, agencies=agencies)
+        self._announcer = DeviceAnnouncer(
+            store=self.store,
+            policy=devices,
+            own_device=self._own_device,
+            mailbox_of=self._mailbox_of,
+            send=lambda room, content: self.runtime.send(room, content),
+        )
         invites = InvitesFrom(agencies)
 
         def factory(handler: InboundHandler, already_handled: AlreadyHandled) -> Transport:
@@ -300,19 +310,38 @@ class WalletService:
         async with self._prompt_lock:
             return await asyncio.to_thread(ask, record, name)
 
-    def _own_device(self) -> DeviceEntry | None:
-        transport = self._transport
-        if transport is None or transport.nio.olm is None:
+    def _own_device(self) -> DeviceKeys | None:
+        if self._transport is None:
             return None
-        keys = transport.nio.olm.account.identity_keys
-        return DeviceEntry(
-            device_id=transport.device_id, ed25519=keys["ed25519"], curve25519=keys["curve25519"]
+        try:
+            return self._transport.own_device_keys()
+        except TransportError:
+            return None  # not started (yet, or any more)
+
+    def _mailbox_of(self, peer: str) -> str | None:
+        try:
+            return None if self._transport is None else self._transport.store.direct_room(peer)
+        except TransportError:
+            return None
+
+    async def announce_devices(self) -> list[str]:
+        """Send a new device list to every agency mailbox if the approvals changed."""
+        if self._announcer is None:
+            return []
+        return list(
+            await self._announcer.announce_if_changed(
+                user_id=self.runtime.user_id,
+                trust=self._trust(self.now()),
+                now=self.now(),
+                clock_ms=int(self._clock() * 1000),
+            )
         )
 
     async def _poll_forever(self) -> None:
         while True:
             await asyncio.sleep(self._poll_interval)
             try:
+                await self.announce_devices()
                 await self.send_approved()
             except Exception:
                 logger.exception("sending approved offers failed; retrying")

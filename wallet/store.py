@@ -33,6 +33,7 @@ from wallet import backup
 from wallet.crypto_box import ScryptParams, SealBroken, SecretBox, new_key, record_aad
 from wallet.key_slots import make_slot, unlock
 from wallet.records import (
+    ApprovedDevice,
     DisclosureOutcome,
     DisclosureRecord,
     HolderKeyRecord,
@@ -356,10 +357,7 @@ class WalletStore:
     def put_offer(self, record: PendingOffer) -> None:
         """Insert or replace an offer record as a whole (e.g. after a request went out)."""
         with self._write():
-            if self._exists("offers", record.offer_id):
-                self._replace("offers", record.offer_id, record)
-            else:
-                self._insert("offers", record.offer_id, record)
+            self._upsert("offers", record.offer_id, record)
 
     def set_offer_state(self, offer_id: str, state: OfferState) -> None:
         """Move an offer to ``state``."""
@@ -375,6 +373,35 @@ class WalletStore:
         """Offers, oldest first, optionally only those in ``state``."""
         every = self._all("offers", PendingOffer)
         return every if state is None else [offer for offer in every if offer.state == state]
+
+    # --- the citizen's other devices --------------------------------------------------
+
+    def put_device(self, record: ApprovedDevice) -> None:
+        """Insert or replace the approval record of one device."""
+        with self._write():
+            self._upsert("devices", record.device_id, record)
+
+    def devices(self) -> list[ApprovedDevice]:
+        """Every approved or revoked device, in the order first approved."""
+        return self._all("devices", ApprovedDevice)
+
+    def next_device_list_seq(self, at_least: int) -> int:
+        """Reserve the ``seq`` of the next signed device list: above every earlier one.
+
+        ``at_least`` (e.g. the clock in ms) keeps numbers rising after a restore
+        from a backup, which does not carry the counter.
+        """
+        with self._write():
+            row = self._db.execute(
+                "SELECT value FROM wallet_meta WHERE name = 'device_list_seq'"
+            ).fetchone()
+            seq = max(at_least, int(row[0]) + 1 if row else 0)
+            self._db.execute(
+                "INSERT INTO wallet_meta (name, value) VALUES ('device_list_seq', ?)"
+                " ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                (str(seq),),
+            )
+        return seq
 
     # --- backup --------------------------------------------------------------------
 
@@ -447,6 +474,12 @@ class WalletStore:
             f"UPDATE {table} SET sealed = ? WHERE {column} = ?",  # noqa: S608
             (sealed, row_id),
         )
+
+    def _upsert(self, table: str, row_id: str, record: BaseModel) -> None:
+        if self._exists(table, row_id):
+            self._replace(table, row_id, record)
+        else:
+            self._insert(table, row_id, record)
 
     def _exists(self, table: str, row_id: str) -> bool:
         column = SEALED_TABLES[table]

@@ -50,6 +50,7 @@ from onceonly.matrix.inbox import (
     InboundProblem,
 )
 from onceonly.matrix.outbox import Outbox, SendHandle
+from onceonly.matrix.own_devices import DeviceKeys, own_device_keys
 from onceonly.matrix.rooms import DirectRooms, InvitePolicy, InvitesFrom
 from onceonly.matrix.store import TransportStore
 from onceonly.matrix.sync import SyncLoop
@@ -202,6 +203,14 @@ class PartyClient:
     def device_id(self) -> str:
         """Our device id."""
         return str(self._running()[0].device_id)
+
+    def own_device_keys(self) -> DeviceKeys:
+        """This device's id and identity keys (what the citizen's device list names).
+
+        Raises:
+            TransportError: The client is not started.
+        """
+        return own_device_keys(self._running()[0])
 
     @property
     def store(self) -> TransportStore:
