@@ -30,7 +30,7 @@ from typing import Any, Final, TypeVar
 import click
 
 from onceonly import jose
-from onceonly.cli import emit, json_option
+from onceonly.cli import LazyGroup, emit, json_option
 from onceonly.credential_types import all_types
 from onceonly.errors import ConfigError, StoreError, TrustError
 from onceonly.sdjwt import parse_sd_jwt
@@ -127,7 +127,8 @@ def _device_lock(data_dir: Path) -> Iterator[None]:
         yield
 
 
-@click.group()
+# ``devices`` lives in its own module (which uses the helpers above).
+@click.group(cls=LazyGroup, lazy={"devices": "wallet.devices_cli:devices"})
 def wallet() -> None:
     """The citizen's wallet: keep credentials, answer requests, see what was disclosed."""
 
