@@ -28,6 +28,7 @@ from pydantic import ValidationError
 
 from onceonly.errors import ConfigError, MalformedInput, StoreError
 from onceonly.jose import PrivateKey, json_dumps_compact
+from onceonly.sql import Database, Schema, SqlHandle, Tx, open_schema
 from verifier.audit_format import (
     AuditEntry,
     EntryKind,
@@ -40,16 +41,16 @@ from verifier.audit_format import (
     genesis_hash,
     sign_head,
 )
-from verifier.sql_backend import SqlConnection, open_sql
 
 DEFAULT_HEAD_EVERY: Final = 100
 _EXPORT_BATCH: Final = 500
 _TIP: Final = "SELECT log_id, seq, entry_hash FROM audit_head WHERE id = 1"
-_TIP_FOR_UPDATE: Final = _TIP + " FOR UPDATE"
-_SCHEMA_VERSION: Final = 1
-_SCHEMA: Final = (
-    # The single row (id = 1) is the chain's tip: appenders lock it to serialise.
-    """
+_SCHEMA: Final = Schema(
+    "verifier audit log",
+    1,
+    (
+        # The single row (id = 1) is the chain's tip: appenders lock it to serialise.
+        """
     CREATE TABLE IF NOT EXISTS audit_head (
         id INTEGER PRIMARY KEY CHECK (id = 1),
         log_id TEXT NOT NULL,
@@ -57,24 +58,25 @@ _SCHEMA: Final = (
         entry_hash TEXT NOT NULL
     )
     """,
-    # The entry is kept as the exact JSON that was hashed, so an export reproduces
-    # it byte for byte (and reproduces any tampering with the table too).
-    """
+        # The entry is kept as the exact JSON that was hashed, so an export reproduces
+        # it byte for byte (and reproduces any tampering with the table too).
+        """
     CREATE TABLE IF NOT EXISTS audit_entries (
         seq BIGINT PRIMARY KEY,
         exchange_id TEXT NOT NULL,
         entry TEXT NOT NULL
     )
     """,
-    "CREATE INDEX IF NOT EXISTS audit_entries_exchange ON audit_entries (exchange_id)",
-    """
+        "CREATE INDEX IF NOT EXISTS audit_entries_exchange ON audit_entries (exchange_id)",
+        """
     CREATE TABLE IF NOT EXISTS audit_signed_heads (
         seq BIGINT NOT NULL,
         time BIGINT NOT NULL,
         jws TEXT NOT NULL
     )
     """,
-    "CREATE INDEX IF NOT EXISTS audit_signed_heads_seq ON audit_signed_heads (seq)",
+        "CREATE INDEX IF NOT EXISTS audit_signed_heads_seq ON audit_signed_heads (seq)",
+    ),
 )
 
 
@@ -95,7 +97,7 @@ class ExportSummary:
     last_seq: int
 
 
-class AuditLog:
+class AuditLog(SqlHandle):
     """One verifier's audit log in a database. Create with :meth:`open`.
 
     One instance per process (or thread); several processes may append to the
@@ -104,18 +106,16 @@ class AuditLog:
 
     def __init__(
         self,
-        connection: SqlConnection,
+        database: Database,
         *,
         log_id: str,
         signing_key: PrivateKey | None,
         head_every: int,
     ) -> None:
-        self._db = connection
+        super().__init__(database)
         self._log_id = log_id
         self._signing_key = signing_key
         self._head_every = head_every
-        # SQLite's BEGIN IMMEDIATE already holds the write lock; PostgreSQL locks the row.
-        self._tip_query = _TIP_FOR_UPDATE if connection.dialect == "postgres" else _TIP
 
     @classmethod
     def open(
@@ -142,39 +142,28 @@ class AuditLog:
         """
         if head_every < 0:
             raise ConfigError("head_every must be >= 0")
-        connection = open_sql(location)
+        database = open_schema(location, _SCHEMA)
         try:
-            connection.ensure_schema("audit_log", _SCHEMA_VERSION, _SCHEMA)
             proposed = log_id or str(uuid.uuid4())
-            with connection.write_transaction():
+            with database.write() as tx:
                 # Atomic create-if-absent: the first process to open the log names it.
-                connection.execute(
+                tx.execute(
                     "INSERT INTO audit_head (id, log_id, seq, entry_hash) VALUES (1, ?, 0, ?)"
                     " ON CONFLICT (id) DO NOTHING",
                     (proposed, genesis_hash(proposed)),
                 )
-                stored = connection.execute("SELECT log_id FROM audit_head WHERE id = 1")[0][0]
+                (stored,) = tx.execute("SELECT log_id FROM audit_head WHERE id = 1").one()
             if log_id is not None and stored != log_id:
                 raise ConfigError(f"the log at this location is {stored!r}, not {log_id!r}")
         except BaseException:
-            connection.close()
+            database.close()
             raise
-        return cls(connection, log_id=stored, signing_key=signing_key, head_every=head_every)
+        return cls(database, log_id=stored, signing_key=signing_key, head_every=head_every)
 
     @property
     def log_id(self) -> str:
         """The log's identifier (bound into its genesis hash and every signed head)."""
         return self._log_id
-
-    def close(self) -> None:
-        """Close the database connection."""
-        self._db.close()
-
-    def __enter__(self) -> AuditLog:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.close()
 
     def append(
         self,
@@ -207,8 +196,9 @@ class AuditLog:
             MalformedInput: a field has the wrong type or shape.
             StoreError: the database failed (nothing was appended).
         """
-        with self._db.write_transaction():
-            _, tip_seq, tip_hash = self._read_tip()
+        with self._db.write() as tx:
+            # The tip row is locked until commit, so appenders take turns.
+            _, tip_seq, tip_hash = _read_tip(tx, lock=True)
             try:
                 entry = build_entry(
                     seq=tip_seq + 1,
@@ -226,17 +216,17 @@ class AuditLog:
                 raise MalformedInput(
                     f"invalid audit entry: {exc.error_count()} problem(s)"
                 ) from exc
-            self._db.execute(
+            tx.execute(
                 "INSERT INTO audit_entries (seq, exchange_id, entry) VALUES (?, ?, ?)",
                 (entry.seq, entry.exchange_id, json_dumps_compact(entry.to_json())),
             )
-            self._db.execute(
+            tx.execute(
                 "UPDATE audit_head SET seq = ?, entry_hash = ? WHERE id = 1",
                 (entry.seq, entry.entry_hash),
             )
             due = self._head_every > 0 and entry.seq % self._head_every == 0
             if due and self._signing_key is not None:
-                self._store_head(entry.seq, entry.entry_hash, now)
+                self._store_head(tx, entry.seq, entry.entry_hash, now)
         return entry
 
     def sign_head(self, *, now: int) -> str:
@@ -251,30 +241,24 @@ class AuditLog:
         """
         if self._signing_key is None:
             raise ConfigError("no signing key: the audit log was opened read-only for heads")
-        with self._db.write_transaction():
-            _, tip_seq, tip_hash = self._read_tip()
-            return self._store_head(tip_seq, tip_hash, now)
+        with self._db.write() as tx:
+            _, tip_seq, tip_hash = _read_tip(tx, lock=True)
+            return self._store_head(tx, tip_seq, tip_hash, now)
 
-    def _read_tip(self) -> tuple[str, int, str]:
-        rows = self._db.execute(self._tip_query)
-        if not rows:
-            raise StoreError("audit log has no head row")
-        log_id, seq, entry_hash = rows[0]
-        return str(log_id), int(seq), str(entry_hash)
-
-    def _store_head(self, seq: int, entry_hash: str, now: int) -> str:
+    def _store_head(self, tx: Tx, seq: int, entry_hash: str, now: int) -> str:
         assert self._signing_key is not None  # callers check; keeps mypy precise
         jws = sign_head(
             self._signing_key, log_id=self._log_id, seq=seq, entry_hash=entry_hash, time=now
         )
-        self._db.execute(
+        tx.execute(
             "INSERT INTO audit_signed_heads (seq, time, jws) VALUES (?, ?, ?)", (seq, now, jws)
         )
         return jws
 
     def tip(self) -> tuple[int, str]:
         """The last ``seq`` and its ``entry_hash`` (0 and the genesis hash when empty)."""
-        _, seq, entry_hash = self._read_tip()
+        with self._db.read() as tx:
+            _, seq, entry_hash = _read_tip(tx, lock=False)
         return seq, entry_hash
 
     def entries(self, *, after_seq: int = 0, limit: int = 1000) -> list[AuditEntry]:
@@ -294,8 +278,8 @@ class AuditLog:
 
     def signed_heads(self) -> list[str]:
         """Every signed head (compact JWS), oldest first."""
-        rows = self._db.execute("SELECT jws FROM audit_signed_heads ORDER BY seq, time")
-        return [str(row[0]) for row in rows]
+        with self._db.read() as tx:
+            return _signed_heads(tx)
 
     def export(self, out: Path, *, now: int) -> ExportSummary:
         """Write the log as JSON Lines for an auditor (atomically: a temp file, then rename).
@@ -324,26 +308,40 @@ class AuditLog:
         stream.write(export_header_line(log_id=self._log_id, exported_at=now) + "\n")
         count = last_seq = 0
         # One snapshot, so the heads written below never name entries missing above.
-        with self._db.snapshot():
-            for seq, text in self._iter_entry_rows():
+        with self._db.read() as tx:
+            for seq, text in _iter_entry_rows(tx):
                 stream.write('{"entry":' + text + "}\n")
                 count, last_seq = count + 1, seq
-            heads = self.signed_heads()
+            heads = _signed_heads(tx)
         for head in heads:
             stream.write(export_head_line(head) + "\n")
         return ExportSummary(
             log_id=self._log_id, entries=count, heads=len(heads), last_seq=last_seq
         )
 
-    def _iter_entry_rows(self) -> Iterator[tuple[int, str]]:
-        after = 0
-        while True:
-            rows = self._db.execute(
-                "SELECT seq, entry FROM audit_entries WHERE seq > ? ORDER BY seq LIMIT ?",
-                (after, _EXPORT_BATCH),
-            )
-            if not rows:
-                return
-            for seq, text in rows:
-                yield int(seq), str(text)
-            after = int(rows[-1][0])
+
+def _read_tip(tx: Tx, *, lock: bool) -> tuple[str, int, str]:
+    row = tx.execute(_TIP, lock=lock).one()
+    if row is None:
+        raise StoreError("audit log has no head row")
+    log_id, seq, entry_hash = row
+    return str(log_id), int(seq), str(entry_hash)
+
+
+def _signed_heads(tx: Tx) -> list[str]:
+    rows = tx.execute("SELECT jws FROM audit_signed_heads ORDER BY seq, time").all()
+    return [str(row[0]) for row in rows]
+
+
+def _iter_entry_rows(tx: Tx) -> Iterator[tuple[int, str]]:
+    after = 0
+    while True:
+        rows = tx.execute(
+            "SELECT seq, entry FROM audit_entries WHERE seq > ? ORDER BY seq LIMIT ?",
+            (after, _EXPORT_BATCH),
+        ).all()
+        if not rows:
+            return
+        for seq, text in rows:
+            yield int(seq), str(text)
+        after = int(rows[-1][0])

@@ -28,10 +28,10 @@ from onceonly.jose import (
     public_key_from_jwk,
     strict_json_loads,
 )
+from onceonly.sql import is_postgres_location
 from verifier.audit import audit_file
 from verifier.audit_log import AuditLog, ExportSummary
 from verifier.audit_report import AuditReport, Severity
-from verifier.sql_backend import is_postgres_location
 
 _MAX_JWK_BYTES = 16 * 1024
 

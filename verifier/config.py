@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from issuer.signing_keys import new_signing_key, read_private_key, write_private_key
 from onceonly import jose
 from onceonly.errors import ConfigError, OnceOnlyError
-from verifier.sql_backend import is_postgres_location
+from onceonly.sql import is_postgres_location
 
 FORMAT: Final = "onceonly-verifier/1"
 CONFIG_FILE: Final = "verifier.json"
@@ -64,7 +64,7 @@ class VerifierConfig(BaseModel):
     trust_room: Annotated[str, Field(min_length=2, max_length=255)] | None = None
 
     def store_location(self, data_dir: Path) -> str:
-        """The store as :func:`~verifier.sql_backend.open_sql` expects it."""
+        """The store as :func:`~onceonly.sql.open_database` expects it."""
         if is_postgres_location(self.store):
             return self.store
         return str(data_dir / self.store)

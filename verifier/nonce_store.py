@@ -19,7 +19,7 @@ import os
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Self
 
 from onceonly.errors import (
     AudienceMismatch,
@@ -30,8 +30,8 @@ from onceonly.errors import (
     RequestExpired,
 )
 from onceonly.jose import b64url_encode
+from onceonly.sql import Database, Schema, SqlStore, open_schema
 from onceonly.types import ExchangeId
-from verifier.sql_backend import SqlConnection, open_sql
 
 NONCE_BYTES: Final = 32
 """256 random bits per nonce (the minimum we accept is 128)."""
@@ -39,9 +39,11 @@ NONCE_BYTES: Final = 32
 MAX_NONCE_CHARS: Final = 256
 """Longer nonces are rejected before touching the database: they can't be ours."""
 
-_SCHEMA_VERSION: Final = 1
-_SCHEMA: Final = (
-    """
+_SCHEMA: Final = Schema(
+    "verifier nonce store",
+    1,
+    (
+        """
     CREATE TABLE IF NOT EXISTS verifier_nonces (
         nonce TEXT PRIMARY KEY,
         exchange_id TEXT NOT NULL,
@@ -51,7 +53,8 @@ _SCHEMA: Final = (
         consumed_at BIGINT
     )
     """,
-    "CREATE INDEX IF NOT EXISTS verifier_nonces_expiry ON verifier_nonces (expires_at)",
+        "CREATE INDEX IF NOT EXISTS verifier_nonces_expiry ON verifier_nonces (expires_at)",
+    ),
 )
 
 
@@ -74,17 +77,19 @@ class IssuedNonce:
     expires_at: int
 
 
-class NonceStore:
+class NonceStore(SqlStore):
     """Issues nonces and consumes each one at most once.
 
     Create with :meth:`open`; one instance per process (or thread), all sharing one
     database. The same interface works on SQLite and PostgreSQL.
     """
 
+    SCHEMA = _SCHEMA
+
     def __init__(
-        self, connection: SqlConnection, random_bytes: Callable[[int], bytes] = secrets.token_bytes
+        self, database: Database, random_bytes: Callable[[int], bytes] = secrets.token_bytes
     ) -> None:
-        self._db = connection
+        super().__init__(database)
         self._random_bytes = random_bytes
 
     @classmethod
@@ -93,7 +98,7 @@ class NonceStore:
         location: str | os.PathLike[str],
         *,
         random_bytes: Callable[[int], bytes] = secrets.token_bytes,
-    ) -> NonceStore:
+    ) -> Self:
         """Open (and create if needed) the nonce store.
 
         Args:
@@ -104,23 +109,7 @@ class NonceStore:
         Raises:
             StoreError: the database cannot be opened or has another schema version.
         """
-        connection = open_sql(location)
-        try:
-            connection.ensure_schema("nonces", _SCHEMA_VERSION, _SCHEMA)
-        except BaseException:
-            connection.close()
-            raise
-        return cls(connection, random_bytes)
-
-    def close(self) -> None:
-        """Close the database connection."""
-        self._db.close()
-
-    def __enter__(self) -> NonceStore:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.close()
+        return cls(open_schema(location, _SCHEMA), random_bytes)
 
     def issue(self, *, exchange_id: ExchangeId, audience: str, now: int, ttl: int) -> IssuedNonce:
         """Create and record a fresh nonce for one exchange.

@@ -17,7 +17,6 @@ verifier process.
 from __future__ import annotations
 
 import json
-import os
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,10 +29,10 @@ from onceonly.protocol import LocalizedText, PresentationRequest, Purpose
 from onceonly.protocol.bodies import build_presentation_request
 from onceonly.query import DcqlQuery, parse_query
 from onceonly.sdjwt import format_path
+from onceonly.sql import Schema, SqlStore
 from onceonly.trust import TrustList
 from onceonly.types import ExchangeId, UserId
 from verifier.nonce_store import NonceStore
-from verifier.sql_backend import SqlConnection, open_sql
 
 EXCHANGE_ID_BYTES: Final = 18
 """144 random bits per exchange id (24 base64url characters)."""
@@ -199,9 +198,11 @@ class StoredRequest:
     settled_at: int | None
 
 
-_SCHEMA_VERSION: Final = 1
-_SCHEMA: Final = (
-    """
+_SCHEMA: Final = Schema(
+    "verifier requests",
+    1,
+    (
+        """
     CREATE TABLE IF NOT EXISTS verifier_requests (
         exchange_id TEXT PRIMARY KEY,
         citizen TEXT NOT NULL,
@@ -218,6 +219,7 @@ _SCHEMA: Final = (
         settled_at BIGINT
     )
     """,
+    ),
 )
 _SELECT: Final = (
     "SELECT exchange_id, citizen, verifier_id, nonce, query, purpose, created_at, expires_at,"
@@ -225,36 +227,10 @@ _SELECT: Final = (
 )
 
 
-class RequestStore:
+class RequestStore(SqlStore):
     """Open and settled presentation requests. Create with :meth:`open`."""
 
-    def __init__(self, connection: SqlConnection) -> None:
-        self._db = connection
-
-    @classmethod
-    def open(cls, location: str | os.PathLike[str]) -> RequestStore:
-        """Open (and create if needed) the store at a SQLite path or ``postgresql://`` DSN.
-
-        Raises:
-            StoreError: the database cannot be opened or has another schema version.
-        """
-        connection = open_sql(location)
-        try:
-            connection.ensure_schema("requests", _SCHEMA_VERSION, _SCHEMA)
-        except BaseException:
-            connection.close()
-            raise
-        return cls(connection)
-
-    def close(self) -> None:
-        """Close the database connection."""
-        self._db.close()
-
-    def __enter__(self) -> RequestStore:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.close()
+    SCHEMA = _SCHEMA
 
     def add(self, pending: PendingRequest) -> None:
         """Record a new request.

@@ -11,6 +11,7 @@ import pytest
 
 from onceonly import errors
 from onceonly.jose import PrivateKey, generate_private_key, private_key_from_jwk, verify_compact
+from onceonly.sql import open_database
 from tests.unit.verifier.audit_samples import OUTCOME, T0, TRUST, append_sample
 from tests.unit.verifier.processes import BARRIER_TIMEOUT_S, race
 from verifier.audit import audit_file, audit_lines
@@ -21,7 +22,6 @@ from verifier.audit_format import (
     genesis_hash,
 )
 from verifier.audit_log import AuditLog
-from verifier.sql_backend import open_sql
 
 
 @pytest.fixture
@@ -132,7 +132,7 @@ def test_export_reproduces_tampering_in_the_database(
     with AuditLog.open(store_location, signing_key=key, head_every=5) as log:
         for index in range(1, 21):
             append_sample(log, index)
-    db = open_sql(store_location)
+    db = open_database(store_location, store="test")
     (text,) = db.execute("SELECT entry FROM audit_entries WHERE seq = 6")[0]
     tampered = json.loads(text)
     tampered["outcome"]["verified"] = False

@@ -11,10 +11,10 @@ import pytest
 
 from onceonly import errors
 from onceonly.jose import b64url_decode
+from onceonly.sql import open_database
 from onceonly.types import ExchangeId
 from tests.unit.verifier.processes import BARRIER_TIMEOUT_S, race
 from verifier.nonce_store import NONCE_BYTES, NonceStore
-from verifier.sql_backend import open_sql
 
 NOW = 1_800_000_000
 EX = ExchangeId("ex-1")
@@ -107,8 +107,8 @@ def test_purge_removes_only_expired(store: NonceStore) -> None:
 
 def test_unknown_schema_version_refused(store_location: str) -> None:
     NonceStore.open(store_location).close()
-    db = open_sql(store_location)
-    db.execute("UPDATE verifier_schema SET version = 99 WHERE component = 'nonces'")
+    db = open_database(store_location, store="test")
+    db.execute("UPDATE onceonly_schema SET version = 99 WHERE component = 'verifier nonce store'")
     db.close()
     with pytest.raises(errors.StoreError, match="schema version 99"):
         NonceStore.open(store_location)
