@@ -207,6 +207,23 @@ def agency_in(
     return agency, credentials
 
 
+def identity_agency_and_registry_office(
+    tmp_path: Path, synapse: Homeserver
+) -> tuple[AgencyUnderTest, AgencyUnderTest]:
+    """The two sample agencies with Matrix accounts; their stores closed for a service to open."""
+    identity, _ = agency_in(
+        tmp_path, synapse, "ausweis", agency_id=IDENTITY_ID, credentials=[PID_VCT],
+        name=("Ausweisbehörde", "ID authority"), register_file="identity_agency.json",
+    )  # fmt: skip
+    office, _ = agency_in(
+        tmp_path, synapse, "meldeamt", agency_id=REGISTRY_ID, credentials=[RESIDENCE_VCT],
+        name=("Meldebehörde", "Registration office"), register_file="registry_office.json",
+    )  # fmt: skip
+    identity.close()
+    office.close()
+    return identity, office
+
+
 async def obtain_pid(wallet: Wallet, id_service: IssuerService, card: str) -> str:
     """The simulated eID check (pinning the wallet device), then a PID over Matrix."""
     stores, now = id_service.stores, int(time.time())
@@ -252,16 +269,7 @@ def verify(trust: TrustList, credential: str, holder: jose.PrivateKey) -> dict[s
 async def test_issuers_request_offer_revoke_and_refuse_over_synapse(
     synapse: Homeserver, tmp_path: Path
 ) -> None:
-    identity, _ = agency_in(
-        tmp_path, synapse, "ausweis", agency_id=IDENTITY_ID, credentials=[PID_VCT],
-        name=("Ausweisbehörde", "ID authority"), register_file="identity_agency.json",
-    )  # fmt: skip
-    office, _ = agency_in(
-        tmp_path, synapse, "meldeamt", agency_id=REGISTRY_ID, credentials=[RESIDENCE_VCT],
-        name=("Meldebehörde", "Registration office"), register_file="registry_office.json",
-    )  # fmt: skip
-    identity.close()
-    office.close()
+    identity, office = identity_agency_and_registry_office(tmp_path, synapse)
     now = int(time.time())
     trust = trust_list(listed(identity, now=now), listed(office, now=now), now=now)
     creds, data_dir = register(synapse, "juergen", tmp_path)

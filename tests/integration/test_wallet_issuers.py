@@ -32,7 +32,7 @@ from onceonly.errors import UntrustedIssuer
 from onceonly.matrix.homeserver import Homeserver
 from onceonly.trust import Agency, LocalizedText, Purpose, RequestGrant, sign_trust_list
 from onceonly.trust_cache import TrustCache
-from tests.integration.test_issuer_service import agency_in
+from tests.integration.test_issuer_service import identity_agency_and_registry_office
 from tests.integration.test_transport_support import register
 from tests.unit.issuer.issuer_world import (
     IDENTITY_ID,
@@ -92,16 +92,7 @@ async def _until(condition: Callable[[], bool], timeout: float = WAIT) -> None:
 async def test_wallet_obtains_pid_and_residence_from_real_issuers(
     synapse: Homeserver, tmp_path: Path
 ) -> None:
-    identity, _ = agency_in(
-        tmp_path, synapse, "ausweis", agency_id=IDENTITY_ID, credentials=[PID_VCT],
-        name=("Ausweisbehörde", "ID authority"), register_file="identity_agency.json",
-    )  # fmt: skip
-    office, _ = agency_in(
-        tmp_path, synapse, "meldeamt", agency_id=REGISTRY_ID, credentials=[RESIDENCE_VCT],
-        name=("Meldebehörde", "Registration office"), register_file="registry_office.json",
-    )  # fmt: skip
-    identity.close()
-    office.close()
+    identity, office = identity_agency_and_registry_office(tmp_path, synapse)
     now = int(time.time())
     verifier_creds, verifier_dir = register(synapse, "familienkasse", tmp_path)
     trust = trust_list(
