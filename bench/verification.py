@@ -35,13 +35,13 @@ from jwcrypto.jwk import JWK
 from sd_jwt.verifier import SDJWTVerifier
 
 from onceonly.sdjwt import VerificationPolicy, verify_presentation
+from onceonly.status_cache import StatusCache, verify_status_token
 from onceonly.status_list import check_status, status_reference_from_claims
 from onceonly.types import ExchangeId
 from verifier.audit_log import AuditLog
 from verifier.evidence import EvidenceArchive
 from verifier.nonce_store import NonceStore
 from verifier.requests import PendingRequest
-from verifier.status_cache import StatusCache, verify_status_token
 from verifier.verification import (
     Verifier,
     VerifierOptions,

@@ -9,7 +9,8 @@ is checked with the issuer's key from the trust list, its ``sub`` against the
 credential's URI, its ``exp``/``iat``; a missing or unusable list fails with
 :class:`~onceonly.errors.StatusUnavailable`, never passes.
 
-Used by verifiers (presentation checks) and by issuers (a presented PID's status).
+Used by verifiers (presentation checks), by issuers (a presented PID's status)
+and by wallets (their own credentials, before presenting one).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from onceonly.errors import (
 from onceonly.matrix.accounts import Credentials
 from onceonly.matrix.state_rooms import get_state, resolve_room, state_client
 from onceonly.protocol import NAMESPACE, StatusListState, parse_state_event
+from onceonly.status_cache import StatusFetcher
 from onceonly.status_list import StatusReference, check_status
 from onceonly.trust import Agency
 
@@ -79,6 +81,26 @@ async def fetch_status_state(
     if not isinstance(envelope, StatusListState) or envelope.uri != uri:
         raise MalformedInput("status list state names another URI than its state key")
     return envelope
+
+
+def matrix_status_fetch(credentials: Credentials) -> StatusFetcher:
+    """A :data:`~onceonly.status_cache.StatusFetcher` reading the issuer's public status room.
+
+    The token it returns is unverified: :class:`~onceonly.status_cache.StatusCache`
+    verifies it with the issuer's key from the trust list.
+
+    Args:
+        credentials: Any logged-in account (the status rooms are world-readable).
+    """
+
+    async def fetch(uri: str, agency: Agency) -> str:
+        room = status_room_alias(agency.matrix_user_id)
+        envelope = await fetch_status_state(credentials, room=room, uri=uri)
+        if envelope is None:
+            raise StatusUnavailable("no status list is published for this URI")
+        return envelope.token
+
+    return fetch
 
 
 def agency_status_key(agency: Agency, token: str) -> jose.PublicKey:

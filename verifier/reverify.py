@@ -43,13 +43,13 @@ from onceonly.errors import (
     TrustError,
 )
 from onceonly.query import parse_query
+from onceonly.status_cache import verify_status_token
 from onceonly.status_list import check_status, status_reference_from_claims
 from onceonly.trust import check_validity_period, verify_trust_list_signature
 from onceonly.trust.token import MAX_TRUST_LIST_BYTES
 from verifier.audit import MAX_LINE_BYTES
 from verifier.audit_format import AuditEntry, VerificationOutcome
 from verifier.evidence import EvidenceArchive
-from verifier.status_cache import verify_status_token
 from verifier.verification import (
     VerifierOptions,
     VpToken,

@@ -38,6 +38,8 @@ from onceonly.matrix.accounts import load_credentials
 from onceonly.protocol import ErrorContent, PresentationResponse, State
 from onceonly.query import DcqlQuery
 from onceonly.service import ProtocolService, TransportFactory
+from onceonly.status_cache import StatusCache, StatusFetcher
+from onceonly.status_fetch import matrix_status_fetch
 from onceonly.trust import VerifiedTrustList
 from onceonly.trust_cache import TrustCache
 from onceonly.types import UserId
@@ -48,8 +50,7 @@ from verifier.evidence import EvidenceArchive
 from verifier.nonce_store import NonceStore
 from verifier.requests import PendingRequest, RequestStore, prepare_request
 from verifier.responses import ResponseHandlers
-from verifier.sources import AnyDevice, matrix_status_fetch, refresh_trust_list
-from verifier.status_cache import StatusCache, StatusFetcher
+from verifier.sources import AnyDevice, refresh_trust_list
 from verifier.verification import (
     VerificationResult,
     Verifier,

@@ -13,7 +13,7 @@ order, and the first failure decides the error code:
 3. the issuer may issue that ``vct`` at the credential's issuance time;
 4. the disclosed claims satisfy the query we sent (values included);
 5. each credential's status list entry is valid, in a Status List Token signed by
-   the credential's issuer (:mod:`verifier.status_cache`).
+   the credential's issuer (:mod:`onceonly.status_cache`).
 
 Every verdict, verified or not, is appended to the audit log with the exact
 presentations received, the trust list version and the status list versions
@@ -27,21 +27,19 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from onceonly import jose
 from onceonly.errors import (
     InvalidClaim,
     OnceOnlyError,
     StoreError,
     TrustError,
-    UnknownKey,
     UntrustedIssuer,
 )
 from onceonly.jose import json_dumps_compact
 from onceonly.query import DcqlQuery, claims_satisfy
 from onceonly.sdjwt import VerificationPolicy, VerifiedCredential, format_path, verify_presentation
+from onceonly.status_cache import StatusCache, status_key_resolver
 from onceonly.status_list import check_status, status_reference_from_claims
 from onceonly.trust import TrustList, VerifiedTrustList
-from onceonly.trust.policy import _kid_matches
 from verifier.audit_format import (
     EntryKind,
     StatusListVersion,
@@ -58,7 +56,6 @@ from verifier.results import (
     VerificationResult,
     accepted_credential,
 )
-from verifier.status_cache import StatusCache
 
 VpToken = Mapping[str, Sequence[str]]
 """Credential query id to the presentations answering it (OpenID4VP ``vp_token``)."""
@@ -81,28 +78,6 @@ class VerifierOptions:
     leeway_seconds: int = 60
     max_kb_age_seconds: int = 300
     require_status: bool = True
-
-
-def status_key_resolver(trust_list: TrustList, issuer_id: str) -> jose.KeyResolver:
-    """Choose the key of a Status List Token: one of the credential issuer's listed keys.
-
-    The token must name the key by ``kid`` (or by the agency's DID URL) and the
-    key's signing window must cover the token's ``iat``.
-    """
-    agency = trust_list.agency(issuer_id)
-
-    def resolve(header: Mapping[str, Any], payload: Mapping[str, Any]) -> jose.PublicKey:
-        if agency is None:
-            raise UntrustedIssuer(f"issuer {issuer_id!r} is not on the trust list")
-        kid, iat = header.get("kid"), payload.get("iat")
-        if not isinstance(kid, str) or not isinstance(iat, int) or isinstance(iat, bool):
-            raise UnknownKey("a status list token must carry a kid and an integer iat")
-        keys = [k for k in agency.keys if _kid_matches(kid, k, agency) and k.may_sign_at(iat)]
-        if len(keys) != 1:
-            raise UnknownKey(f"{issuer_id} has no key {kid!r} valid at the token's iat")
-        return keys[0].public_key()
-
-    return resolve
 
 
 def check_presentations(

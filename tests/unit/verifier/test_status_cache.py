@@ -1,4 +1,4 @@
-"""verifier.status_cache: ttl, max age, exp, failures that never pass, one fetch at a time."""
+"""onceonly.status_cache: ttl, max age, exp, failures that never pass, one fetch at a time."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 
 from onceonly import errors
 from onceonly.jose import generate_private_key
+from onceonly.status_cache import StatusCache
 from onceonly.trust import Agency
-from verifier.status_cache import StatusCache
 from verifier.verification import status_key_resolver
 
 from .verification_world import DAY, ISSUER_ID, NOW, STATUS_URI, World

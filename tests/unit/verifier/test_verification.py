@@ -10,13 +10,13 @@ import pytest
 
 from onceonly.jose import generate_private_key
 from onceonly.sdjwt import parse_sd_jwt, present_without_key_binding
+from onceonly.status_cache import StatusCache
 from onceonly.trust_cache import TrustCache
 from verifier.audit_format import EntryKind
 from verifier.audit_log import AuditLog
 from verifier.evidence import EvidenceArchive
 from verifier.nonce_store import NonceStore
 from verifier.requests import PendingRequest, prepare_request
-from verifier.status_cache import StatusCache
 from verifier.verification import VerificationResult, Verifier
 
 from .verification_world import (

@@ -15,6 +15,7 @@ from typing import Any
 
 from onceonly import jose
 from onceonly.query import parse_query
+from onceonly.status_cache import StatusCache
 from onceonly.trust import Agency, verify_trust_list_signature
 from onceonly.types import ExchangeId, UserId
 from tests.unit.verifier.processes import BARRIER_TIMEOUT_S, race
@@ -24,7 +25,6 @@ from verifier.evidence import EvidenceArchive
 from verifier.nonce_store import NonceStore
 from verifier.requests import PendingRequest
 from verifier.reverify import Reverifier, nonce_consumers
-from verifier.status_cache import StatusCache
 from verifier.verification import Verifier
 
 from .verification_world import CITIZEN, NOW, PURPOSE, VERIFIER_ID, World, address_query
