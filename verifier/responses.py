@@ -8,6 +8,11 @@
 * an answer refused before any verdict (e.g. an unreadable file): recorded and
   settled as rejected, while the runtime tells the citizen with an ``error``;
 * an ``error`` from the citizen in one of our exchanges: recorded and settled;
+* an answer the runtime refused before this handler saw it (malformed, a second
+  answer, a late one, one naming no request of ours): recorded as a ``response``
+  entry with the code the citizen was told and the raw content as received
+  (bounded, with its SHA-256), through the runtime's refusal hook; a request that
+  the refusal ended is settled with it;
 * a handler re-run after a restart: the stored verdict stands and is told again
   if the citizen has not been told yet (the nonce is used up, so verifying again
   would turn a verified answer into a replay).
@@ -16,23 +21,30 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from pydantic import ValidationError
 
 from onceonly.errors import MalformedInput, OnceOnlyError, UnknownExchange, UntrustedParty
 from onceonly.matrix import attachments
 from onceonly.matrix.accounts import load_credentials
-from onceonly.protocol import ErrorContent, Outcome, PresentationResponse
+from onceonly.protocol import NAMESPACE, ErrorContent, Outcome, PresentationResponse, State
 from onceonly.protocol.bodies import build_exchange_status
-from onceonly.service import ProtocolService, Received
+from onceonly.service import ProtocolService, Received, Refused
 from onceonly.types import ExchangeId, RoomId
 from verifier.audit_format import EntryKind, VerificationOutcome
 from verifier.audit_log import AuditLog
 from verifier.nonce_store import NonceStore
-from verifier.requests import PendingRequest, RequestStore
+from verifier.requests import PendingRequest, RequestStore, StoredRequest
 from verifier.verification import VerificationResult, Verifier, request_details
+
+MAX_RECORDED_CONTENT: Final = 64 * 1024
+"""Characters of a refused event's raw content kept in its audit entry (events are
+at most 64 KiB, so this cuts only what the homeserver should not have delivered)."""
+
+_RESPONSE_TYPE: Final = NAMESPACE + PresentationResponse.EVENT_TYPE
 
 
 class ResponseHandlers:
@@ -53,6 +65,8 @@ class ResponseHandlers:
 
         def _announce(self, exchange_id: str) -> None: ...
 
+        def _settle_expired(self, pending: PendingRequest) -> None: ...
+
     async def _on_response(self, item: Received) -> None:
         content = item.content
         assert isinstance(content, PresentationResponse)
@@ -71,12 +85,12 @@ class ResponseHandlers:
         except OnceOnlyError as exc:
             # Refused before a verdict (e.g. an unreadable vp_token_file): the runtime
             # answers the error and closes the exchange; the request ends with it.
-            self._reject_unjudged(stored.pending, exc, item.now)
+            self._reject_unjudged(stored.pending, exc.code, exc.message, item.now)
             raise
         finally:
             self._announce(content.exchange_id)
 
-    def _reject_unjudged(self, pending: PendingRequest, error: OnceOnlyError, now: int) -> None:
+    def _reject_unjudged(self, pending: PendingRequest, code: str, message: str, now: int) -> None:
         if self._requests.get(pending.exchange_id).outcome is not None:
             return
         with contextlib.suppress(OnceOnlyError):  # no later answer may use the nonce
@@ -85,14 +99,14 @@ class ResponseHandlers:
             kind=EntryKind.VERIFICATION,
             exchange_id=pending.exchange_id,
             now=now,
-            outcome=VerificationOutcome.rejected(error.code),
+            outcome=VerificationOutcome.rejected(code),
             details=request_details(pending),
         )
         result = VerificationResult(
             exchange_id=pending.exchange_id,
             verified=False,
-            error_code=error.code,
-            message=error.message,
+            error_code=code,
+            message=message,
             audit_seq=entry.seq,
             audit_hash=entry.entry_hash,
         )
@@ -177,3 +191,56 @@ class ResponseHandlers:
         )
         self._settle(result, "rejected", item.now)
         self._announce(pending.exchange_id)
+
+    def _on_refused(self, refused: Refused) -> None:
+        """Audit a presentation response the runtime refused (its answer is already out)."""
+        if refused.protocol_type != _RESPONSE_TYPE:
+            return
+        stored = self._request_of(refused)
+        if refused.handler_ran and (stored is None or stored.outcome is not None):
+            return  # the handler recorded its own verdict
+        details = received_details(refused)
+        if stored is not None:
+            details = request_details(stored.pending) | details
+        self._audit.append(
+            kind=EntryKind.RESPONSE,
+            exchange_id=refused.exchange_id or "",
+            now=refused.now,
+            outcome=VerificationOutcome.rejected(refused.code),
+            details=details,
+        )
+        exchange = self.runtime.exchanges.get(refused.exchange_id or "")
+        if stored is None or stored.outcome is not None or exchange is None:
+            return
+        if exchange.is_terminal:
+            # The refusal ended the exchange (e.g. an unencrypted answer): so does the request.
+            if exchange.state is State.EXPIRED:
+                self._settle_expired(stored.pending)
+            else:
+                self._reject_unjudged(stored.pending, refused.code, refused.message, refused.now)
+            self._announce(stored.pending.exchange_id)
+
+    def _request_of(self, refused: Refused) -> StoredRequest | None:
+        """Our request the refused answer names, if its sender is the citizen we asked."""
+        if refused.exchange_id is None:
+            return None
+        try:
+            stored = self._requests.get(refused.exchange_id)
+        except UnknownExchange:
+            return None
+        return stored if stored.pending.citizen == refused.sender else None
+
+
+def received_details(refused: Refused) -> dict[str, str]:
+    """Audit details of a refused event: who sent what, and the raw content (bounded)."""
+    raw = refused.raw_content
+    details = {
+        "refused_by": "handler" if refused.handler_ran else "runtime",
+        "sender": refused.sender,
+        "event_id": refused.event_id,
+        "received": raw[:MAX_RECORDED_CONTENT],
+        "received_sha256": hashlib.sha256(raw.encode("utf-8")).hexdigest(),
+    }
+    if len(raw) > MAX_RECORDED_CONTENT:
+        details["received_truncated"] = str(len(raw))
+    return details

@@ -12,8 +12,10 @@
   agency's code can wait for the result (:meth:`VerifierService.wait`).
 
 Events the runtime refuses before they reach the verifier (a second response in a
-finished exchange, a response after the deadline) are answered by the runtime
-with an ``error`` event carrying the code (``unexpected_event``, ``request_expired``).
+finished exchange, a response after the deadline, malformed content, a response
+naming no request of ours) are answered by the runtime with an ``error`` event
+carrying the code; the runtime's refusal hook appends each to the audit log
+(:meth:`~verifier.responses.ResponseHandlers._on_refused`).
 
 Room keys for what *we* send may go to every device of the citizen: requests and
 statuses carry no personal data (the query and purpose are public by the trust
@@ -160,6 +162,7 @@ class VerifierService(ResponseHandlers):
                 clock=self._clock,
                 transport_factory=self._transport_factory,
                 sweep_interval=self._sweep_interval,
+                on_refused=self._on_refused,
             )
             await runtime.start()
         except BaseException:

@@ -1,13 +1,15 @@
 """The party runtime shared by the issuer, wallet and verifier services.
 
 * :class:`ProtocolService` - transport + wire envelope + per-exchange state machines +
-  error answers, calling a party's :data:`Handler` per content type.
+  error answers, calling a party's :data:`Handler` per content type, and telling an
+  optional :data:`RefusalHook` about every inbound event it refused (:class:`Refused`).
 * :class:`ExchangeStore` - the durable exchange states (SQLite in the data directory).
 * :class:`Transport` - the slice of the Matrix transport the runtime needs.
 """
 
 from onceonly.service.exchange_store import ExchangeRecord, ExchangeStore
 from onceonly.service.inbound import Handler, Received
+from onceonly.service.refused import RefusalHook, Refused
 from onceonly.service.runtime import EXCHANGE_DB, ProtocolService
 from onceonly.service.transport import SentEvent, Transport, TransportFactory
 
@@ -18,6 +20,8 @@ __all__ = [
     "Handler",
     "ProtocolService",
     "Received",
+    "RefusalHook",
+    "Refused",
     "SentEvent",
     "Transport",
     "TransportFactory",

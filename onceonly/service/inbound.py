@@ -11,7 +11,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
-from onceonly.errors import InternalError, OnceOnlyError, RequestExpired, UntrustedParty
+from onceonly.errors import (
+    InternalError,
+    OnceOnlyError,
+    RequestExpired,
+    UntrustedParty,
+)
 from onceonly.matrix.inbox import Inbound, InboundEvent, InboundProblem
 from onceonly.protocol.envelope import from_wire, protocol_type_of, to_wire
 from onceonly.protocol.events import EXCHANGE_EVENTS, ErrorContent
@@ -19,6 +24,7 @@ from onceonly.protocol.exchange import Exchange, role_of
 from onceonly.protocol.fields import NAMESPACE, Content
 from onceonly.service import transitions
 from onceonly.service.exchange_store import ExchangeRecord, ExchangeStore
+from onceonly.service.refused import RefusalHook, Refused, raw_json, tell_hook
 from onceonly.service.transport import Transport
 from onceonly.service.waiters import ExchangeWaiters
 from onceonly.types import EventId, RoomId, UserId
@@ -54,12 +60,20 @@ Handler = Callable[[Received], Awaitable[None]]
 """A party's reaction to one content type. Raise an ``OnceOnlyError`` to refuse it."""
 
 
+@dataclass
+class _Progress:
+    """How far the processing of one inbound event got (for the refusal hook)."""
+
+    handler_ran: bool = False
+
+
 class InboundDispatch:
     """Inbound processing of :class:`~onceonly.service.runtime.ProtocolService`."""
 
     if TYPE_CHECKING:
         # Provided by ProtocolService.
         _handlers: dict[type[Content], Handler]
+        _on_refused: RefusalHook | None
         _agency: bool
         _require_encryption: bool
         _problem_answer_interval: int
@@ -85,6 +99,7 @@ class InboundDispatch:
             logger.warning("invalid event %s from %s: %s", item.event_id, item.sender, exc)
             exchange_id = transitions.readable_exchange_id(item.content)
             await self._refuse(item, exc, exchange_id, now, answer=True)
+            self._report_refusal(item, None, exc, exchange_id, _Progress(), now)
             self.exchanges.mark_handled(item.event_id, now)
             return
         if content is None:
@@ -93,29 +108,63 @@ class InboundDispatch:
         exchange_id = getattr(content, "exchange_id", None)
         # Never answer an error with an error: two parties could bounce them forever.
         answer = not isinstance(content, ErrorContent)
+        progress = _Progress()
+        refusal: OnceOnlyError | None = None
         try:
             if self._require_encryption and not item.encrypted:
                 raise UntrustedParty("protocol messages must be end-to-end encrypted")
-            await self._process(content, item, now)
+            await self._process(content, item, now, progress)
         except OnceOnlyError as exc:
             logger.warning("refused %s from %s: %s", item.event_id, item.sender, exc)
-            await self._refuse(item, exc, exchange_id, now, answer=answer)
+            refusal = exc
         except Exception:
             logger.exception("handler failed on %s from %s", item.event_id, item.sender)
-            internal = InternalError("the event could not be processed")
-            await self._refuse(item, internal, exchange_id, now, answer=answer)
+            refusal = InternalError("the event could not be processed")
+        if refusal is not None:
+            await self._refuse(item, refusal, exchange_id, now, answer=answer)
+            self._report_refusal(item, content, refusal, exchange_id, progress, now)
         self.exchanges.mark_handled(item.event_id, now)
 
-    async def _process(self, content: Content, item: InboundEvent, now: int) -> None:
+    def _report_refusal(
+        self,
+        item: InboundEvent,
+        content: Content | None,
+        error: OnceOnlyError,
+        exchange_id: str | None,
+        progress: _Progress,
+        now: int,
+    ) -> None:
+        """Tell the party's refusal hook; called only once the answer is queued."""
+        if self._on_refused is None:
+            return
+        refused = Refused(
+            event_id=EventId(item.event_id),
+            room_id=RoomId(item.room_id),
+            sender=UserId(item.sender),
+            event_type=item.type,
+            protocol_type=protocol_type_of(item.type, item.content),
+            raw_content=raw_json(item.content),
+            content=content,
+            exchange_id=exchange_id,
+            code=error.code,
+            message=error.message,
+            handler_ran=progress.handler_ran,
+            now=now,
+        )
+        tell_hook(self._on_refused, refused)
+
+    async def _process(
+        self, content: Content, item: InboundEvent, now: int, progress: _Progress
+    ) -> None:
         if isinstance(content, ErrorContent):
-            await self._on_error_event(content, item, now)
+            await self._on_error_event(content, item, now, progress)
             return
         if not isinstance(content, EXCHANGE_EVENTS):
-            await self._call_handler(content, item, None, now)
+            await self._call_handler(content, item, None, now, progress)
             return
         record = self.exchanges.record(getattr(content, "exchange_id"))  # noqa: B009
         if record is not None and self.exchanges.applied(item.event_id):
-            await self._resume(content, item, record, now)
+            await self._resume(content, item, record, now, progress)
             return
         exchange = transitions.incoming(
             record,
@@ -128,23 +177,30 @@ class InboundDispatch:
         )
         # Stored before the handler runs: the handler's own replies move it further.
         self._put(exchange, item.room_id, item.sender, now, item.event_id, applied=True)
-        await self._call_handler(content, item, exchange, now)
+        await self._call_handler(content, item, exchange, now, progress)
 
     async def _resume(
-        self, content: Content, item: InboundEvent, record: ExchangeRecord, now: int
+        self,
+        content: Content,
+        item: InboundEvent,
+        record: ExchangeRecord,
+        now: int,
+        progress: _Progress,
     ) -> None:
         """An event applied before a crash, whose processing did not finish, is back."""
         if record.last_event_id == item.event_id:
             # Nothing happened since: the handler did not get as far as answering.
             logger.info("re-running the handler for %s after a restart", item.event_id)
-            await self._call_handler(content, item, record.exchange, now)
+            await self._call_handler(content, item, record.exchange, now, progress)
         else:
             # Something (our answer) moved the exchange on: the handler got that far.
             logger.warning(
                 "not re-running the handler for %s: its exchange moved on", item.event_id
             )
 
-    async def _on_error_event(self, content: ErrorContent, item: InboundEvent, now: int) -> None:
+    async def _on_error_event(
+        self, content: ErrorContent, item: InboundEvent, now: int, progress: _Progress
+    ) -> None:
         record = self.exchanges.record(content.exchange_id) if content.exchange_id else None
         if record is not None and not transitions.same_place(record, item.room_id, item.sender):
             record = None  # another peer's exchange: not this sender's to close
@@ -162,10 +218,15 @@ class InboundDispatch:
             if exchange != record.exchange:
                 self._put(exchange, item.room_id, item.sender, now, item.event_id)
         # Surfaced even when no exchange is open (e.g. an answer to a malformed event).
-        await self._call_handler(content, item, exchange, now)
+        await self._call_handler(content, item, exchange, now, progress)
 
     async def _call_handler(
-        self, content: Content, item: InboundEvent, exchange: Exchange | None, now: int
+        self,
+        content: Content,
+        item: InboundEvent,
+        exchange: Exchange | None,
+        now: int,
+        progress: _Progress,
     ) -> None:
         handler = self._handlers.get(type(content))
         if handler is None:
@@ -179,6 +240,7 @@ class InboundDispatch:
             exchange=exchange,
             now=now,
         )
+        progress.handler_ran = True
         await handler(received)
 
     async def _on_problem(self, item: InboundProblem) -> None:

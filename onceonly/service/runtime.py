@@ -16,6 +16,9 @@ with its traceback and answered as ``internal_error`` without details. The
 service keeps running either way. Incoming ``error`` events close our exchange
 and are never answered, so two parties cannot bounce errors forever.
 
+A party may pass ``on_refused`` to hear about every refused inbound event (e.g.
+to audit it); the hook runs after the answer and cannot change it.
+
 Outgoing contents go through :meth:`ProtocolService.send`, which applies the
 same state machine to our own events before they are queued.
 """
@@ -40,6 +43,7 @@ from onceonly.protocol.fields import Content
 from onceonly.service import transitions
 from onceonly.service.exchange_store import ExchangeStore
 from onceonly.service.inbound import Handler, InboundDispatch
+from onceonly.service.refused import RefusalHook
 from onceonly.service.transport import (
     Transport,
     TransportFactory,
@@ -76,6 +80,8 @@ class ProtocolService(InboundDispatch):
         problem_answer_interval: Least seconds between two answers to transport problems
             (e.g. undecryptable events) in one room.
         transport_factory: Builds the transport (default: a ``PartyClient`` in ``data_dir``).
+        on_refused: Observes every inbound protocol event the runtime refused, after
+            the refusal was answered (see :mod:`onceonly.service.refused`).
     """
 
     def __init__(
@@ -93,9 +99,11 @@ class ProtocolService(InboundDispatch):
         send_timeout: float = 60.0,
         problem_answer_interval: int = 300,
         transport_factory: TransportFactory | None = None,
+        on_refused: RefusalHook | None = None,
     ) -> None:
         self._data_dir = data_dir
         self._handlers = dict(handlers)
+        self._on_refused = on_refused
         self._agency = agency
         self._clock = clock
         self._require_encryption = require_encryption

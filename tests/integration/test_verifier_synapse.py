@@ -15,13 +15,16 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
+from onceonly.cli import cli
 from onceonly.matrix import attachments
 from onceonly.matrix.client import PartyClient
 from onceonly.matrix.devices import AllDevicesOf
@@ -40,6 +43,7 @@ from tests.integration.test_transport_support import register
 from tests.unit.verifier.verification_world import VERIFIER_ID, World, address_query
 from verifier.api import VerifierApi
 from verifier.audit import audit_file
+from verifier.audit_format import AuditEntry, EntryKind, VerificationOutcome
 from verifier.config import init_verifier
 from verifier.evidence import EvidenceArchive
 from verifier.reverify import Reverifier
@@ -222,11 +226,18 @@ async def test_verifier_requests_and_judges_answers_over_synapse(
             "consent_denied",
         )
 
-        # 7. Replay: the verified response sent again is refused and the citizen told.
+        # 7. Replay: the verified response sent again is refused and the citizen told,
+        # and the audit log records what arrived and the code it got.
         room = citizen.requests[good_exchange][1]
         await citizen.send_raw(room, citizen.sent[good_exchange])
         error = await citizen.wait_told(good_exchange, 2)
         assert isinstance(error, ErrorContent) and error.code == "unexpected_event"
+        [replayed] = refused_entries(service, good_exchange)
+        assert replayed.outcome == VerificationOutcome.rejected("unexpected_event")
+        assert json.loads(replayed.details["received"]) == citizen.sent[good_exchange]
+        assert replayed.details["nonce"] == citizen.requests[good_exchange][0].nonce
+        assert replayed.details["sender"] == citizen_creds.user_id
+        assert service.requests.get(good_exchange).outcome == "verified"  # the verdict stands
 
         # 8. An answer after the request expired.
         citizen.answer = lambda r: None
@@ -252,6 +263,10 @@ async def test_verifier_requests_and_judges_answers_over_synapse(
         # when its expiry sweep closed the exchange before the late answer came.
         assert error.code in {"request_expired", "unexpected_event"}
         assert error.code == "request_expired" or "expired" in error.message
+        [late_entry] = refused_entries(service, pending.exchange_id)
+        assert late_entry.outcome == VerificationOutcome.rejected(error.code)
+        assert json.loads(late_entry.details["received"]) == to_wire(late)[1]
+        assert service.requests.get(pending.exchange_id).outcome == "expired"
 
         # The audit log holds every verdict, and an auditor reproduces each offline.
         audit_log = service.audit
@@ -266,3 +281,25 @@ async def test_verifier_requests_and_judges_answers_over_synapse(
         report = audit_file(export, verifier_key=keys, reverify=reverifier)
         assert report.reverified == 6
         assert report.clean, [finding.message for finding in report.findings]
+        # The auditor's command agrees, re-verifying from the evidence (exit 0: no finding).
+        key_file, anchor_file = tmp_path / "verifier.pub.jwk", tmp_path / "anchor.jwk"
+        key_file.write_text(json.dumps(keys.to_jwk()))
+        anchor_file.write_text(json.dumps(world.authority.public().to_jwk()))
+        arguments = ["audit", "log", str(export), "--verifier-key", str(key_file)]
+        arguments += ["--evidence", str(verifier_dir / "evidence")]
+        outcome = CliRunner().invoke(
+            cli, [*arguments, "--trust-anchor", str(anchor_file), "--json"]
+        )
+        assert outcome.exit_code == 0, outcome.output
+        assert json.loads(outcome.output)["clean"] is True
+
+
+def refused_entries(service: VerifierService, exchange_id: str) -> list[AuditEntry]:
+    """The audit entries of answers the runtime refused in one exchange."""
+    return [
+        entry
+        for entry in service.audit.entries()
+        if entry.exchange_id == exchange_id
+        and entry.kind is EntryKind.RESPONSE
+        and entry.details.get("refused_by") == "runtime"
+    ]

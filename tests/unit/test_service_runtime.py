@@ -31,7 +31,7 @@ from onceonly.protocol.bodies import build_credential_request, build_exchange_st
 from onceonly.protocol.envelope import from_wire, to_wire
 from onceonly.protocol.events import CredentialIssue, PresentationRequest, PresentationResponse
 from onceonly.protocol.fields import Content
-from onceonly.service import ExchangeStore, ProtocolService, Received
+from onceonly.service import ExchangeStore, ProtocolService, Received, RefusalHook
 from onceonly.service.runtime import EXCHANGE_DB
 from onceonly.types import EventId, RoomId, UserId
 from tests.unit.protocol.samples import EXCHANGE_ID, HOLDER_JWK, JWS, NOW, RESIDENCE, samples
@@ -133,7 +133,13 @@ class Harness:
         return event_id
 
 
-async def _harness(tmp_path: Path, *, agency: bool, handlers: dict[type, Any]) -> Harness:
+async def _harness(
+    tmp_path: Path,
+    *,
+    agency: bool,
+    handlers: dict[type, Any],
+    on_refused: RefusalHook | None = None,
+) -> Harness:
     box: dict[str, MemoryTransport] = {}
     clock = [float(NOW)]
 
@@ -149,6 +155,7 @@ async def _harness(tmp_path: Path, *, agency: bool, handlers: dict[type, Any]) -
         clock=lambda: clock[0],
         transport_factory=factory,
         sweep_interval=3600,
+        on_refused=on_refused,
     )
     await service.start()
     harness = Harness(service, box["t"])
