@@ -21,6 +21,7 @@ from onceonly.errors import (
     ConsentDenied,
     NotAuthorizedToRequest,
     OnceOnlyError,
+    QueryNotSatisfied,
     RequestExpired,
     StoreError,
     UntrustedParty,
@@ -34,9 +35,12 @@ from wallet.present import (
     Consent,
     DisclosurePlan,
     Holding,
+    current_holdings,
     plan_presentation,
     present_plan,
     usable_holdings,
+    withdrawn_answer,
+    withdrawn_ids,
 )
 from wallet.records import DisclosureOutcome
 from wallet.store import WalletStore
@@ -109,10 +113,25 @@ def prepare_answer(
 
     Split from :func:`complete_answer` so that a service can ask the citizen
     without holding anything else up. ``cache`` is passed to :func:`usable_holdings`.
+    Credentials known to be revoked or suspended are never planned; when only they
+    would answer, the refusal's message (kept for the citizen, not sent) says so.
+    Refresh what the status lists say first (:mod:`wallet.status`) to know it.
     """
     try:
         holdings = usable_holdings(store, trust=trust, now=now, cache=cache)
-        return plan_presentation(request, sender=sender, holdings=holdings, trust=trust, now=now)
+        try:
+            return plan_presentation(
+                request, sender=sender, holdings=holdings, trust=trust, now=now
+            )
+        except QueryNotSatisfied as error:
+            withdrawn = withdrawn_ids(store)
+            left_out = [
+                holding
+                for holding in current_holdings(store, trust=trust, now=now, cache=cache)
+                if holding.stored.credential_id in withdrawn
+            ]
+            explained = withdrawn_answer(request, holdings=holdings, withdrawn=left_out)
+            raise (explained or error) from None
     except OnceOnlyError as error:
         return _refuse(store, request, error, sender, trust, now, request_event_id, None)
 

@@ -169,23 +169,36 @@ def init(
 @click.pass_context
 @reports_errors
 def list_credentials(ctx: click.Context, data_dir: Path, passphrase_env: str) -> None:
-    """List the credentials held."""
+    """List the credentials held, with what their status lists last said.
+
+    A revoked or suspended credential is never presented; ``status`` is
+    ``null`` until the wallet first checked it (before answering a request).
+    """
     with _opened(data_dir, passphrase_env) as store:
         held = store.credentials()
-    rows = [
-        {
-            "id": c.credential_id,
-            "vct": c.vct,
-            "name": _type_name(c.vct),
-            "issuer": c.issuer,
-            "received_at": c.received_at,
-        }
-        for c in held
-    ]
-    lines = [
-        f"{c.credential_id}  {_type_name(c.vct)}  from {c.issuer}  ({_when(c.received_at)})"
-        for c in held
-    ]
+        statuses = store.credential_statuses()
+    rows = []
+    lines = []
+    for c in held:
+        known = statuses.get(c.credential_id)
+        rows.append(
+            {
+                "id": c.credential_id,
+                "vct": c.vct,
+                "name": _type_name(c.vct),
+                "issuer": c.issuer,
+                "received_at": c.received_at,
+                "status": known.state if known else None,
+                "status_checked_at": known.checked_at if known else None,
+            }
+        )
+        flag = ""
+        if known is not None and known.state != "valid":
+            flag = f"  {known.state.upper()} (seen {_when(known.checked_at)}; not presented)"
+        lines.append(
+            f"{c.credential_id}  {_type_name(c.vct)}  from {c.issuer}  ({_when(c.received_at)})"
+            + flag
+        )
     emit(ctx, {"credentials": rows}, "\n".join(lines) or "no credentials")
 
 

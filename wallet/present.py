@@ -63,12 +63,17 @@ def usable_holdings(
     now: int,
     cache: dict[str, Holding] | None = None,
 ) -> list[Holding]:
-    """The stored credentials that may still be presented, oldest first.
+    """The stored credentials that may still be presented, newest first.
 
     A credential past its ``exp``, or whose issuer the current trust list no longer
     allows for its type, is left out: a verifier would reject it anyway, and
-    offering it would disclose claims for nothing. A stored credential that no
-    longer parses is skipped too (it was verified on receipt; the store seals it).
+    offering it would disclose claims for nothing. So is one its status list said
+    was revoked or suspended (:mod:`wallet.status`): a credential *known* to be
+    withdrawn is never presented. A stored credential that no longer parses is
+    skipped too (it was verified on receipt; the store seals it).
+
+    Newest first (by ``iat``, then by arrival) because the matcher takes the first
+    candidate: after a re-issue, the fresh credential answers, not the one it replaced.
 
     Args:
         cache: Parsed credentials from earlier calls, by id (a long-running wallet
@@ -76,6 +81,25 @@ def usable_holdings(
             credentials; an entry is reused only while its stored record is unchanged,
             and entries of deleted credentials are dropped.
     """
+    withdrawn = withdrawn_ids(store)
+    holdings = current_holdings(store, trust=trust, now=now, cache=cache)
+    return [holding for holding in holdings if holding.stored.credential_id not in withdrawn]
+
+
+def withdrawn_ids(store: WalletStore) -> set[str]:
+    """Ids of the credentials whose status list last said revoked or suspended."""
+    statuses = store.credential_statuses()
+    return {cid for cid, record in statuses.items() if record.state != "valid"}
+
+
+def current_holdings(
+    store: WalletStore,
+    *,
+    trust: TrustList,
+    now: int,
+    cache: dict[str, Holding] | None = None,
+) -> list[Holding]:
+    """Like :func:`usable_holdings`, but without looking at what status lists said."""
     out = []
     seen = set()
     for stored in store.credentials():
@@ -98,7 +122,50 @@ def usable_holdings(
     if cache is not None:
         for gone in set(cache) - seen:
             del cache[gone]
+    out.sort(key=_newest_first)
     return out
+
+
+def _newest_first(holding: Holding) -> tuple[int, int]:
+    iat = holding.sd_jwt.payload.get("iat")
+    return (-iat if isinstance(iat, int) else 0, -holding.stored.received_at)
+
+
+def withdrawn_answer(
+    request: PresentationRequest,
+    *,
+    holdings: Iterable[Holding],
+    withdrawn: Iterable[Holding],
+) -> QueryNotSatisfied | None:
+    """Why nothing fits, when it is because of revocation: credentials that would answer.
+
+    Returns the error to refuse with (its message is for the citizen only: the
+    verifier gets the bare ``query_not_satisfied``), or ``None`` when the withdrawn
+    credentials would not have answered the request either.
+    """
+    withdrawn = list(withdrawn)
+    if not withdrawn:
+        return None
+    both = [holding.held for holding in (*holdings, *withdrawn)]
+    try:
+        chosen = select_presentation(find_candidates(request.query, both))
+    except OnceOnlyError:
+        return None
+    by_id = {holding.stored.credential_id: holding for holding in withdrawn}
+    used = [
+        by_id[candidate.credential_id]
+        for candidates in chosen.values()
+        for candidate in candidates
+        if candidate.credential_id in by_id
+    ]
+    if not used:
+        return None
+    names = ", ".join(holding.stored.label or holding.stored.vct for holding in used)
+    return QueryNotSatisfied(
+        f"the credentials that would answer this request were revoked or suspended by "
+        f"their issuer ({names}); ask the issuer for a new one",
+        detail={"withdrawn": [holding.stored.credential_id for holding in used]},
+    )
 
 
 @dataclass(frozen=True)

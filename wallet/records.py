@@ -134,6 +134,29 @@ class PendingOffer(_Record):
     credential_id: RowId | None = None
 
 
+KnownStatus = Literal["valid", "revoked", "suspended"]
+"""A credential's status as its issuer's status list last told the wallet."""
+
+
+class CredentialStatusRecord(_Record):
+    """What the wallet last learnt from a credential's status list.
+
+    ``revoked`` is final (the status list draft's INVALID never goes back); a
+    ``suspended`` credential may become ``valid`` again at a later check.
+
+    Attributes:
+        credential_id: The credential.
+        state: ``valid``, ``revoked`` or ``suspended``.
+        checked_at: When the verified status list said so.
+        list_uri: The status list consulted.
+    """
+
+    credential_id: RowId
+    state: KnownStatus
+    checked_at: Timestamp
+    list_uri: Annotated[StrictStr, StringConstraints(min_length=1, max_length=2048)]
+
+
 DeviceState = Literal["approved", "revoked"]
 
 

@@ -54,6 +54,14 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
             sealed BLOB NOT NULL
         )""",
     ),
+    # v4: what each credential's status list last said (a sealed row per credential,
+    # not a clear column: even "this wallet holds a revoked credential" stays private).
+    (
+        """CREATE TABLE credential_status (
+            credential_id TEXT PRIMARY KEY,
+            sealed BLOB NOT NULL
+        )""",
+    ),
 )
 
 CURRENT_VERSION: Final = len(MIGRATIONS)
@@ -64,5 +72,6 @@ SEALED_TABLES: Final[dict[str, str]] = {
     "disclosures": "entry_id",
     "offers": "offer_id",
     "devices": "device_id",
+    "credential_status": "credential_id",
 }
 """Table name to its id column, for every table whose rows are sealed records."""

@@ -50,6 +50,8 @@ from onceonly.protocol.events import (
 from onceonly.protocol.fields import Content
 from onceonly.service import ProtocolService, Received
 from onceonly.service.transport import Transport
+from onceonly.status_cache import StatusFetcher
+from onceonly.status_fetch import matrix_status_fetch
 from wallet.answer import Answer, complete_answer, prepare_answer
 from wallet.devices import DeviceAnnouncer, WalletDevicePolicy
 from wallet.issuance_side import IssuanceSide, Notice, TrustSource
@@ -60,6 +62,7 @@ from wallet.requests import (
     approve_offer,
     record_offer,
 )
+from wallet.status import CredentialStatusChecker, wallet_status_cache
 from wallet.store import WalletStore
 
 logger = logging.getLogger(__name__)
@@ -87,6 +90,8 @@ class WalletService:
         random_bytes: Randomness for exchange ids and nonces.
         poll_interval: Seconds between looks for offers approved by another process.
         login: Matrix login to use instead of ``data_dir/account.json``.
+        status_fetch: Where status list tokens come from (default: the issuers'
+            status rooms, read with this wallet's login); see :mod:`wallet.status`.
         transport_factory: For tests that need the transport; default a ``PartyClient``.
     """
 
@@ -104,6 +109,7 @@ class WalletService:
         poll_interval: float = 5.0,
         login: Credentials | None = None,
         notify: Callable[[Notice], None] | None = None,
+        status_fetch: StatusFetcher | None = None,
     ) -> None:
         self.data_dir = data_dir
         self.store = store
@@ -118,6 +124,8 @@ class WalletService:
         self._notify = notify
         self.notices: list[Notice] = []
         self._holdings: dict[str, Holding] = {}
+        self._status_fetch = status_fetch
+        self._statuses: CredentialStatusChecker | None = None
         self._runtime: ProtocolService | None = None
         self._transport: PartyClient | None = None
         self._poller: asyncio.Task[None] | None = None
@@ -156,6 +164,8 @@ class WalletService:
             send=lambda room, content: self.runtime.send(room, content),
         )
         invites = InvitesFrom(agencies)
+        fetch = self._status_fetch or matrix_status_fetch(login)
+        self._statuses = CredentialStatusChecker(wallet_status_cache(fetch))
 
         def factory(handler: InboundHandler, already_handled: AlreadyHandled) -> Transport:
             self._transport = PartyClient(
@@ -254,6 +264,11 @@ class WalletService:
         request = item.content
         assert isinstance(request, PresentationRequest)
         trust = self._trust(item.now)
+        if self._statuses is not None:
+            # Never raises: a list it cannot read leaves that credential presentable.
+            await self._statuses.check_for_request(
+                self.store, request, trust=trust, now=item.now, cache=self._holdings
+            )
         prepared = prepare_answer(
             self.store,
             request,
@@ -284,7 +299,9 @@ class WalletService:
             self._tell("presented", request.exchange_id, verifier=request.verifier_id)
         else:
             code = prepared.error.code if prepared.error else None
-            self._tell("refused", request.exchange_id, verifier=request.verifier_id, code=code)
+            reason = prepared.error.message if prepared.error else None
+            verifier = request.verifier_id
+            self._tell("refused", request.exchange_id, verifier=verifier, code=code, reason=reason)
 
     async def _on_status(self, item: Received) -> None:
         status = item.content

@@ -34,6 +34,7 @@ from wallet.crypto_box import ScryptParams, SealBroken, SecretBox, new_key, reco
 from wallet.key_slots import make_slot, unlock
 from wallet.records import (
     ApprovedDevice,
+    CredentialStatusRecord,
     DisclosureOutcome,
     DisclosureRecord,
     HolderKeyRecord,
@@ -292,6 +293,9 @@ class WalletStore:
         with self._write():
             record = self._get("credentials", credential_id, StoredCredential)
             self._db.execute("DELETE FROM credentials WHERE credential_id = ?", (credential_id,))
+            self._db.execute(
+                "DELETE FROM credential_status WHERE credential_id = ?", (credential_id,)
+            )
             if with_holder_key and record.holder_key_id is not None:
                 still_used = any(
                     other.holder_key_id == record.holder_key_id
@@ -301,6 +305,31 @@ class WalletStore:
                     self._db.execute(
                         "DELETE FROM holder_keys WHERE key_id = ?", (record.holder_key_id,)
                     )
+
+    def record_status(self, record: CredentialStatusRecord) -> CredentialStatusRecord:
+        """Keep what a credential's status list said; return what is now stored.
+
+        ``revoked`` is final: a later ``valid`` or ``suspended`` (an older cached
+        list, a replayed token) never replaces it.
+
+        Raises:
+            StoreError: no such credential.
+        """
+        with self._write():
+            if not self._exists("credentials", record.credential_id):
+                raise StoreError(f"no credentials record {record.credential_id}")
+            table = "credential_status"
+            if self._exists(table, record.credential_id):
+                known = self._get(table, record.credential_id, CredentialStatusRecord)
+                if known.state == "revoked":
+                    return known
+            self._upsert(table, record.credential_id, record)
+        return record
+
+    def credential_statuses(self) -> dict[str, CredentialStatusRecord]:
+        """What each checked credential's status list last said, by credential id."""
+        records = self._all("credential_status", CredentialStatusRecord)
+        return {record.credential_id: record for record in records}
 
     # --- disclosure history --------------------------------------------------------
 
