@@ -3,6 +3,29 @@
 The room of a peer is found again after a restart from the transport store, then from the
 account's ``m.direct`` account data (which also survives losing the local store, and which
 Element uses to show the room as a direct chat), and is only created when both are empty.
+
+Invites belong to the account, not to a device. Rejecting one (leaving the room while
+invited) rejects it for every device of the account: the wallet would lose its mailbox
+with an agency because a second device, or a second process, had a narrower policy. So an
+:data:`InvitePolicy` answers with one of three :class:`InviteDecision` values:
+
+* ``ACCEPT``: this device joins (for the whole account, which is harmless: joining only
+  adds the account to a room it was invited to).
+* ``IGNORE``: this device does not act. The invite stays pending for the account, any
+  other device may still join it (this device is then in the room too, membership being
+  the account's), and this device remembers in memory that it ignored it (logged once at
+  info), so a repeat of the invite in a later sync response is not evaluated again. A
+  sync from a stored token, even the full-state one after a restart, does not repeat a
+  pending invite; only a sync without a token (the transport store was lost) lists it
+  again, and then it is evaluated once more, with the policy as it is by then.
+* ``DECLINE``: the invite is rejected for the whole account. Only the device that owns the
+  account's decisions (the wallet) should ever answer this, and only for inviters that are
+  *positively* unwanted (a blocked user), never for inviters it merely does not know yet:
+  an agency missing from a stale trust list must not lose its mailbox.
+
+A policy that answers a plain ``bool`` gets the safe reading: ``True`` accepts, anything
+else ignores; a policy that raises ignores too. :class:`InvitesFrom` accepts the listed
+users, declines only the ones listed as ``unwanted`` and ignores everyone else.
 """
 
 from __future__ import annotations
@@ -12,6 +35,7 @@ import logging
 import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 from urllib.parse import quote
 
@@ -25,19 +49,70 @@ logger = logging.getLogger(__name__)
 
 MEGOLM = "m.megolm.v1.aes-sha2"
 
-InvitePolicy = Callable[[str, str], bool]
-"""``policy(inviter_user_id, room_id) -> accept?``; rejected invites are declined."""
+
+class InviteDecision(StrEnum):
+    """What one device does with an invite (see the module docstring for the rule)."""
+
+    ACCEPT = "accept"
+    """Join the room."""
+    IGNORE = "ignore"
+    """Do nothing on this device; the invite stays pending for the account's other devices."""
+    DECLINE = "decline"
+    """Reject the invite for the whole account (owner device, positively unwanted inviter)."""
+
+
+InvitePolicy = Callable[[str, str], InviteDecision | bool]
+"""``policy(inviter_user_id, room_id) -> decision``; a ``bool`` means accept or ignore."""
+
+
+def decide(policy: InvitePolicy, inviter: str, room_id: str) -> InviteDecision:
+    """Ask ``policy`` about an invite, reading its answer the safe way.
+
+    Args:
+        policy: The device's invite policy.
+        inviter: Who sent the invite.
+        room_id: The room we are invited to.
+
+    Returns:
+        The policy's decision; ``True`` is ``ACCEPT``, and any other answer that is not an
+        :class:`InviteDecision` (``False``, ``None``, a truthy non-bool) is ``IGNORE``, so
+        only an explicit ``DECLINE`` ever rejects an invite for the account. A policy that
+        raises is logged and read as ``IGNORE`` (a bug in it must not stop the sync loop).
+    """
+    try:
+        answer = policy(inviter, room_id)
+    except Exception:
+        logger.exception(
+            "invite policy failed on %s from %s; ignoring the invite", room_id, inviter
+        )
+        return InviteDecision.IGNORE
+    if isinstance(answer, InviteDecision):
+        return answer
+    return InviteDecision.ACCEPT if answer is True else InviteDecision.IGNORE
 
 
 @dataclass(frozen=True)
 class InvitesFrom:
-    """Accept invites only from the listed users (the trust list plugs in here later)."""
+    """Accept invites from the listed users, decline the unwanted ones, ignore the rest.
+
+    Args:
+        users: Inviters whose invites this device joins.
+        unwanted: Inviters whose invites are rejected for the whole account. Give these
+            only to the device that owns the account's decisions (the wallet), and only
+            users that are positively unwanted (blocked); leave it empty on every other
+            device. A user in both collections is accepted.
+    """
 
     users: Collection[str]
+    unwanted: Collection[str] = ()
 
-    def __call__(self, inviter: str, room_id: str) -> bool:
-        """Return True if ``inviter`` is listed."""
-        return inviter in self.users
+    def __call__(self, inviter: str, room_id: str) -> InviteDecision:
+        """Return the decision for an invite from ``inviter``."""
+        if inviter in self.users:
+            return InviteDecision.ACCEPT
+        if inviter in self.unwanted:
+            return InviteDecision.DECLINE
+        return InviteDecision.IGNORE
 
 
 def inviter_of(invite_state: list[Any], own_user_id: str) -> tuple[str | None, bool]:

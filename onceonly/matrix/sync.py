@@ -11,7 +11,10 @@ One round:
    we were away), fetch the gap with ``/messages`` back to the stored token.
 4. In ONE SQLite transaction: record every new event (decrypted) or problem in the inbox,
    keep still-undecryptable Megolm events, and store the new sync token.
-5. Handle invites through the :data:`~onceonly.matrix.rooms.InvitePolicy`.
+5. Handle invites through the :data:`~onceonly.matrix.rooms.InvitePolicy`: join,
+   ignore (leave pending for the account's other devices; remembered so it is not
+   evaluated every round) or, on an explicit ``DECLINE`` only, reject for the account
+   (the rule is in :mod:`onceonly.matrix.rooms`).
 6. Retry the kept Megolm events (keys may have arrived); request keys for those that still
    fail; give up on them after ``undecryptable_after`` seconds with a problem.
 7. Wake the dispatcher.
@@ -31,6 +34,7 @@ from nio import (
     BadEvent,
     MegolmEvent,
     MessageDirection,
+    RoomLeaveResponse,
     RoomMessagesResponse,
     SyncResponse,
     UnknownBadEvent,
@@ -41,7 +45,7 @@ from nio.exceptions import EncryptionError, LocalProtocolError
 from onceonly.errors import MalformedInput, OnceOnlyError, TransportError, UndecryptableEvent
 from onceonly.matrix.devices import DevicePolicy, apply_policy_to_own_devices
 from onceonly.matrix.inbox import Dispatcher, Inbound, InboundEvent, InboundProblem
-from onceonly.matrix.rooms import DirectRooms, InvitePolicy, inviter_of
+from onceonly.matrix.rooms import DirectRooms, InviteDecision, InvitePolicy, decide, inviter_of
 from onceonly.matrix.store import TransportStore
 
 logger = logging.getLogger(__name__)
@@ -88,6 +92,10 @@ class SyncLoop:
         self._undecryptable_after = undecryptable_after
         self._max_backoff = max_backoff
         self._pending_invites: dict[str, tuple[str, bool]] = {}
+        # Invites this device decided to leave alone, room id -> inviter. In memory only:
+        # a sync from a stored token never repeats them, and a tokenless sync (lost store)
+        # should re-evaluate them with the policy as it is then.
+        self._ignored_invites: dict[str, str] = {}
         self.ready = asyncio.Event()
         """Set once the first round completed (room state is loaded)."""
 
@@ -292,15 +300,25 @@ class SyncLoop:
 
     def _note_invites(self, response: SyncResponse) -> None:
         own = str(self._client.user_id)
+        # Joined or left elsewhere (another device of the account, or the inviter withdrew
+        # the invite): nothing left to decide, and a pending decline must not leave a room
+        # the account has joined meanwhile.
+        for room_id in (*response.rooms.join, *response.rooms.leave):
+            self._pending_invites.pop(room_id, None)
+            self._ignored_invites.pop(room_id, None)
         for room_id, info in response.rooms.invite.items():
+            if room_id in self._ignored_invites:
+                continue  # decided already (a full-state sync repeats pending invites)
             inviter, is_direct = inviter_of(list(info.invite_state), own)
             if inviter is not None:
                 self._pending_invites[room_id] = (inviter, is_direct)
 
     async def _handle_invites(self) -> None:
-        # Invites appear in one incremental sync only, so a failed join is kept and retried.
+        # Invites appear in one incremental sync only, so a failed join (or decline) is kept
+        # and retried on the next round.
         for room_id, (inviter, is_direct) in list(self._pending_invites.items()):
-            if self._invite_policy(inviter, room_id):
+            decision = decide(self._invite_policy, inviter, room_id)
+            if decision is InviteDecision.ACCEPT:
                 response = await self._client.join(room_id)
                 if getattr(response, "room_id", None) is None:
                     logger.warning("join %s failed: %s", room_id, response)
@@ -308,7 +326,23 @@ class SyncLoop:
                 if is_direct:
                     await self._rooms.record_joined_direct(inviter, room_id)
                 logger.info("joined %s (invited by %s)", room_id, inviter)
+            elif decision is InviteDecision.DECLINE:
+                if room_id in self._client.rooms:
+                    # Another device joined between the invite and now: the account's
+                    # membership is settled, and leaving would take the room from it.
+                    logger.info("not declining %s: the account has joined it", room_id)
+                else:
+                    response = await self._client.room_leave(room_id)
+                    if not isinstance(response, RoomLeaveResponse):
+                        logger.warning("declining %s failed: %s", room_id, response)
+                        continue
+                    logger.info("declined invite to %s from %s for the account", room_id, inviter)
             else:
-                await self._client.room_leave(room_id)
-                logger.info("declined invite to %s from %s", room_id, inviter)
+                self._ignored_invites[room_id] = inviter
+                logger.info(
+                    "ignoring invite to %s from %s on this device (left to the account's other "
+                    "devices)",
+                    room_id,
+                    inviter,
+                )
             del self._pending_invites[room_id]

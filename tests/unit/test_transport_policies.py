@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import logging
 from typing import Any
 
 import pytest
@@ -11,7 +12,7 @@ from nio.events.invite_events import InviteEvent
 from onceonly.errors import InputTooLarge, MalformedInput
 from onceonly.matrix import attachments
 from onceonly.matrix.devices import AllDevicesOf, AllowListedDevices, DeviceInfo
-from onceonly.matrix.rooms import InvitesFrom, inviter_of
+from onceonly.matrix.rooms import InviteDecision, InvitesFrom, decide, inviter_of
 
 
 def test_allow_listed_devices_by_id_or_pinned_key() -> None:
@@ -56,11 +57,55 @@ def test_inviter_and_direct_flag_are_read_from_the_invite_state() -> None:
     )
 
 
-def test_invites_from_accepts_only_listed_users() -> None:
+def test_invites_from_accepts_listed_users_and_ignores_everybody_else() -> None:
     policy = InvitesFrom({"@agency:hs"})
-    assert policy("@agency:hs", "!r")
-    assert not policy("@spammer:hs", "!r")
-    assert not InvitesFrom(())("@agency:hs", "!r")
+    assert policy("@agency:hs", "!r") is InviteDecision.ACCEPT
+    # Not known is not unwanted: the invite is left to the account's other devices.
+    assert policy("@spammer:hs", "!r") is InviteDecision.IGNORE
+    assert InvitesFrom(())("@agency:hs", "!r") is InviteDecision.IGNORE
+
+
+def test_invites_from_declines_only_users_listed_as_unwanted() -> None:
+    policy = InvitesFrom({"@agency:hs"}, unwanted={"@spammer:hs", "@agency:hs"})
+    assert policy("@spammer:hs", "!r") is InviteDecision.DECLINE
+    assert policy("@unknown:hs", "!r") is InviteDecision.IGNORE
+    # Listed as wanted too: accepting wins over rejecting for the whole account.
+    assert policy("@agency:hs", "!r") is InviteDecision.ACCEPT
+
+
+@pytest.mark.parametrize(
+    ("answer", "decision"),
+    [
+        (True, InviteDecision.ACCEPT),
+        (False, InviteDecision.IGNORE),  # a plain "no" never rejects for the account
+        (None, InviteDecision.IGNORE),
+        (1, InviteDecision.IGNORE),  # truthy but not True: not an explicit acceptance
+        ("decline", InviteDecision.IGNORE),  # a string is not a decision
+        (InviteDecision.ACCEPT, InviteDecision.ACCEPT),
+        (InviteDecision.IGNORE, InviteDecision.IGNORE),
+        (InviteDecision.DECLINE, InviteDecision.DECLINE),
+    ],
+)
+def test_policy_answers_are_read_the_safe_way(answer: Any, decision: InviteDecision) -> None:
+    seen: list[tuple[str, str]] = []
+
+    def policy(inviter: str, room_id: str) -> Any:
+        seen.append((inviter, room_id))
+        return answer
+
+    assert decide(policy, "@agency:hs", "!room:hs") is decision
+    assert seen == [("@agency:hs", "!room:hs")]
+
+
+def test_a_failing_policy_ignores_the_invite_and_logs_why(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def broken(inviter: str, room_id: str) -> bool:
+        raise KeyError(inviter)
+
+    with caplog.at_level(logging.ERROR, logger="onceonly.matrix.rooms"):
+        assert decide(broken, "@agency:hs", "!room:hs") is InviteDecision.IGNORE
+    assert any("!room:hs" in r.getMessage() and r.exc_info for r in caplog.records)
 
 
 # --- attachments -------------------------------------------------------------------------
