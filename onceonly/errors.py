@@ -292,7 +292,7 @@ class ExchangeError(OnceOnlyError):
 
 
 class ReplayDetected(ExchangeError):
-    """A nonce or response was used before."""
+    """A nonce or response was used before (also: a second answer to a presentation request)."""
 
     code = "replay"
 

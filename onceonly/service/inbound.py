@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Final
 from onceonly.errors import (
     InternalError,
     OnceOnlyError,
+    ReplayDetected,
     RequestExpired,
     UntrustedParty,
 )
@@ -121,7 +122,10 @@ class InboundDispatch:
             logger.exception("handler failed on %s from %s", item.event_id, item.sender)
             refusal = InternalError("the event could not be processed")
         if refusal is not None:
-            await self._refuse(item, refusal, exchange_id, now, answer=answer)
+            # A replay the runtime spotted before any handler ran must not end the
+            # exchange it repeats (that one may still be waiting for its verdict).
+            close = progress.handler_ran or not isinstance(refusal, ReplayDetected)
+            await self._refuse(item, refusal, exchange_id, now, answer=answer, close=close)
             self._report_refusal(item, content, refusal, exchange_id, progress, now)
         self.exchanges.mark_handled(item.event_id, now)
 
@@ -274,9 +278,10 @@ class InboundDispatch:
         now: int,
         *,
         answer: bool,
+        close: bool = True,
     ) -> None:
-        """Close the sender's exchange (only if it is theirs) and answer with an error."""
-        record = self.exchanges.record(exchange_id) if exchange_id else None
+        """Close the sender's exchange (only if it is theirs and ``close``) and answer."""
+        record = self.exchanges.record(exchange_id) if exchange_id and close else None
         if (
             record is not None
             and transitions.same_place(record, item.room_id, item.sender)

@@ -14,12 +14,18 @@ from pathlib import Path
 import pytest
 
 from onceonly.errors import ConsentDenied
-from onceonly.protocol import NAMESPACE, State
+from onceonly.protocol import NAMESPACE, Outcome, Refusal, State
+from onceonly.protocol.bodies import build_exchange_status, build_presentation_response
 from onceonly.protocol.envelope import to_wire
-from onceonly.protocol.events import CredentialOffer, PresentationRequest, PresentationResponse
+from onceonly.protocol.events import (
+    CredentialOffer,
+    CredentialRequest,
+    PresentationRequest,
+    PresentationResponse,
+)
 from onceonly.service import Received, Refused
 from onceonly.types import RoomId
-from tests.unit.protocol.samples import EXCHANGE_ID, NOW
+from tests.unit.protocol.samples import EXCHANGE_ID, NOW, RESIDENCE
 from tests.unit.test_service_runtime import (
     AGENCY,
     CITIZEN,
@@ -28,6 +34,7 @@ from tests.unit.test_service_runtime import (
     Harness,
     _harness,
     _noop,
+    _request,
     _sample,
 )
 
@@ -161,5 +168,99 @@ async def test_a_failing_hook_changes_nothing(tmp_path: Path) -> None:
         await harness.deliver(second, sender=AGENCY)
         later = harness.service.exchanges.get("z" * 20)
         assert later is not None and later.state is State.OFFERED
+    finally:
+        await harness.service.stop()
+
+
+# --- repeated and late answers (issue 7: a replayed response is refused as a replay) ----
+
+
+async def test_second_answer_after_the_verdict_is_a_replay(
+    verifier: tuple[Harness, Recorder],
+) -> None:
+    harness, recorder = verifier
+    await harness.deliver(_sample("presentation.response"), sender=CITIZEN)
+    status = build_exchange_status(exchange_id=EXCHANGE_ID, outcome=Outcome.VERIFIED)
+    await harness.service.send(RoomId(ROOM), status)
+    again = await harness.deliver(_sample("presentation.response"), sender=CITIZEN)
+
+    [error] = harness.transport.errors()
+    assert (error.code, error.event_id, error.exchange_id) == ("replay", again, EXCHANGE_ID)
+    assert [(r.code, r.handler_ran) for r in recorder.reports] == [("replay", False)]
+    exchange = harness.service.exchanges.get(EXCHANGE_ID)
+    assert exchange is not None and exchange.state is State.VERIFIED
+
+
+async def test_second_answer_while_the_first_is_judged_leaves_the_exchange_alone(
+    verifier: tuple[Harness, Recorder],
+) -> None:
+    harness, _ = verifier
+    await harness.deliver(_sample("presentation.response"), sender=CITIZEN)
+    refusal = build_presentation_response(
+        exchange_id=EXCHANGE_ID,
+        verifier_name=RESIDENCE,
+        refusal=Refusal(code="consent_denied"),
+    )
+    await harness.deliver(refusal, sender=CITIZEN)
+
+    assert [e.code for e in harness.transport.errors()] == ["replay"]
+    exchange = harness.service.exchanges.get(EXCHANGE_ID)
+    assert exchange is not None and exchange.state is State.RESPONDED
+    # The first answer's verdict still goes out.
+    status = build_exchange_status(exchange_id=EXCHANGE_ID, outcome=Outcome.VERIFIED)
+    await harness.service.send(RoomId(ROOM), status)
+    assert harness.service.exchanges.get(EXCHANGE_ID).state is State.VERIFIED  # type: ignore[union-attr]
+
+
+async def test_answer_after_a_refusal_is_a_replay(verifier: tuple[Harness, Recorder]) -> None:
+    harness, _ = verifier
+    refusal = build_presentation_response(
+        exchange_id=EXCHANGE_ID,
+        verifier_name=RESIDENCE,
+        refusal=Refusal(code="consent_denied"),
+    )
+    await harness.deliver(refusal, sender=CITIZEN)
+    await harness.deliver(_sample("presentation.response"), sender=CITIZEN)
+    assert [e.code for e in harness.transport.errors()] == ["replay"]
+    exchange = harness.service.exchanges.get(EXCHANGE_ID)
+    assert exchange is not None and exchange.state is State.REFUSED
+
+
+async def test_answer_after_the_sweep_expired_the_request_is_late_not_unexpected(
+    verifier: tuple[Harness, Recorder],
+) -> None:
+    harness, recorder = verifier
+    harness.clock[0] = NOW + 3601
+    [expired] = harness.service.sweep()
+    assert expired.state is State.EXPIRED
+    await harness.deliver(_sample("presentation.response"), sender=CITIZEN)
+    assert [e.code for e in harness.transport.errors()] == ["request_expired"]
+    assert [r.code for r in recorder.reports] == ["request_expired"]
+
+
+async def test_after_the_sweep_only_the_awaited_answer_is_late(tmp_path: Path) -> None:
+    harness = await _harness(tmp_path, agency=False, handlers={CredentialOffer: _noop})
+    try:
+        await harness.deliver(_sample("credential.offer"), sender=AGENCY)
+        harness.clock[0] = NOW + 14 * 86400 + 1
+        harness.service.sweep()
+        # Neither was ever allowed after an offer the citizen did not take up.
+        expired = build_exchange_status(exchange_id=EXCHANGE_ID, outcome=Outcome.EXPIRED)
+        await harness.deliver(expired, sender=AGENCY)
+        await harness.deliver(_sample("credential.issue"), sender=AGENCY)
+        errors = [e.code for e in harness.transport.errors()]
+        assert errors == ["unexpected_event", "unexpected_event"]
+    finally:
+        await harness.service.stop()
+
+
+async def test_late_credential_request_after_the_offer_expired(tmp_path: Path) -> None:
+    harness = await _harness(tmp_path, agency=True, handlers={CredentialRequest: _noop})
+    try:
+        await harness.service.send(RoomId(ROOM), _sample("credential.offer"))
+        harness.clock[0] = NOW + 14 * 86400 + 1
+        harness.service.sweep()
+        await harness.deliver(_request(), sender=CITIZEN)
+        assert [e.code for e in harness.transport.errors()] == ["request_expired"]
     finally:
         await harness.service.stop()
