@@ -53,6 +53,17 @@ class Recorder:
         self.answers_before.append(len(self.harness.transport.errors()))
 
 
+def _state(harness: Harness) -> State | None:
+    exchange = harness.service.exchanges.get(EXCHANGE_ID)
+    return exchange.state if exchange is not None else None
+
+
+def _refusal() -> PresentationResponse:
+    return build_presentation_response(
+        exchange_id=EXCHANGE_ID, verifier_name=RESIDENCE, refusal=Refusal(code="consent_denied")
+    )
+
+
 @pytest.fixture
 async def verifier(tmp_path: Path) -> AsyncIterator[tuple[Harness, Recorder]]:
     recorder = Recorder()
@@ -112,8 +123,7 @@ async def test_late_answer_is_reported_as_request_expired(
     await harness.deliver(_sample("presentation.response"), sender=CITIZEN)
     [refused] = recorder.reports
     assert refused.code == "request_expired"
-    exchange = harness.service.exchanges.get(EXCHANGE_ID)
-    assert exchange is not None and exchange.state is State.EXPIRED
+    assert _state(harness) is State.EXPIRED
 
 
 async def test_chat_messages_and_accepted_events_are_not_reported(
@@ -187,8 +197,7 @@ async def test_second_answer_after_the_verdict_is_a_replay(
     [error] = harness.transport.errors()
     assert (error.code, error.event_id, error.exchange_id) == ("replay", again, EXCHANGE_ID)
     assert [(r.code, r.handler_ran) for r in recorder.reports] == [("replay", False)]
-    exchange = harness.service.exchanges.get(EXCHANGE_ID)
-    assert exchange is not None and exchange.state is State.VERIFIED
+    assert _state(harness) is State.VERIFIED
 
 
 async def test_second_answer_while_the_first_is_judged_leaves_the_exchange_alone(
@@ -196,34 +205,22 @@ async def test_second_answer_while_the_first_is_judged_leaves_the_exchange_alone
 ) -> None:
     harness, _ = verifier
     await harness.deliver(_sample("presentation.response"), sender=CITIZEN)
-    refusal = build_presentation_response(
-        exchange_id=EXCHANGE_ID,
-        verifier_name=RESIDENCE,
-        refusal=Refusal(code="consent_denied"),
-    )
-    await harness.deliver(refusal, sender=CITIZEN)
+    await harness.deliver(_refusal(), sender=CITIZEN)
 
     assert [e.code for e in harness.transport.errors()] == ["replay"]
-    exchange = harness.service.exchanges.get(EXCHANGE_ID)
-    assert exchange is not None and exchange.state is State.RESPONDED
+    assert _state(harness) is State.RESPONDED
     # The first answer's verdict still goes out.
     status = build_exchange_status(exchange_id=EXCHANGE_ID, outcome=Outcome.VERIFIED)
     await harness.service.send(RoomId(ROOM), status)
-    assert harness.service.exchanges.get(EXCHANGE_ID).state is State.VERIFIED  # type: ignore[union-attr]
+    assert _state(harness) is State.VERIFIED
 
 
 async def test_answer_after_a_refusal_is_a_replay(verifier: tuple[Harness, Recorder]) -> None:
     harness, _ = verifier
-    refusal = build_presentation_response(
-        exchange_id=EXCHANGE_ID,
-        verifier_name=RESIDENCE,
-        refusal=Refusal(code="consent_denied"),
-    )
-    await harness.deliver(refusal, sender=CITIZEN)
+    await harness.deliver(_refusal(), sender=CITIZEN)
     await harness.deliver(_sample("presentation.response"), sender=CITIZEN)
     assert [e.code for e in harness.transport.errors()] == ["replay"]
-    exchange = harness.service.exchanges.get(EXCHANGE_ID)
-    assert exchange is not None and exchange.state is State.REFUSED
+    assert _state(harness) is State.REFUSED
 
 
 async def test_answer_after_the_sweep_expired_the_request_is_late_not_unexpected(
