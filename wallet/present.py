@@ -122,8 +122,9 @@ def current_holdings(
     if cache is not None:
         for gone in set(cache) - seen:
             del cache[gone]
-    out.sort(key=_newest_first)
-    return out
+    # Reversed first: the stable sort then puts the later-stored of two credentials
+    # issued in the same second first.
+    return sorted(reversed(out), key=_newest_first)
 
 
 def _newest_first(holding: Holding) -> tuple[int, int]:

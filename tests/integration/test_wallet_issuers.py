@@ -21,7 +21,9 @@ import asyncio
 import secrets
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Self
 
 import pytest
 
@@ -29,8 +31,16 @@ from issuer.eid_check import complete_eid_check, start_eid_check
 from issuer.service import IssuerService
 from onceonly import jose
 from onceonly.errors import UntrustedIssuer
+from onceonly.matrix.accounts import Credentials
 from onceonly.matrix.homeserver import Homeserver
-from onceonly.trust import Agency, LocalizedText, Purpose, RequestGrant, sign_trust_list
+from onceonly.trust import (
+    Agency,
+    LocalizedText,
+    Purpose,
+    RequestGrant,
+    TrustList,
+    sign_trust_list,
+)
 from onceonly.trust_cache import TrustCache
 from tests.integration.test_issuer_service import identity_agency_and_registry_office
 from tests.integration.test_transport_support import register
@@ -39,6 +49,7 @@ from tests.unit.issuer.issuer_world import (
     PID_VCT,
     REGISTRY_ID,
     RESIDENCE_VCT,
+    AgencyUnderTest,
     listed,
     trust_list,
 )
@@ -46,7 +57,7 @@ from verifier.api import VerifierApi
 from verifier.config import init_verifier
 from verifier.service import VerifierService
 from wallet.crypto_box import FAST_SCRYPT_FOR_TESTS
-from wallet.policy import parse_policy
+from wallet.policy import ConsentPolicy, parse_policy
 from wallet.service import WalletService
 from wallet.store import WalletStore
 
@@ -89,34 +100,86 @@ async def _until(condition: Callable[[], bool], timeout: float = WAIT) -> None:
         await asyncio.sleep(0.2)
 
 
+@dataclass
+class RealIssuers:
+    """The identity agency, the registry office, a verifier and a citizen's wallet store.
+
+    The verifier's data dir holds the signed trust list; the wallet's policy approves
+    the verifier's purpose for the address's locality only.
+    """
+
+    identity: AgencyUnderTest
+    office: AgencyUnderTest
+    trust: TrustList
+    verifier_dir: Path
+    citizen: Credentials
+    data_dir: Path
+    store: WalletStore
+    policy: ConsentPolicy
+    now: int
+
+    @classmethod
+    def start(cls, synapse: Homeserver, tmp_path: Path, *, verifier: str, citizen: str) -> Self:
+        identity, office = identity_agency_and_registry_office(tmp_path, synapse)
+        now = int(time.time())
+        verifier_creds, verifier_dir = register(synapse, verifier, tmp_path)
+        trust = trust_list(
+            listed(identity, now=now),
+            listed(office, now=now),
+            _verifier(verifier_creds.user_id),
+            now=now,
+        )
+        authority = jose.generate_private_key()
+        init_verifier(verifier_dir, verifier_id=VERIFIER_ID, anchors=[authority.public()])
+        TrustCache.in_data_dir(verifier_dir, [authority.public()]).offer(
+            sign_trust_list(trust, authority), now=now
+        )
+        citizen_creds, data_dir = register(synapse, citizen, tmp_path)
+        store = WalletStore.create(
+            data_dir / "wallet.db", passphrase="wallet words", scrypt=FAST_SCRYPT_FOR_TESTS
+        )
+        policy = parse_policy(
+            f'[[presentations]]\nverifier = "{VERIFIER_ID}"\npurposes = ["{PURPOSE}"]\n'
+            f'vcts = ["{RESIDENCE_VCT}"]\nclaims = ["address.locality"]\n',
+            is_json=False,
+        )
+        return cls(
+            identity, office, trust, verifier_dir, citizen_creds, data_dir, store, policy, now
+        )
+
+    def wallet(self) -> WalletService:
+        """A wallet service on the citizen's account and store (a new one per start)."""
+        trust = self.trust
+        return WalletService(
+            data_dir=self.data_dir, store=self.store, trust=lambda _now: trust, policy=self.policy
+        )
+
+    def pin_wallet_device(self, id_service: IssuerService) -> None:
+        """The (simulated) eID check, done in the identity agency's portal, pins the wallet."""
+        stores, now = id_service.stores, self.now
+        code = start_eid_check(
+            stores.register, stores.ledger, "LXH67HC3V", now=now, random_bytes=secrets.token_bytes
+        )
+        complete_eid_check(
+            stores.register, stores.ledger, card_number="LXH67HC3V", code=code,
+            matrix_user_id=self.citizen.user_id, now=now, device_id=self.citizen.device_id,
+            devices=stores.devices,
+        )  # fmt: skip
+
+
 async def test_wallet_obtains_pid_and_residence_from_real_issuers(
     synapse: Homeserver, tmp_path: Path
 ) -> None:
-    identity, office = identity_agency_and_registry_office(tmp_path, synapse)
-    now = int(time.time())
-    verifier_creds, verifier_dir = register(synapse, "familienkasse", tmp_path)
-    trust = trust_list(
-        listed(identity, now=now),
-        listed(office, now=now),
-        _verifier(verifier_creds.user_id),
-        now=now,
+    world = RealIssuers.start(synapse, tmp_path, verifier="familienkasse", citizen="juergen")
+    identity, office, trust, citizen, store = (
+        world.identity,
+        world.office,
+        world.trust,
+        world.citizen,
+        world.store,
     )
-    authority = jose.generate_private_key()
-    init_verifier(verifier_dir, verifier_id=VERIFIER_ID, anchors=[authority.public()])
-    TrustCache.in_data_dir(verifier_dir, [authority.public()]).offer(
-        sign_trust_list(trust, authority), now=now
-    )
-    citizen, data_dir = register(synapse, "juergen", tmp_path)
-    store = WalletStore.create(
-        data_dir / "wallet.db", passphrase="wallet words", scrypt=FAST_SCRYPT_FOR_TESTS
-    )
-    policy = parse_policy(
-        f'[[presentations]]\nverifier = "{VERIFIER_ID}"\npurposes = ["{PURPOSE}"]\n'
-        f'vcts = ["{RESIDENCE_VCT}"]\nclaims = ["address.locality"]\n',
-        is_json=False,
-    )
-    wallet = WalletService(data_dir=data_dir, store=store, trust=lambda _now: trust, policy=policy)
-    verifier = VerifierService(verifier_dir, sweep_interval=1.0)
+    wallet = world.wallet()
+    verifier = VerifierService(world.verifier_dir, sweep_interval=1.0)
 
     def state(exchange_id: str) -> str:
         return store.offer(exchange_id).state
@@ -129,15 +192,7 @@ async def test_wallet_obtains_pid_and_residence_from_real_issuers(
     ):
         # The (simulated) eID check, done by the citizen in the identity agency's portal,
         # pins the wallet's device.
-        stores = id_service.stores
-        code = start_eid_check(
-            stores.register, stores.ledger, "LXH67HC3V", now=now, random_bytes=secrets.token_bytes
-        )
-        complete_eid_check(
-            stores.register, stores.ledger, card_number="LXH67HC3V", code=code,
-            matrix_user_id=citizen.user_id, now=now, device_id=citizen.device_id,
-            devices=stores.devices,
-        )  # fmt: skip
+        world.pin_wallet_device(id_service)
 
         pid_exchange = await wallet.request(IDENTITY_ID, PID_VCT)
         await _until(lambda: state(pid_exchange) != "requested")

@@ -365,7 +365,8 @@ def test_several_candidates_one_or_all_with_multiple(store: WalletStore, world: 
         store, world, request(credential_query("r", RESIDENCE, ["birthdate"])), Recorder(True)
     )
     assert single.plan is not None
-    assert [p.holding.stored.credential_id for p in single.plan.presentations] == [older]
+    # The newest credential answers (a re-issued one replaces the one before it).
+    assert [p.holding.stored.credential_id for p in single.plan.presentations] == [newer]
     assert single.response.vp_token is not None and len(single.response.vp_token["r"]) == 1
     both = answer(
         store,
@@ -374,7 +375,7 @@ def test_several_candidates_one_or_all_with_multiple(store: WalletStore, world: 
         Recorder(True),
     )
     assert both.plan is not None
-    assert [p.holding.stored.credential_id for p in both.plan.presentations] == [older, newer]
+    assert [p.holding.stored.credential_id for p in both.plan.presentations] == [newer, older]
     assert both.response.vp_token is not None
     presented = both.response.vp_token["r"]
     assert len(presented) == 2

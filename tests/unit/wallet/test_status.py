@@ -163,6 +163,16 @@ async def test_the_newest_credential_answers_without_any_status(
     assert room.fetched == []
 
 
+async def test_of_two_issued_in_the_same_second_the_later_stored_answers(
+    store: WalletStore, world: World, room: StatusRoom
+) -> None:
+    hold_residence(store, world, idx=1, issued_at=NOW - DAY, street="Altweg 1")
+    hold_residence(store, world, idx=2, issued_at=NOW - DAY, street="Neuweg 2")
+    checker = CredentialStatusChecker(wallet_status_cache(room.fetch))
+    answered, _ = await answer_after_check(store, world, checker)
+    assert presented_street(answered) == "Neuweg 2"
+
+
 async def test_newest_wins_even_when_it_arrived_first(
     store: WalletStore, world: World, room: StatusRoom
 ) -> None:
