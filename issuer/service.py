@@ -42,7 +42,7 @@ from issuer.status_registry import StatusRegistry
 from onceonly.errors import OnceOnlyError, UntrustedIssuer, UntrustedParty
 from onceonly.matrix.accounts import Credentials, load_credentials
 from onceonly.protocol import CredentialRequest, DeviceList, ExchangeStatus, LocalizedText
-from onceonly.service import ProtocolService, Received
+from onceonly.service import PartyService, ProtocolService, Received
 from onceonly.status_fetch import check_status_via_matrix
 from onceonly.status_list import StatusReference
 from onceonly.trust import TrustList
@@ -93,7 +93,7 @@ class Stores:
             store.close()
 
 
-class IssuerService:
+class IssuerService(PartyService):
     """One agency's issuer process. Nothing happens before :meth:`start`.
 
     Args:
@@ -105,6 +105,8 @@ class IssuerService:
         publish_status: Publish status lists on start (files and status room).
     """
 
+    label = "issuer service"
+
     def __init__(
         self,
         config: AgencyConfig,
@@ -115,14 +117,13 @@ class IssuerService:
         random_bytes: Callable[[int], bytes] = secrets.token_bytes,
         publish_status: bool = True,
     ) -> None:
+        super().__init__(clock=clock)
         self.config = config
         self.trust_list = trust_list
         self._login = login
-        self._clock = clock
         self._random_bytes = random_bytes
         self._publish_on_start = publish_status
         self._stores: Stores | None = None
-        self._service: ProtocolService | None = None
         self._ctx: IssuerContext | None = None
         self._credentials: Credentials | None = None
         self._published: set[str] = set()
@@ -131,75 +132,50 @@ class IssuerService:
         self.issued_in: dict[str, IssuanceRecord] = {}
         """The same, by the exchange that delivered them."""
 
-    # --- lifecycle ---------------------------------------------------------------------
+    # --- lifecycle (start/stop: PartyService) ------------------------------------------
 
-    async def start(self) -> None:
-        """Open the stores, start the Matrix runtime, publish the status lists.
+    async def _open(self) -> ProtocolService:
+        """Open the stores and build the Matrix runtime.
 
         Raises:
-            ConfigError, StoreError, AccountError, TransportError: cannot start.
+            ConfigError, StoreError, AccountError: cannot start.
         """
-        stores = Stores.open(self.config, random_bytes=self._random_bytes)
-        try:
-            self._credentials = self._login or load_credentials(self.config.matrix_data_dir)
-            self._ctx = IssuerContext(
-                config=self.config,
-                register=stores.register,
-                status_registry=stores.registry,
-                issuance_log=stores.log,
-                ledger=stores.ledger,
-                signing_key=load_signing_key(self.config),
-                trust_list=self.trust_list,
-                pid_status_check=self._check_pid_status,
-                random_bytes=self._random_bytes,
-            )
-            self._service = ProtocolService(
-                data_dir=self.config.matrix_data_dir,
-                handlers={
-                    CredentialRequest: self._on_request,
-                    DeviceList: self._on_device_list,
-                    ExchangeStatus: self._on_status,
-                },
-                agency=True,
-                device_policy=SignedDeviceListPolicy(stores.devices, self.config.matrix_user_id),
-                invite_policy=_anyone_may_invite,
-                login=self._login,
-                clock=self._clock,
-            )
-            await self._service.start()
-        except BaseException:
-            stores.close()
-            raise
-        self._stores = stores
-        if self._publish_on_start:
-            try:
-                await self.publish_status()
-            except BaseException:
-                await self.stop()
-                raise
+        stores = self._stores = Stores.open(self.config, random_bytes=self._random_bytes)
+        self._credentials = self._login or load_credentials(self.config.matrix_data_dir)
+        self._ctx = IssuerContext(
+            config=self.config,
+            register=stores.register,
+            status_registry=stores.registry,
+            issuance_log=stores.log,
+            ledger=stores.ledger,
+            signing_key=load_signing_key(self.config),
+            trust_list=self.trust_list,
+            pid_status_check=self._check_pid_status,
+            random_bytes=self._random_bytes,
+        )
+        return ProtocolService(
+            data_dir=self.config.matrix_data_dir,
+            handlers={
+                CredentialRequest: self._on_request,
+                DeviceList: self._on_device_list,
+                ExchangeStatus: self._on_status,
+            },
+            agency=True,
+            device_policy=SignedDeviceListPolicy(stores.devices, self.config.matrix_user_id),
+            invite_policy=_anyone_may_invite,
+            login=self._login,
+            clock=self._clock,
+        )
 
-    async def stop(self) -> None:
-        """Stop the runtime and close the stores."""
-        if self._service is not None:
-            await self._service.stop()
-            self._service = None
+    async def _started(self) -> None:
+        """Publish the status lists (TransportError stops the service again)."""
+        if self._publish_on_start:
+            await self.publish_status()
+
+    def _close(self) -> None:
         if self._stores is not None:
             self._stores.close()
             self._stores = None
-
-    async def __aenter__(self) -> IssuerService:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.stop()
-
-    @property
-    def runtime(self) -> ProtocolService:
-        """The protocol runtime (exchanges, ``wait_for``, ``room_for``)."""
-        if self._service is None:
-            raise RuntimeError("the issuer service is not started")
-        return self._service
 
     @property
     def stores(self) -> Stores:
@@ -207,10 +183,6 @@ class IssuerService:
         if self._stores is None:
             raise RuntimeError("the issuer service is not started")
         return self._stores
-
-    def now(self) -> int:
-        """The service clock in epoch seconds."""
-        return int(self._clock())
 
     # --- handlers ------------------------------------------------------------------------
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -39,7 +38,7 @@ from onceonly.errors import (
 from onceonly.matrix.accounts import load_credentials
 from onceonly.protocol import ErrorContent, PresentationResponse, State
 from onceonly.query import DcqlQuery
-from onceonly.service import ProtocolService, TransportFactory
+from onceonly.service import PartyService, ProtocolService, TransportFactory
 from onceonly.status_cache import StatusCache, StatusFetcher
 from onceonly.status_fetch import matrix_status_fetch
 from onceonly.trust import VerifiedTrustList
@@ -60,8 +59,6 @@ from verifier.verification import (
     request_details,
 )
 
-logger = logging.getLogger(__name__)
-
 _Store = TypeVar("_Store", NonceStore, RequestStore, AuditLog)
 
 _POLL_SECONDS: Final = 1.0
@@ -76,7 +73,7 @@ def _expired_result(exchange_id: str) -> VerificationResult:
     )
 
 
-class VerifierService(ResponseHandlers):
+class VerifierService(ResponseHandlers, PartyService):
     """One verifier agency on its Matrix account. Use ``async with`` or start/stop.
 
     Args:
@@ -92,6 +89,8 @@ class VerifierService(ResponseHandlers):
             configured ``trust_room`` (none without one).
     """
 
+    label = "verifier service"
+
     def __init__(
         self,
         data_dir: Path,
@@ -104,121 +103,86 @@ class VerifierService(ResponseHandlers):
         sweep_interval: float = 30.0,
         trust_refresh_interval: float = 300.0,
     ) -> None:
+        super().__init__(clock=clock)
         self._data_dir = data_dir
         self._config = config
         self._status_fetch = status_fetch
-        self._clock = clock
         self._transport_factory = transport_factory
         self._options = options
         self._sweep_interval = sweep_interval
         self._closers: list[Callable[[], None]] = []
         self._results: dict[str, VerificationResult] = {}
         self._settled: dict[str, asyncio.Event] = {}
-        self._runtime: ProtocolService | None = None
-        self._refresher: asyncio.Task[None] | None = None
         self._trust_refresh_interval = trust_refresh_interval
 
-    async def start(self) -> None:
-        """Open the stores and start the runtime.
+    async def _open(self) -> ProtocolService:
+        """Open the stores, refresh the trust list and build the runtime.
 
         Raises:
             ConfigError, StoreError, AccountError: as the parts raise them.
         """
         config = self._config or load_config(self._data_dir)
         location = config.store_location(self._data_dir)
-        try:
-            self._nonces = self._keep(NonceStore.open(location))
-            self._requests = self._keep(RequestStore.open(location))
-            self._audit = self._keep(
-                AuditLog.open(
-                    location,
-                    signing_key=config.signing_key(self._data_dir),
-                    head_every=config.head_every,
-                )
+        self._nonces = self._keep(NonceStore.open(location))
+        self._requests = self._keep(RequestStore.open(location))
+        self._audit = self._keep(
+            AuditLog.open(
+                location,
+                signing_key=config.signing_key(self._data_dir),
+                head_every=config.head_every,
             )
-            self._trust = TrustCache.in_data_dir(self._data_dir, config.anchors())
-            if config.trust_room is not None:
-                await refresh_trust_list(
-                    self._trust,
-                    load_credentials(self._data_dir),
-                    config.trust_room,
-                    now=int(self._clock()),
-                )
-            fetch = self._status_fetch or matrix_status_fetch(load_credentials(self._data_dir))
-            self._verifier = Verifier(
-                verifier_id=config.verifier_id,
-                trust=self._current_trust,
-                nonces=self._nonces,
-                audit=self._audit,
-                status=StatusCache(fetch),
-                evidence=EvidenceArchive(self._data_dir / config.evidence_dir),
-                options=self._options,
-            )
-            runtime = ProtocolService(
-                data_dir=self._data_dir,
-                handlers={PresentationResponse: self._on_response, ErrorContent: self._on_error},
-                agency=True,
-                device_policy=AnyDevice(),
-                clock=self._clock,
-                transport_factory=self._transport_factory,
-                sweep_interval=self._sweep_interval,
-                on_refused=self._on_refused,
-            )
-            await runtime.start()
-        except BaseException:
-            self._close_stores()
-            raise
-        self._config, self._runtime = config, runtime
+        )
+        self._trust = TrustCache.in_data_dir(self._data_dir, config.anchors())
         if config.trust_room is not None:
-            self._refresher = asyncio.create_task(
-                self._refresh_forever(config.trust_room), name="verifier-trust-refresh"
+            await self._refresh_trust(config.trust_room)
+        fetch = self._status_fetch or matrix_status_fetch(load_credentials(self._data_dir))
+        self._verifier = Verifier(
+            verifier_id=config.verifier_id,
+            trust=self._current_trust,
+            nonces=self._nonces,
+            audit=self._audit,
+            status=StatusCache(fetch),
+            evidence=EvidenceArchive(self._data_dir / config.evidence_dir),
+            options=self._options,
+        )
+        self._config = config
+        return ProtocolService(
+            data_dir=self._data_dir,
+            handlers={PresentationResponse: self._on_response, ErrorContent: self._on_error},
+            agency=True,
+            device_policy=AnyDevice(),
+            clock=self._clock,
+            transport_factory=self._transport_factory,
+            sweep_interval=self._sweep_interval,
+            on_refused=self._on_refused,
+        )
+
+    async def _started(self) -> None:
+        room = self.config.trust_room
+        if room is not None:
+            self._every(
+                self._trust_refresh_interval,
+                lambda: self._refresh_trust(room),
+                what="verifier trust list refresh",
             )
 
-    async def _refresh_forever(self, room: str) -> None:
-        credentials = load_credentials(self._data_dir)
-        while True:
-            await asyncio.sleep(self._trust_refresh_interval)
-            try:
-                await refresh_trust_list(self._trust, credentials, room, now=int(self._clock()))
-            except Exception:
-                logger.exception("trust list refresh failed; retrying at the next interval")
+    async def _refresh_trust(self, room: str) -> None:
+        await refresh_trust_list(
+            self._trust, load_credentials(self._data_dir), room, now=self.now()
+        )
 
     def _keep(self, store: _Store) -> _Store:
         self._closers.append(store.close)
         return store
 
-    def _close_stores(self) -> None:
+    async def _runtime_stopped(self) -> None:
+        self._audit.sign_head(now=self.now())
+
+    def _close(self) -> None:
         for close in reversed(self._closers):
             with contextlib.suppress(Exception):
                 close()
         self._closers.clear()
-
-    async def stop(self) -> None:
-        """Stop the runtime, sign the audit log's head, close the stores."""
-        if self._refresher is not None:
-            self._refresher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._refresher
-            self._refresher = None
-        if self._runtime is not None:
-            await self._runtime.stop()
-            self._runtime = None
-            self._audit.sign_head(now=int(self._clock()))
-        self._close_stores()
-
-    async def __aenter__(self) -> VerifierService:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.stop()
-
-    @property
-    def runtime(self) -> ProtocolService:
-        """The protocol runtime (started)."""
-        if self._runtime is None:
-            raise RuntimeError("the verifier service is not started")
-        return self._runtime
 
     @property
     def config(self) -> VerifierConfig:

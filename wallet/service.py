@@ -25,8 +25,6 @@ Room keys go only to the devices of the agencies' accounts the trust list names
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
 import os
 import time
 from collections.abc import Callable
@@ -48,7 +46,7 @@ from onceonly.protocol.events import (
     PresentationRequest,
 )
 from onceonly.protocol.fields import Content
-from onceonly.service import ProtocolService, Received
+from onceonly.service import PartyService, ProtocolService, Received
 from onceonly.service.transport import Transport
 from onceonly.status_cache import StatusFetcher
 from onceonly.status_fetch import matrix_status_fetch
@@ -65,15 +63,13 @@ from wallet.requests import (
 from wallet.status import CredentialStatusChecker, wallet_status_cache
 from wallet.store import WalletStore
 
-logger = logging.getLogger(__name__)
-
 __all__ = ["Notice", "OfferConsent", "TrustSource", "WalletService"]
 
 OfferConsent = Callable[[PendingOffer, str], bool]
 """Asks the citizen whether to request an offered credential (offer, agency name)."""
 
 
-class WalletService:
+class WalletService(PartyService):
     """The wallet party: one Matrix account, one wallet store, one trust list source.
 
     Nothing happens in the constructor; :meth:`start` (or ``async with``) starts the
@@ -95,6 +91,8 @@ class WalletService:
         transport_factory: For tests that need the transport; default a ``PartyClient``.
     """
 
+    label = "wallet service"
+
     def __init__(
         self,
         *,
@@ -111,13 +109,13 @@ class WalletService:
         notify: Callable[[Notice], None] | None = None,
         status_fetch: StatusFetcher | None = None,
     ) -> None:
+        super().__init__(clock=clock)
         self.data_dir = data_dir
         self.store = store
         self._trust = trust
         self._policy = policy
         self._consent = consent
         self._offer_consent = offer_consent
-        self._clock = clock
         self._random_bytes = random_bytes
         self._poll_interval = poll_interval
         self._login = login
@@ -126,9 +124,7 @@ class WalletService:
         self._holdings: dict[str, Holding] = {}
         self._status_fetch = status_fetch
         self._statuses: CredentialStatusChecker | None = None
-        self._runtime: ProtocolService | None = None
         self._transport: PartyClient | None = None
-        self._poller: asyncio.Task[None] | None = None
         self._announcer: DeviceAnnouncer | None = None
         # One question at a time at the terminal.
         self._prompt_lock = asyncio.Lock()
@@ -142,10 +138,10 @@ class WalletService:
             tell=self._report,
         )
 
-    # --- lifecycle ------------------------------------------------------------------
+    # --- lifecycle (start/stop: PartyService) ----------------------------------------
 
-    async def start(self) -> None:
-        """Start the runtime and the poll for approved offers.
+    async def _open(self) -> ProtocolService:
+        """Build the runtime for the agencies the trust list names.
 
         Raises:
             TrustError, StoreError: no usable trust list.
@@ -185,7 +181,7 @@ class WalletService:
             ExchangeStatus: self._on_status,
             ErrorContent: self._on_error,
         }
-        self._runtime = ProtocolService(
+        return ProtocolService(
             data_dir=self.data_dir,
             handlers=handlers,
             agency=False,
@@ -195,37 +191,9 @@ class WalletService:
             clock=self._clock,
             transport_factory=factory,
         )
-        await self._runtime.start()
-        self._poller = asyncio.create_task(self._poll_forever(), name="wallet-approved-offers")
 
-    async def stop(self) -> None:
-        """Stop polling and the runtime."""
-        if self._poller is not None:
-            self._poller.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._poller
-            self._poller = None
-        if self._runtime is not None:
-            await self._runtime.stop()
-            self._runtime = None
-
-    async def __aenter__(self) -> WalletService:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.stop()
-
-    @property
-    def runtime(self) -> ProtocolService:
-        """The running protocol runtime (exchange states, ``wait_for``)."""
-        if self._runtime is None:
-            raise RuntimeError("the wallet service is not started")
-        return self._runtime
-
-    def now(self) -> int:
-        """The wallet's clock, in whole epoch seconds."""
-        return int(self._clock())
+    async def _started(self) -> None:
+        self._every(self._poll_interval, self._poll_once, what="wallet poll for approved offers")
 
     # --- actions the citizen starts --------------------------------------------------
 
@@ -354,14 +322,9 @@ class WalletService:
             )
         )
 
-    async def _poll_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self._poll_interval)
-            try:
-                await self.announce_devices()
-                await self.send_approved()
-            except Exception:
-                logger.exception("sending approved offers failed; retrying")
+    async def _poll_once(self) -> None:
+        await self.announce_devices()
+        await self.send_approved()
 
     def _tell(self, kind: str, exchange_id: str | None, **detail: Any) -> None:
         self._report(Notice(kind, exchange_id, {k: v for k, v in detail.items() if v is not None}))

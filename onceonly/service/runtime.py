@@ -43,6 +43,7 @@ from onceonly.protocol.fields import Content
 from onceonly.service import transitions
 from onceonly.service.exchange_store import ExchangeStore
 from onceonly.service.inbound import Handler, InboundDispatch
+from onceonly.service.periodic import repeat_every
 from onceonly.service.refused import RefusalHook
 from onceonly.service.transport import (
     Transport,
@@ -136,7 +137,10 @@ class ProtocolService(InboundDispatch):
             store.close()
             raise
         self._store, self._transport = store, transport
-        self._sweeper = asyncio.create_task(self._sweep_forever(), name="onceonly-expiry")
+        self._sweeper = asyncio.create_task(
+            repeat_every(self._sweep_interval, self.sweep, what="expiry sweep", log=logger),
+            name="onceonly-expiry",
+        )
 
     async def stop(self) -> None:
         """Stop the sweep and the transport, close the store (nothing queued is lost)."""
@@ -260,13 +264,3 @@ class ProtocolService(InboundDispatch):
             expired.append(exchange)
             logger.info("exchange %s expired", exchange.exchange_id)
         return expired
-
-    # --- internals ------------------------------------------------------------------
-
-    async def _sweep_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self._sweep_interval)
-            try:
-                self.sweep()
-            except Exception:
-                logger.exception("expiry sweep failed; retrying at the next interval")
