@@ -33,7 +33,13 @@ from onceonly.matrix.homeserver import Homeserver
 from onceonly.matrix.inbox import AlreadyHandled, InboundHandler
 from onceonly.matrix.rooms import InvitesFrom
 from onceonly.matrix.state_rooms import state_client
-from onceonly.protocol import ErrorContent, ExchangeStatus, PresentationRequest, Refusal
+from onceonly.protocol import (
+    ErrorContent,
+    ExchangeStatus,
+    PresentationRequest,
+    PresentationResponse,
+    Refusal,
+)
 from onceonly.protocol.bodies import build_presentation_response
 from onceonly.protocol.envelope import to_wire
 from onceonly.protocol.fields import Attachment, LocalizedText
@@ -127,6 +133,14 @@ class Citizen:
                 return
             await asyncio.sleep(0.1)
         raise AssertionError(f"the citizen never answered {exchange_id}")
+
+    async def wait_requested(self, exchange_id: str) -> None:
+        """Wait until the verifier's request has arrived."""
+        for _ in range(int(WAIT * 10)):
+            if exchange_id in self.requests:
+                return
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"the request {exchange_id} never arrived")
 
     async def wait_told(self, exchange_id: str, number: int = 1) -> Any:
         """The ``number``-th message the citizen got about the exchange (waiting for it)."""
@@ -250,23 +264,42 @@ async def test_verifier_requests_and_judges_answers_over_synapse(
         assert isinstance(told, ExchangeStatus)
         assert (told.outcome.value, told.reason_code) == ("rejected", "nonce_mismatch")
 
+        # Content that is no valid response, to an open request: the runtime refuses it
+        # (malformed), the audit keeps it raw, and the request ends with that code.
+        citizen.answer = lambda r: None
+        pending = await service.request(user, address_query(), PURPOSE)
+        await citizen.wait_requested(pending.exchange_id)
+        junk = to_wire(presentation_answer(world, citizen.requests[pending.exchange_id][0]))[1]
+        del junk["vp_token"]  # neither vp_token nor refusal
+        await citizen.send_raw(citizen.requests[pending.exchange_id][1], junk)
+        result = await service.wait(pending.exchange_id, WAIT)
+        assert (result.verified, result.error_code) == (False, "malformed")
+        error = await citizen.wait_told(pending.exchange_id)
+        assert isinstance(error, ErrorContent) and error.code == "malformed"
+        [refused] = refused_entries(service, pending.exchange_id)
+        assert json.loads(refused.details["received"]) == junk
+        assert refused.outcome == VerificationOutcome.rejected("malformed")
+
+        # An answer naming no request of ours is audited too (nothing to settle).
+        stray = dict(junk, exchange_id="S" * 22)
+        stray["vp_token"] = citizen.sent[good_exchange]["vp_token"]
+        await citizen.send_raw(citizen.requests[pending.exchange_id][1], stray)
+        error = await citizen.wait_told("S" * 22)
+        assert isinstance(error, ErrorContent) and error.code == "unknown_exchange"
+        [unknown] = refused_entries(service, "S" * 22)
+        assert json.loads(unknown.details["received"]) == stray
+        assert "nonce" not in unknown.details
+
         # 8. An answer after the request expired.
         citizen.answer = lambda r: None
         pending = await service.request(user, address_query(), PURPOSE, ttl=3)
-        for _ in range(int(WAIT * 10)):
-            if pending.exchange_id in citizen.requests:
-                break
-            await asyncio.sleep(0.1)
+        await citizen.wait_requested(pending.exchange_id)
         late_request, late_room = citizen.requests[pending.exchange_id]
         expired = await service.wait(pending.exchange_id, WAIT)
         assert expired.error_code == "request_expired"
         while time.time() <= pending.expires_at + 1:  # the runtime's deadline is exclusive
             await asyncio.sleep(0.2)
-        late = build_presentation_response(
-            exchange_id=late_request.exchange_id,
-            verifier_name=NAME,
-            **presentation(world)(late_request),
-        )
+        late = presentation_answer(world, late_request)
         await citizen.send_raw(late_room, to_wire(late)[1])
         error = await citizen.wait_told(pending.exchange_id)
         # request_expired, also when the runtime's expiry sweep came first.
@@ -300,6 +333,13 @@ async def test_verifier_requests_and_judges_answers_over_synapse(
         )
         assert outcome.exit_code == 0, outcome.output
         assert json.loads(outcome.output)["clean"] is True
+
+
+def presentation_answer(world: World, request: PresentationRequest) -> PresentationResponse:
+    """A correct answer to ``request``, built outside the citizen's runtime."""
+    return build_presentation_response(
+        exchange_id=request.exchange_id, verifier_name=NAME, **presentation(world)(request)
+    )
 
 
 def refused_entries(service: VerifierService, exchange_id: str) -> list[AuditEntry]:
