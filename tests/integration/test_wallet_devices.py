@@ -38,8 +38,11 @@ from nio.exceptions import EncryptionError, LocalProtocolError
 
 from issuer.citizen_devices import CitizenDevices, SignedDeviceListPolicy
 from onceonly.cli import cli
+from onceonly.errors import AccountError
 from onceonly.matrix.accounts import Credentials, login
+from onceonly.matrix.devices import DeviceInfo
 from onceonly.matrix.homeserver import Homeserver
+from onceonly.matrix.own_devices import account_devices
 from onceonly.matrix.rooms import InvitesFrom
 from onceonly.protocol.bodies import build_credential_offer
 from onceonly.protocol.events import CredentialDisplay, CredentialOffer
@@ -284,6 +287,13 @@ async def test_approved_element_reads_the_mailbox_revoked_does_not(
         body = element.read[approved]["body"]
         assert NAME.de in body and NAME.en in body
         await wait_until(lambda: approved in intruder.unreadable)
+        # The agency knew both devices when it shared; its policy took Element only.
+        intruder_keys = intruder.client.olm.account.identity_keys
+        policy = SignedDeviceListPolicy(agency.devices, agency_creds.user_id)
+        assert policy.allows(DeviceInfo(citizen, element_creds.device_id, element_keys["ed25519"]))
+        assert not policy.allows(
+            DeviceInfo(citizen, intruder_creds.device_id, intruder_keys["ed25519"])
+        )
 
         # 3. History: Element asks its own devices for the key of message 1.
         wallet_device = next(
@@ -327,3 +337,11 @@ async def test_approved_element_reads_the_mailbox_revoked_does_not(
         assert statuses[element_creds.device_id] == "revoked"
     store.close()
     agency.devices.close()
+
+
+def test_account_devices_needs_a_valid_login(synapse: Homeserver, tmp_path: Path) -> None:
+    credentials, _data_dir = register(synapse, "lonely", tmp_path)
+    [only] = account_devices(credentials)
+    assert only.device_id == credentials.device_id and only.keys is None  # no keys uploaded
+    with pytest.raises(AccountError):
+        account_devices(credentials.model_copy(update={"access_token": "syt_not_a_token"}))
