@@ -16,10 +16,13 @@ wire envelope and the per-exchange state machines):
   [--decline]``) are picked up by a poll: requested, or the agency is told no.
 
 Before each credential request the wallet sends a fresh ``device.list`` signed
-with its PID key (when it holds a PID), naming this wallet's own device.
+with its PID key (when it holds a PID), naming this wallet's own device and the
+ones the citizen approved (:mod:`wallet.devices`); a change of approvals is sent
+to every agency mailbox on the next poll.
 
 Room keys go only to the devices of the agencies' accounts the trust list names
-(and the citizen's own), and invites are accepted only from those accounts.
+and to the citizen's approved devices, and invites are accepted only from those
+agency accounts.
 """
 
 from __future__ import annotations
@@ -275,6 +278,11 @@ class WalletService(PartyService):
         status = item.content
         assert isinstance(status, ExchangeStatus)
         self._issuance.settle(status.exchange_id, status.outcome)
+        if status.reason_code in ("revoked", "suspended") and self._statuses is not None:
+            # Our cached status list may be older than the revocation: look again.
+            await self._statuses.recheck_presented(
+                self.store, status.exchange_id, trust=self._trust(item.now), now=item.now
+            )
         self._tell(
             "status", status.exchange_id, outcome=status.outcome.value, code=status.reason_code
         )
