@@ -128,27 +128,28 @@ class Citizen:
 
     async def wait_answered(self, exchange_id: str) -> None:
         """Wait until the citizen has sent its answer to the request."""
-        for _ in range(int(WAIT * 10)):
-            if exchange_id in self.sent:
-                return
-            await asyncio.sleep(0.1)
-        raise AssertionError(f"the citizen never answered {exchange_id}")
+        await until(lambda: exchange_id in self.sent, f"the citizen never answered {exchange_id}")
 
     async def wait_requested(self, exchange_id: str) -> None:
         """Wait until the verifier's request has arrived."""
-        for _ in range(int(WAIT * 10)):
-            if exchange_id in self.requests:
-                return
-            await asyncio.sleep(0.1)
-        raise AssertionError(f"the request {exchange_id} never arrived")
+        await until(lambda: exchange_id in self.requests, f"no request {exchange_id} arrived")
 
     async def wait_told(self, exchange_id: str, number: int = 1) -> Any:
         """The ``number``-th message the citizen got about the exchange (waiting for it)."""
-        for _ in range(int(WAIT * 10)):
-            if len(self.told.get(exchange_id, ())) >= number:
-                return self.told[exchange_id][number - 1]
-            await asyncio.sleep(0.1)
-        raise AssertionError(f"the citizen was never told about {exchange_id}")
+        await until(
+            lambda: len(self.told.get(exchange_id, ())) >= number,
+            f"the citizen was never told about {exchange_id}",
+        )
+        return self.told[exchange_id][number - 1]
+
+
+async def until(condition: Callable[[], bool], failure: str) -> None:
+    """Poll ``condition`` for up to WAIT seconds; fail with ``failure`` if it never holds."""
+    for _ in range(int(WAIT * 10)):
+        if condition():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(failure)
 
 
 def presentation(world: World, **credential: Any) -> Answer:
