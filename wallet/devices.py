@@ -100,11 +100,10 @@ def device_rows(
                 status=status,
             )
         )
+    # Approved or revoked earlier, no longer on the account (logged out or deleted).
     for record in by_id.values():
         status = "gone" if record.state == "approved" else "revoked"
-        rows.append(
-            DeviceRow(record.device_id, record.display_name, None, None, status)  # not listed
-        )
+        rows.append(DeviceRow(record.device_id, record.display_name, None, None, status))
     return rows
 
 
