@@ -104,6 +104,15 @@ class StatusCache:
         self.fetches = 0
         """Number of fetches made (for tests and metrics)."""
 
+    def forget(self, uri: str) -> None:
+        """Drop every cached token for ``uri``: the next :meth:`get` fetches it again.
+
+        For a reader with a reason to doubt its copy before the ``ttl`` is over
+        (a wallet whose presentation was just rejected as revoked).
+        """
+        for key in [key for key in self._entries if key[0] == uri]:
+            del self._entries[key]
+
     def _fresh(self, key: _Key, now: int) -> CachedStatusList | None:
         entry = self._entries.get(key)
         if entry is None:

@@ -129,6 +129,39 @@ class CredentialStatusChecker:
             # An unreadable store: answering refuses on the same error, with a response.
             return []
 
+    async def recheck_presented(
+        self,
+        store: WalletStore,
+        exchange_id: str,
+        *,
+        trust: TrustList,
+        now: int,
+        cache: dict[str, Holding] | None = None,
+    ) -> list[StatusOutcome]:
+        """Fetch the lists again for the credentials presented in ``exchange_id`` (never raises).
+
+        Called when a verifier rejected that presentation as revoked or suspended:
+        the wallet's cached list may predate the revocation. The verifier's word is
+        only the reason to look again; what is recorded comes from the signed list.
+        """
+        try:
+            presented = {
+                entry.credential_id
+                for entry in store.disclosure_history()
+                if entry.exchange_id == exchange_id and entry.outcome == "disclosed"
+            }
+            holdings = [
+                holding
+                for holding in current_holdings(store, trust=trust, now=now, cache=cache)
+                if holding.stored.credential_id in presented
+            ]
+            for holding in holdings:
+                with contextlib.suppress(OnceOnlyError):
+                    self._cache.forget(status_reference_from_claims(holding.sd_jwt.payload).uri)
+            return await self.check(store, holdings, trust=trust, now=now)
+        except StoreError:
+            return []
+
     async def _one(self, holding: Holding, *, trust: TrustList, now: int) -> StatusOutcome:
         credential_id = holding.stored.credential_id
         try:

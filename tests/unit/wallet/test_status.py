@@ -364,3 +364,34 @@ async def test_only_the_requested_types_are_checked(
     _, outcomes = await answer_after_check(store, world, checker)
     assert len(outcomes) == 1
     assert room.fetched == [STATUS_URI]
+
+
+async def test_a_rejection_as_revoked_makes_the_wallet_look_again(
+    store: WalletStore, world: World, room: StatusRoom
+) -> None:
+    only = hold_residence(store, world, idx=1, issued_at=NOW - DAY, street="Altweg 1")
+    checker = CredentialStatusChecker(wallet_status_cache(room.fetch))
+    answered, _ = await answer_after_check(store, world, checker)
+    assert presented_street(answered) == "Altweg 1"
+    room.set(1, INVALID)
+    # Within the ttl the wallet's copy still says valid: it presents again ...
+    answered, outcomes = await answer_after_check(store, world, checker, now=NOW + 30)
+    assert states(outcomes) == {only: "valid"}
+    assert answered.presented
+    # ... the verifier rejects it as revoked; the wallet fetches the list again.
+    exchange_id = answered.response.exchange_id
+    rechecked = await checker.recheck_presented(store, exchange_id, trust=world.trust, now=NOW + 31)
+    assert states(rechecked) == {only: "revoked"}
+    assert room.fetched == [STATUS_URI, STATUS_URI]
+    assert store.credential_statuses()[only].state == "revoked"
+    answered, _ = await answer_after_check(store, world, checker, now=NOW + 40)
+    assert not answered.presented
+
+
+async def test_a_rejection_of_an_unknown_exchange_fetches_nothing(
+    store: WalletStore, world: World, room: StatusRoom
+) -> None:
+    hold_residence(store, world, idx=1, issued_at=NOW - DAY, street="Altweg 1")
+    checker = CredentialStatusChecker(wallet_status_cache(room.fetch))
+    assert await checker.recheck_presented(store, "xch_never", trust=world.trust, now=NOW) == []
+    assert room.fetched == []
