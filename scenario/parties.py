@@ -27,6 +27,7 @@ from scenario import cast
 from scenario.scene import Scene
 from scenario.world import World
 from verifier.service import VerifierService
+from verifier.verification import VerifierOptions
 from wallet.policy import load_policy
 from wallet.service import Notice, WalletService
 from wallet.store import WalletStore
@@ -135,7 +136,13 @@ async def start_services(
         poll_interval=1.0,
         notify=notify,
     )
-    verifier = VerifierService(world.family_benefits.data_dir, sweep_interval=5.0)
+    # The office reads status lists fresh (trusts one for a second at most), so a
+    # revocation shows at its next check instead of after the issuer's ttl.
+    verifier = VerifierService(
+        world.family_benefits.data_dir,
+        sweep_interval=5.0,
+        options=VerifierOptions(status_max_age_seconds=1),
+    )
     for service in (identity, registry, wallet, verifier):
         await stack.enter_async_context(service)
     return Services(identity, registry, wallet, verifier)

@@ -141,7 +141,9 @@ class VerifierService(ResponseHandlers, PartyService):
             trust=self._current_trust,
             nonces=self._nonces,
             audit=self._audit,
-            status=StatusCache(fetch),
+            status=StatusCache(
+                fetch, max_age=(self._options or VerifierOptions()).status_max_age_seconds
+            ),
             evidence=EvidenceArchive(self._data_dir / config.evidence_dir),
             options=self._options,
         )

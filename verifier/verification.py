@@ -37,7 +37,7 @@ from onceonly.errors import (
 from onceonly.jose import json_dumps_compact
 from onceonly.query import DcqlQuery, claims_satisfy
 from onceonly.sdjwt import VerificationPolicy, VerifiedCredential, format_path, verify_presentation
-from onceonly.status_cache import StatusCache, status_key_resolver
+from onceonly.status_cache import DEFAULT_MAX_AGE_SECONDS, StatusCache, status_key_resolver
 from onceonly.status_list import check_status, status_reference_from_claims
 from onceonly.trust import TrustList, VerifiedTrustList
 from verifier.audit_format import (
@@ -73,11 +73,14 @@ class VerifierOptions:
         max_kb_age_seconds: How old a KB-JWT's ``iat`` may be.
         require_status: Refuse credentials without a ``status`` claim (every
             shipped credential type has one, so a missing one means it cannot be revoked).
+        status_max_age_seconds: Longest time a fetched status list is trusted, whatever
+            its ``ttl`` says: how late this verifier may notice a revocation.
     """
 
     leeway_seconds: int = 60
     max_kb_age_seconds: int = 300
     require_status: bool = True
+    status_max_age_seconds: int = DEFAULT_MAX_AGE_SECONDS
 
 
 def check_presentations(

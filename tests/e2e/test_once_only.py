@@ -89,10 +89,12 @@ async def test_the_whole_scenario(tmp_path: Path) -> None:
     assert revoked["second_verified"] is False
     assert revoked["second_error"] == "revoked"
     assert revoked["fresh_address"] == cast.ERIKA_LATEST_ADDRESS
+    assert revoked["third_verified"] is True
 
     audit = steps[6]["facts"]
     assert audit["clean"] is True and audit["findings"] == []
-    assert audit["reverified"] == 2  # the verified and the revoked presentation
+    # the first verified presentation, the revoked one, and the fresh one
+    assert audit["reverified"] == 3
     assert "audit_altered" in audit["tampered_findings"]
 
     # The citizen can follow every step in Element: the offer's bilingual body was shown.
