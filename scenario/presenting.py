@@ -181,7 +181,8 @@ async def revocation(scene: Scene) -> None:
     narrator.end(
         Outcome.DONE if ok else Outcome.FAILED,
         f"old attestation rejected ({rejected.error_code}); fresh one at"
-        f" {address.get('street_address')}",
+        f" {address.get('street_address')}"
+        f" {'verified' if accepted.verified else 'NOT verified'} at the next request",
         revoked=[record.credential_id for record in revoked],
         second_request=rejected.exchange_id,
         second_verified=rejected.verified,
