@@ -49,7 +49,7 @@ from onceonly.matrix.inbox import (
     InboundHandler,
     InboundProblem,
 )
-from onceonly.matrix.outbox import Outbox, SendHandle
+from onceonly.matrix.outbox import DEFAULT_PARALLEL_ROOMS, Outbox, SendHandle
 from onceonly.matrix.own_devices import DeviceKeys, own_device_keys
 from onceonly.matrix.rooms import DirectRooms, InvitePolicy, InvitesFrom
 from onceonly.matrix.store import TransportStore
@@ -80,6 +80,8 @@ class PartyClient:
         already_handled: Optional idempotency hook (party-side record of handled ids).
         max_download: Largest attachment accepted, in bytes.
         sync_timeline_limit: Events per room per sync before a gap is backfilled.
+        max_parallel_rooms: Rooms the outbox sends to at the same time (order is kept per
+            room; at least 1, checked on :meth:`start`).
     """
 
     def __init__(
@@ -93,6 +95,7 @@ class PartyClient:
         already_handled: AlreadyHandled | None = None,
         max_download: int = attachments.DEFAULT_MAX_DOWNLOAD,
         sync_timeline_limit: int = 100,
+        max_parallel_rooms: int = DEFAULT_PARALLEL_ROOMS,
     ) -> None:
         self._data_dir = data_dir
         self._login = login
@@ -102,6 +105,7 @@ class PartyClient:
         self._already_handled = already_handled
         self._max_download = max_download
         self._timeline_limit = sync_timeline_limit
+        self._max_parallel_rooms = max_parallel_rooms
         self._client: AsyncClient | None = None
         self._store: TransportStore | None = None
         self._sync: SyncLoop | None = None
@@ -115,10 +119,13 @@ class PartyClient:
         """Restore the login, open the stores and start syncing, delivering and sending.
 
         Raises:
+            ConfigError: ``max_parallel_rooms`` is below 1.
             AccountError: ``account.json`` is missing.
             MalformedInput: ``account.json`` is invalid.
             StoreError: A store cannot be opened.
         """
+        if self._max_parallel_rooms < 1:
+            raise ConfigError("max_parallel_rooms must be at least 1")
         login = self._login or load_credentials(self._data_dir)
         crypto_dir = self._data_dir / CRYPTO_DIR
         crypto_dir.mkdir(parents=True, exist_ok=True)
@@ -153,7 +160,13 @@ class PartyClient:
         async def first_sync_done() -> None:
             await sync.ready.wait()
 
-        outbox = Outbox(client, store, self._device_policy, first_sync_done)
+        outbox = Outbox(
+            client,
+            store,
+            self._device_policy,
+            first_sync_done,
+            max_parallel_rooms=self._max_parallel_rooms,
+        )
         self._client, self._store, self._rooms = client, store, rooms
         self._sync, self._outbox = sync, outbox
         self._tasks = [

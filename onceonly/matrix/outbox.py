@@ -1,7 +1,8 @@
 """Durable, ordered, idempotent sending.
 
 ``send`` only writes the event to the outbox table (so it survives a crash) and wakes the
-worker. The worker sends queued events strictly in order, each with the transaction id it
+worker. The worker sends each room's queued events strictly in order (rooms in parallel, a bounded
+number at a time: order only matters within a room), each with the transaction id it
 was queued with: if a request reached the homeserver but the answer was lost, the retry
 with the same id returns the same event id instead of creating a duplicate (Matrix
 ``PUT /rooms/{roomId}/send/{eventType}/{txnId}`` semantics, per access token).
@@ -15,6 +16,7 @@ cannot block the queue forever.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -24,13 +26,16 @@ from aiohttp import ClientError
 from nio import AsyncClient, RoomSendResponse
 from nio.exceptions import LocalProtocolError, OlmUnverifiedDeviceError
 
-from onceonly.errors import TransportError
+from onceonly.errors import ConfigError, TransportError
 from onceonly.matrix import attachments
 from onceonly.matrix.devices import DevicePolicy, apply_device_policy
 from onceonly.matrix.store import OutboxRow, TransportStore
 from onceonly.types import EventId
 
 logger = logging.getLogger(__name__)
+
+DEFAULT_PARALLEL_ROOMS = 8
+"""Rooms an outbox sends to at the same time unless told otherwise."""
 
 _PERMANENT_ERRCODES = {"M_FORBIDDEN", "M_NOT_FOUND", "M_BAD_JSON", "M_NOT_JSON", "M_TOO_LARGE"}
 
@@ -64,6 +69,10 @@ class Outbox:
         ready: Awaited before the first send (the first sync must have filled room state).
         max_backoff: Cap (seconds) of the exponential backoff while unreachable.
         max_permanent_attempts: Attempts before an event the server refuses is failed.
+        max_parallel_rooms: How many rooms send at the same time (order is kept per room).
+
+    Raises:
+        ConfigError: ``max_parallel_rooms`` is below 1.
     """
 
     def __init__(
@@ -75,13 +84,20 @@ class Outbox:
         *,
         max_backoff: float = 10.0,
         max_permanent_attempts: int = 3,
+        max_parallel_rooms: int = DEFAULT_PARALLEL_ROOMS,
     ) -> None:
+        if max_parallel_rooms < 1:
+            raise ConfigError("max_parallel_rooms must be at least 1")
         self._client = client
         self._store = store
         self._policy = device_policy
         self._ready = ready
         self._max_backoff = max_backoff
         self._max_permanent_attempts = max_permanent_attempts
+        self._max_parallel_rooms = max_parallel_rooms
+        # One Olm machine serves every room: key queries, one-time key claims and room
+        # key sharing of concurrent lanes must not interleave (see _prepare_keys).
+        self._olm_lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._waiters: dict[str, asyncio.Future[EventId]] = {}
 
@@ -95,22 +111,59 @@ class Outbox:
         return SendHandle(txn_id, future)
 
     async def run(self) -> None:
-        """Send forever (until cancelled); also sends what a previous run left queued."""
+        """Send forever (until cancelled); also sends what a previous run left queued.
+
+        Each room with queued events gets a lane: a task that sends that room's events in
+        queue order. At most ``max_parallel_rooms`` lanes run at once; a lane sends the
+        events it found and ends, so a busy room cannot keep a waiting room out for long.
+        """
         await self._ready()
+        lanes: dict[str, asyncio.Task[None]] = {}
         self._wake.set()
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            try:
-                for row in self._store.queued():
-                    await self._send_with_retries(row)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                # A bug or a store hiccup must not stop sending for good; the queue is durable.
-                logger.exception("outbox round failed")
-                await asyncio.sleep(self._max_backoff)
-                self._wake.set()
+        try:
+            while True:
+                await self._wake.wait()
+                self._wake.clear()
+                try:
+                    self._start_lanes(lanes)
+                except Exception:
+                    # A store hiccup must not stop sending for good; the queue is durable.
+                    logger.exception("outbox round failed")
+                    await asyncio.sleep(self._max_backoff)
+                    self._wake.set()
+        finally:
+            for lane in lanes.values():
+                lane.cancel()
+            await asyncio.gather(*lanes.values(), return_exceptions=True)
+
+    def _start_lanes(self, lanes: dict[str, asyncio.Task[None]]) -> None:
+        for room_id in self._store.queued_rooms():
+            if len(lanes) >= self._max_parallel_rooms:
+                return
+            if room_id not in lanes:
+                lane = asyncio.create_task(self._run_lane(room_id), name=f"outbox {room_id}")
+                lanes[room_id] = lane
+                lane.add_done_callback(functools.partial(self._lane_done, lanes, room_id))
+
+    def _lane_done(
+        self, lanes: dict[str, asyncio.Task[None]], room_id: str, _lane: asyncio.Task[None]
+    ) -> None:
+        lanes.pop(room_id, None)
+        # A slot is free, and the room may have got new events meanwhile.
+        self._wake.set()
+
+    async def _run_lane(self, room_id: str) -> None:
+        """Send the queued events of one room, strictly in order."""
+        try:
+            for row in self._store.queued_in(room_id):
+                await self._send_with_retries(row)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # A bug or a store hiccup stops this lane only; its events stay queued and the
+            # lane is started again after a pause.
+            logger.exception("outbox lane for %s failed", room_id)
+            await asyncio.sleep(self._max_backoff)
 
     async def _send_with_retries(self, row: OutboxRow) -> None:
         attempt = 0
@@ -161,7 +214,13 @@ class Outbox:
         if attachments.needs_attachment(row.event_type, content, encrypted=encrypted):
             content = await attachments.pack(self._client, content)
         if encrypted:
-            await self._prepare_keys(row.room_id)
+            async with self._olm_lock:
+                await self._prepare_keys(row.room_id)
+                if self._client.olm is not None and self._client.olm.should_share_group_session(
+                    row.room_id
+                ):
+                    # Shared here, under the lock, so room_send finds nothing left to share.
+                    await self._client.share_group_session(row.room_id)
         try:
             response = await self._client.room_send(
                 row.room_id, row.event_type, content, tx_id=row.txn_id

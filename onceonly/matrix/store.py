@@ -59,6 +59,7 @@ CREATE TABLE IF NOT EXISTS outbox (
     attempts INTEGER NOT NULL DEFAULT 0,
     last_error TEXT
 );
+CREATE INDEX IF NOT EXISTS outbox_queued_by_room ON outbox(state, room_id, seq);
 CREATE TABLE IF NOT EXISTS rooms (peer TEXT PRIMARY KEY, room_id TEXT NOT NULL);
 """
 
@@ -255,6 +256,22 @@ class TransportStore:
         rows = self._db.execute(
             "SELECT seq, txn_id, room_id, event_type, content, attempts FROM outbox "
             "WHERE state='queued' ORDER BY seq"
+        ).fetchall()
+        return [OutboxRow(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5]) for r in rows]
+
+    def queued_rooms(self) -> list[str]:
+        """Return the rooms with unsent events, the one waiting longest first."""
+        rows = self._db.execute(
+            "SELECT room_id FROM outbox WHERE state='queued' GROUP BY room_id ORDER BY MIN(seq)"
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def queued_in(self, room_id: str) -> list[OutboxRow]:
+        """Return the unsent events of one room, oldest first."""
+        rows = self._db.execute(
+            "SELECT seq, txn_id, room_id, event_type, content, attempts FROM outbox "
+            "WHERE state='queued' AND room_id=? ORDER BY seq",
+            (room_id,),
         ).fetchall()
         return [OutboxRow(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5]) for r in rows]
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from onceonly.errors import AccountError, MalformedInput, TransportError
+from onceonly.errors import AccountError, ConfigError, MalformedInput, TransportError
 from onceonly.matrix.client import PartyClient
 from onceonly.matrix.devices import AllDevicesOf
 from onceonly.matrix.inbox import Inbound
@@ -43,3 +43,14 @@ async def test_start_with_a_broken_account_file_is_malformed_input(tmp_path: Pat
     (tmp_path / "account.json").write_text('{"homeserver": 1}')
     with pytest.raises(MalformedInput):
         await _client(tmp_path).start()
+
+
+async def test_fewer_than_one_parallel_room_is_a_config_error_before_anything_opens(
+    tmp_path: Path,
+) -> None:
+    client = PartyClient(
+        tmp_path, device_policy=AllDevicesOf(()), handler=_ignore, max_parallel_rooms=0
+    )
+    with pytest.raises(ConfigError):
+        await client.start()
+    assert list(tmp_path.iterdir()) == []

@@ -119,3 +119,21 @@ def test_unreadable_file_is_a_store_error(tmp_path: Path) -> None:
     path.write_bytes(b"this is not a database" * 100)
     with pytest.raises(StoreError):
         TransportStore.open(path)
+
+
+def test_outbox_lists_rooms_by_their_oldest_unsent_event_and_each_room_in_order(
+    store: TransportStore,
+) -> None:
+    store.enqueue("a1", "!a", "a.b", {"n": 1})
+    store.enqueue("b1", "!b", "a.b", {"n": 1})
+    store.enqueue("a2", "!a", "a.b", {"n": 2})
+    store.enqueue("c1", "!c", "a.b", {"n": 1})
+    assert store.queued_rooms() == ["!a", "!b", "!c"]
+    assert [r.txn_id for r in store.queued_in("!a")] == ["a1", "a2"]
+    store.mark_sent("a1", "$a1")
+    store.mark_send_failed("b1", "forbidden", final=True)
+    # "!a" now waits since its second event, which came after "!b" gave up and before "!c".
+    assert store.queued_rooms() == ["!a", "!c"]
+    assert [r.content for r in store.queued_in("!a")] == [{"n": 2}]
+    assert store.queued_in("!b") == []
+    assert store.queued_in("!unknown") == []
