@@ -134,6 +134,9 @@ class IssuerService(PartyService):
 
     # --- lifecycle (start/stop: PartyService) ------------------------------------------
 
+    def _lock_dir(self) -> Path:
+        return self.config.matrix_data_dir
+
     async def _open(self) -> ProtocolService:
         """Open the stores and build the Matrix runtime.
 

@@ -384,6 +384,12 @@ class InternalError(OnceOnlyError):
     code = "internal_error"
 
 
+class AlreadyRunning(OnceOnlyError):
+    """Another process already runs a party on this data directory (its Matrix device)."""
+
+    code = "already_running"
+
+
 class HomeserverError(OnceOnlyError):
     """The local homeserver could not be started, stopped or configured."""
 

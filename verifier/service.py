@@ -115,6 +115,9 @@ class VerifierService(ResponseHandlers, PartyService):
         self._settled: dict[str, asyncio.Event] = {}
         self._trust_refresh_interval = trust_refresh_interval
 
+    def _lock_dir(self) -> Path:
+        return self._data_dir
+
     async def _open(self) -> ProtocolService:
         """Open the stores, refresh the trust list and build the runtime.
 

@@ -7,16 +7,17 @@ list cache that ``onceonly trust fetch --data-dir`` fills.
 
 The wallet passphrase comes from the environment variable named by
 ``--passphrase-env`` (default ``ONCEONLY_WALLET_PASSPHRASE``) or is asked for
-without echo. ``run`` and ``request`` use the Matrix account; they take a lock so
-that only one process drives the wallet's device at a time. The other commands
-only read or write the store (safe while ``run`` is running).
+without echo. ``run`` and ``request`` use the Matrix account; the wallet service
+locks the data directory (:mod:`onceonly.service.instance_lock`) so that only one
+process drives the wallet's device at a time, and a second one fails with
+``already_running``. The other commands only read or write the store (safe while
+``run`` is running).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import json
 import os
 import signal
@@ -45,7 +46,6 @@ from wallet.store import WalletStore
 
 WALLET_FILE: Final = "wallet.db"
 ANCHORS_FILE: Final = "trust-anchors.json"
-LOCK_FILE: Final = "wallet.lock"
 PASSPHRASE_ENV: Final = "ONCEONLY_WALLET_PASSPHRASE"  # noqa: S105 - a variable name
 BACKUP_PASSPHRASE_ENV: Final = "ONCEONLY_BACKUP_PASSPHRASE"  # noqa: S105
 
@@ -114,17 +114,6 @@ def _trust_source(data_dir: Path) -> Callable[[int], TrustList]:
         return verified.trust_list
 
     return current
-
-
-@contextlib.contextmanager
-def _device_lock(data_dir: Path) -> Iterator[None]:
-    # Two processes driving one Matrix device would corrupt its Olm sessions.
-    with (data_dir / LOCK_FILE).open("a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise StoreError("the wallet is in use by another 'run' or 'request'") from None
-        yield
 
 
 # ``devices`` lives in its own module (which uses the helpers above).
@@ -375,7 +364,7 @@ def run(
             click.echo(f"wallet running as {service.runtime.user_id}", err=True)
             await stop.wait()
 
-    with _device_lock(data_dir), _opened(data_dir, passphrase_env) as store:
+    with _opened(data_dir, passphrase_env) as store:
         asyncio.run(main(store))
 
 
@@ -415,7 +404,7 @@ def request(
                 "credential_id": record.credential_id,
             }
 
-    with _device_lock(data_dir), _opened(data_dir, passphrase_env) as store:
+    with _opened(data_dir, passphrase_env) as store:
         result = asyncio.run(main(store))
     emit(ctx, result, f"{result['exchange_id']}: {result['state']}")
     if result["state"] != "accepted":

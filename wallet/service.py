@@ -143,6 +143,9 @@ class WalletService(PartyService):
 
     # --- lifecycle (start/stop: PartyService) ----------------------------------------
 
+    def _lock_dir(self) -> Path:
+        return self.data_dir
+
     async def _open(self) -> ProtocolService:
         """Build the runtime for the agencies the trust list names.
 

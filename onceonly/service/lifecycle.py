@@ -5,11 +5,15 @@ resources (stores, caches) and background loops. :class:`PartyService` does the
 part that is the same for all of them, so that each service keeps only its own
 logic:
 
-* :meth:`~PartyService.start`: ``_open()`` (the subclass opens its resources and
-  builds the runtime), the runtime started, then ``_started()`` (publish, start
-  loops with :meth:`~PartyService._every`); a failure anywhere undoes what was done;
+* :meth:`~PartyService.start`: the :class:`~onceonly.service.instance_lock.InstanceLock`
+  on ``_lock_dir()`` (a second process on the same data directory and Matrix
+  device fails here with :class:`~onceonly.errors.AlreadyRunning`), ``_open()``
+  (the subclass opens its resources and builds the runtime), the runtime started,
+  then ``_started()`` (publish, start loops with :meth:`~PartyService._every`); a
+  failure anywhere undoes what was done;
 * :meth:`~PartyService.stop`: the loops cancelled, the runtime stopped,
-  ``_runtime_stopped()`` (e.g. sign an audit head), then ``_close()``;
+  ``_runtime_stopped()`` (e.g. sign an audit head), ``_close()``, then the lock
+  released;
 * ``async with``, the started :attr:`~PartyService.runtime` and the clock.
 
 Nothing happens in a constructor; a service may be started again after a stop.
@@ -22,8 +26,10 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import ClassVar, Self
 
+from onceonly.service.instance_lock import InstanceLock
 from onceonly.service.periodic import repeat_every
 from onceonly.service.runtime import ProtocolService
 
@@ -31,7 +37,8 @@ logger = logging.getLogger(__name__)
 
 
 class PartyService:
-    """Base of the party services. Subclasses implement :meth:`_open` and :meth:`_close`.
+    """Base of the party services. Subclasses implement :meth:`_lock_dir`, :meth:`_open`
+    and :meth:`_close`.
 
     Args:
         clock: Wall clock in epoch seconds (injected for tests).
@@ -44,8 +51,13 @@ class PartyService:
         self._clock = clock
         self._runtime: ProtocolService | None = None
         self._loops: list[asyncio.Task[None]] = []
+        self._lock: InstanceLock | None = None
 
     # --- what a subclass provides ------------------------------------------------
+
+    def _lock_dir(self) -> Path:
+        """The directory holding the party's Matrix device (locked while it runs)."""
+        raise NotImplementedError
 
     async def _open(self) -> ProtocolService:
         """Open the service's own resources and build (not start) its runtime."""
@@ -66,14 +78,18 @@ class PartyService:
         """Open the resources, start the runtime and the background work.
 
         Raises:
+            AlreadyRunning: another process (or service object) runs on the same
+                data directory; nothing was opened.
             OnceOnlyError: as the parts raise it (ConfigError, StoreError,
                 AccountError, TransportError, ...); nothing stays open.
         """
+        self._acquire_lock()
         try:
             runtime = await self._open()
             await runtime.start()
         except BaseException:
             self._close()
+            self._release_lock()
             raise
         self._runtime = runtime
         try:
@@ -94,6 +110,7 @@ class PartyService:
             self._runtime = None
             await self._runtime_stopped()
         self._close()
+        self._release_lock()
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -101,6 +118,20 @@ class PartyService:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
+
+    def _acquire_lock(self) -> None:
+        directory = self._lock_dir()
+        if not directory.is_dir():
+            # Nothing there to share yet; _open fails (no account) or creates it.
+            return
+        lock = InstanceLock(directory, what=f"the {self.label}")
+        lock.acquire()
+        self._lock = lock
+
+    def _release_lock(self) -> None:
+        lock, self._lock = self._lock, None
+        if lock is not None:
+            lock.release()
 
     # --- shared helpers ------------------------------------------------------------
 

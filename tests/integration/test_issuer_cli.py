@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -31,7 +33,8 @@ def invoke(*args: str) -> tuple[int, Any]:
         return result.exit_code, result.output
 
 
-def test_init_and_run_with_a_trust_list_file(synapse: Homeserver, tmp_path: Path) -> None:
+def _agency(synapse: Homeserver, tmp_path: Path) -> tuple[Path, Path, Path, str]:
+    """A new agency on Synapse: its config, the authority key, a trust list file and it."""
     account = synapse.register(unique("meldeamt"), unlimited=True)
     code, created = invoke(
         "issuer", "init", str(tmp_path / "amt"), "--id", "https://amt.example",
@@ -61,6 +64,11 @@ def test_init_and_run_with_a_trust_list_file(synapse: Homeserver, tmp_path: Path
     )  # fmt: skip
     trust_file = tmp_path / "trust.jwt"
     trust_file.write_text(signed)
+    return config, anchor, trust_file, signed
+
+
+def test_init_and_run_with_a_trust_list_file(synapse: Homeserver, tmp_path: Path) -> None:
+    config, anchor, trust_file, signed = _agency(synapse, tmp_path)
 
     # Without a trust list the service refuses to start, with a typed error.
     code, refused = invoke("issuer", "run", "--config", str(config), "--authority-key",
@@ -83,3 +91,53 @@ def test_init_and_run_with_a_trust_list_file(synapse: Homeserver, tmp_path: Path
         "issuer", "run", "--config", str(config), "--authority-key", str(anchor), "--for", "1"
     )
     assert code == 0, output
+
+
+def _spawn_run(config: Path, anchor: Path, trust_file: Path) -> subprocess.Popen[str]:
+    command = [
+        str(Path(sys.executable).with_name("onceonly")), "--json", "issuer", "run",
+        "--config", str(config), "--authority-key", str(anchor), "--trust-list", str(trust_file),
+    ]  # fmt: skip
+    return subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_running(process: subprocess.Popen[str]) -> None:
+    # "running as" is printed once the service (and so its lock) is up.
+    assert process.stderr is not None
+    for line in process.stderr:
+        if "running as" in line:
+            return
+    raise AssertionError(f"issuer run ended before running (exit {process.wait()})")
+
+
+def test_a_second_issuer_run_on_the_same_agency_exits_with_already_running(
+    synapse: Homeserver, tmp_path: Path
+) -> None:
+    config, anchor, trust_file, _ = _agency(synapse, tmp_path)
+    first = _spawn_run(config, anchor, trust_file)
+    try:
+        _wait_running(first)
+        started = time.monotonic()
+        code, refused = invoke(
+            "issuer", "run", "--config", str(config), "--authority-key", str(anchor),
+            "--trust-list", str(trust_file), "--for", "30",
+        )  # fmt: skip
+        assert code == 1, refused
+        assert refused["error"]["code"] == "already_running"
+        assert refused["error"]["detail"] == {"pid": first.pid}
+        assert f"process {first.pid}" in refused["error"]["message"]
+        assert time.monotonic() - started < 25  # at once, not after its --for
+        assert first.poll() is None  # the running one is untouched
+
+        # A holder killed without any cleanup does not block the next start.
+        first.kill()
+        first.wait(timeout=60)
+        code, output = invoke(
+            "issuer", "run", "--config", str(config), "--authority-key", str(anchor),
+            "--trust-list", str(trust_file), "--for", "1",
+        )  # fmt: skip
+        assert code == 0, output
+    finally:
+        if first.poll() is None:
+            first.kill()
+        first.wait(timeout=60)

@@ -101,6 +101,19 @@ async def test_wallet_run_process(synapse: Homeserver, tmp_path: Path) -> None:
         assert process.stdout is not None and process.stderr is not None
         started = await asyncio.wait_for(process.stderr.readline(), WAIT)
         assert citizen_creds.user_id in started.decode()
+        requested = ["--issuer", REGISTRY_ID, "--vct", RESIDENCE, "--wait", "60"]
+        # A second wallet service on the same data dir (and Matrix device) is refused at
+        # once, naming the running process; the running wallet keeps serving below.
+        second = await asyncio.to_thread(
+            CliRunner().invoke,
+            cli,
+            ["--json", "wallet", "request", "--data-dir", str(data_dir), *requested],
+            env=env,
+        )
+        assert second.exit_code == 1, second.output
+        refused = json.loads(second.output)["error"]
+        assert refused["code"] == "already_running"
+        assert refused["detail"] == {"pid": process.pid}
         async with registry.service:
             await registry.offer(GOOD)
             offered = await _notice(process.stdout, "offer")

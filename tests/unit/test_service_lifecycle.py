@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from pathlib import Path
 
 import pytest
 
-from onceonly.errors import StoreError
+from onceonly.errors import AlreadyRunning, StoreError
 from onceonly.matrix.devices import AllDevicesOf
 from onceonly.matrix.inbox import AlreadyHandled, InboundHandler
 from onceonly.service import PartyService, ProtocolService
@@ -37,6 +38,9 @@ class Sample(PartyService):
     def _factory(self, handler: InboundHandler, hook: AlreadyHandled) -> MemoryTransport:
         self.transports.append(MemoryTransport(CITIZEN, handler, hook))
         return self.transports[-1]
+
+    def _lock_dir(self) -> Path:
+        return self.data_dir
 
     async def _open(self) -> ProtocolService:
         self.calls.append("open")
@@ -109,6 +113,30 @@ async def test_a_failure_after_the_runtime_started_stops_everything(tmp_path: Pa
     service.fail_in = None
     async with service:
         assert service.transports[1].started is True
+
+
+async def test_a_second_service_on_the_same_data_dir_fails_at_once(tmp_path: Path) -> None:
+    first = Sample(tmp_path)
+    async with first:
+        second = Sample(tmp_path)
+        with pytest.raises(AlreadyRunning, match="the sample service already runs") as caught:
+            await second.start()
+        assert caught.value.code == "already_running"
+        assert caught.value.detail["pid"] == os.getpid()
+        assert second.calls == []  # refused before opening anything (no Matrix device touched)
+        assert first.transports[0].started is True  # the running one is unaffected
+    # Stopping releases the lock: the next start works.
+    async with second:
+        assert second.transports[0].started is True
+
+
+async def test_a_failed_start_releases_the_lock(tmp_path: Path) -> None:
+    for fail_in in ("open", "started"):
+        failing = Sample(tmp_path, fail_in=fail_in)
+        with pytest.raises(StoreError):
+            await failing.start()
+        async with Sample(tmp_path) as next_one:
+            assert next_one.calls == ["open", "started"]
 
 
 async def test_repeat_every_survives_failing_rounds(caplog: pytest.LogCaptureFixture) -> None:
