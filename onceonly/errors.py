@@ -462,6 +462,12 @@ class ConfigError(OnceOnlyError):
     code = "config_error"
 
 
+class WeakPassphrase(ConfigError):
+    """A new wallet or backup passphrase is below the strength floor (the message says which)."""
+
+    code = "weak_passphrase"
+
+
 # --- audit log ------------------------------------------------------------------
 # The codes of the offline auditor's findings. An auditor reports every finding at
 # once (it does not stop at the first), so these are mostly used as codes in its

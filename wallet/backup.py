@@ -36,6 +36,7 @@ from wallet.crypto_box import (
     key_from_passphrase,
     new_salt,
 )
+from wallet.passphrase import require_strong
 from wallet.schema import SEALED_TABLES
 
 MAGIC: Final = b"ONCEONLY-WALLET-BACKUP\n"
@@ -54,8 +55,10 @@ def write_backup(path: Path, payload: bytes, passphrase: str, scrypt: ScryptPara
     """Encrypt ``payload`` under ``passphrase`` and write it atomically to ``path``.
 
     Raises:
+        WeakPassphrase: the backup passphrase is below the strength floor.
         StoreError: the file cannot be written.
     """
+    require_strong(passphrase, what="backup passphrase")
     salt = new_salt()
     box = SecretBox(key_from_passphrase(passphrase, salt, scrypt))
     header = {

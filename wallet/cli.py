@@ -40,6 +40,8 @@ from onceonly.trust.claim_paths import format_claim_path
 from onceonly.trust_cache import TrustCache
 from onceonly.trust_cli.common import load_anchors, read_json, reports_errors
 from onceonly.types import Vct
+from wallet.passphrase import generate_passphrase as new_passphrase
+from wallet.passphrase import require_strong
 from wallet.policy import DENY_ALL, load_policy
 from wallet.requests import approve_offer, decline_offer
 from wallet.store import WalletStore
@@ -131,25 +133,45 @@ def wallet() -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Trust authority public JWK (repeatable).",
 )
+@click.option(
+    "--generate-passphrase",
+    is_flag=True,
+    help="Make a strong random passphrase (recovery key) and print it once, instead of"
+    " reading one.",
+)
 @json_option
 @click.pass_context
 @reports_errors
 def init(
-    ctx: click.Context, data_dir: Path, passphrase_env: str, anchor_paths: tuple[Path, ...]
+    ctx: click.Context,
+    data_dir: Path,
+    passphrase_env: str,
+    anchor_paths: tuple[Path, ...],
+    generate_passphrase: bool,
 ) -> None:
-    """Create an empty, encrypted wallet (and remember the trust authority keys)."""
+    """Create an empty, encrypted wallet (and remember the trust authority keys).
+
+    A chosen passphrase needs at least 12 characters, at least 5 of them different;
+    a weaker one is refused (``weak_passphrase``) before anything is written.
+    """
     anchors = load_anchors(anchor_paths) if anchor_paths else []
+    if generate_passphrase:
+        passphrase = new_passphrase()
+    else:
+        passphrase = _secret(passphrase_env, "New wallet passphrase", confirm=True)
+        require_strong(passphrase)  # refused before the directory is made
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    passphrase = _secret(passphrase_env, "New wallet passphrase", confirm=True)
     WalletStore.create(data_dir / WALLET_FILE, passphrase=passphrase).close()
     if anchors:
         document = {"keys": [key.to_jwk() for key in anchors]}
         (data_dir / ANCHORS_FILE).write_text(json.dumps(document, indent=2), encoding="utf-8")
-    emit(
-        ctx,
-        {"wallet": WALLET_FILE, "anchors": len(anchors)},
-        f"wallet created in {data_dir} ({len(anchors)} trust authority key(s))",
-    )
+    data: dict[str, Any] = {"wallet": WALLET_FILE, "anchors": len(anchors)}
+    human = f"wallet created in {data_dir} ({len(anchors)} trust authority key(s))"
+    if generate_passphrase:
+        # Shown this once and stored nowhere: without it the wallet cannot be opened.
+        data["passphrase"] = passphrase
+        human += f"\nyour wallet passphrase (write it down, it is shown only now): {passphrase}"
+    emit(ctx, data, human)
 
 
 @wallet.command(name="list")

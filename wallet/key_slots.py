@@ -23,6 +23,7 @@ from wallet.crypto_box import (
     key_from_raw,
     new_salt,
 )
+from wallet.passphrase import require_strong
 
 _RAW_KEY_PURPOSE: Final = b"onceonly wallet raw-key slot"
 
@@ -34,9 +35,12 @@ def make_slot(
 
     Raises:
         MalformedInput: neither or both secrets, or a raw key shorter than 32 bytes.
+        WeakPassphrase: the passphrase is below the strength floor (new slots only).
     """
     if (passphrase is None) == (raw_key is None):
         raise MalformedInput("give exactly one of passphrase and raw_key")
+    if passphrase is not None:
+        require_strong(passphrase)
     salt = new_salt()
     if passphrase is not None:
         kind, params = "passphrase", scrypt.to_json()

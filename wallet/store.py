@@ -91,6 +91,7 @@ class WalletStore:
         Raises:
             StoreError: the file exists or cannot be created.
             MalformedInput: neither or both secrets given, or a short raw key.
+            WeakPassphrase: the passphrase is below :mod:`wallet.passphrase`'s floor.
         """
         target = Path(path)
         data_key = new_key()
@@ -193,6 +194,9 @@ class WalletStore:
         """Protect the wallet with a new passphrase or raw key (replacing every old slot).
 
         Only the wrapped data key changes; records stay as they are.
+
+        Raises:
+            WeakPassphrase: the new passphrase is below :mod:`wallet.passphrase`'s floor.
         """
         data_key = self._key
         slot = make_slot(data_key, passphrase, raw_key, scrypt or ScryptParams())

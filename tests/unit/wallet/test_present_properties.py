@@ -92,7 +92,9 @@ def _allowed(revealed: ClaimPath, asked: list[ClaimPath]) -> bool:
 def test_answers_reveal_only_what_was_asked(tmp_path: Path) -> None:
     world = make_world()
     trust = _wide_trust(world)
-    store = WalletStore.create(tmp_path / "w.db", passphrase="p" * 12, scrypt=FAST_SCRYPT_FOR_TESTS)
+    store = WalletStore.create(
+        tmp_path / "w.db", passphrase="present properties", scrypt=FAST_SCRYPT_FOR_TESTS
+    )
     hold(store, world, PID)
 
     @settings(max_examples=60, deadline=None)

@@ -89,7 +89,7 @@ def test_secret_arguments_are_checked(tmp_path: Path) -> None:
     with pytest.raises(MalformedInput):
         WalletStore.create(tmp_path / "c.db", raw_key=b"short")
     with pytest.raises(MalformedInput):
-        WalletStore.create(tmp_path / "d.db", passphrase="x", scrypt=ScryptParams(n=1000))
+        WalletStore.create(tmp_path / "d.db", passphrase=PASSPHRASE, scrypt=ScryptParams(n=1000))
     assert not list(tmp_path.iterdir())  # nothing created on a refused argument
 
 
@@ -123,7 +123,7 @@ def test_default_scrypt_is_strong_and_still_opens(wallet_path: Path) -> None:
 
 def test_cannot_create_over_an_existing_file(store: WalletStore, wallet_path: Path) -> None:
     with pytest.raises(StoreError):
-        WalletStore.create(wallet_path, passphrase="x", scrypt=FAST_SCRYPT_FOR_TESTS)
+        WalletStore.create(wallet_path, passphrase=PASSPHRASE, scrypt=FAST_SCRYPT_FOR_TESTS)
 
 
 def test_opening_what_is_not_a_wallet(tmp_path: Path) -> None:
