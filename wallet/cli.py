@@ -12,6 +12,13 @@ locks the data directory (:mod:`onceonly.service.instance_lock`) so that only on
 process drives the wallet's device at a time, and a second one fails with
 ``already_running``. The other commands only read or write the store (safe while
 ``run`` is running).
+
+A damaged record (its seal fails: tampered, or a disk error) does not stop
+``list`` or ``export``: they show or save every intact record, name each damaged
+one (``damaged`` in the output and, with ``--json``, a ``warnings`` entry with
+code ``store_corrupt``; else a warning on stderr) and exit with
+:data:`EXIT_INCOMPLETE` (3) instead of 0. ``import`` of a backup that names
+damaged records exits 3 the same way. Exit 1 still means nothing was done.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, TypeVar
@@ -33,16 +40,18 @@ import click
 from onceonly import jose
 from onceonly.cli import LazyGroup, emit, json_option
 from onceonly.credential_types import all_types
-from onceonly.errors import ConfigError, StoreError, TrustError
+from onceonly.errors import ConfigError, StoreCorrupt, StoreError, TrustError
 from onceonly.sdjwt import parse_sd_jwt
 from onceonly.trust import TrustList
 from onceonly.trust.claim_paths import format_claim_path
 from onceonly.trust_cache import TrustCache
 from onceonly.trust_cli.common import load_anchors, read_json, reports_errors
 from onceonly.types import Vct
+from wallet.backup import NOT_CARRIED, BackupContents
 from wallet.passphrase import generate_passphrase as new_passphrase
 from wallet.passphrase import require_strong
 from wallet.policy import DENY_ALL, load_policy
+from wallet.records import DamagedRecord
 from wallet.requests import approve_offer, decline_offer
 from wallet.store import WalletStore
 
@@ -50,6 +59,8 @@ WALLET_FILE: Final = "wallet.db"
 ANCHORS_FILE: Final = "trust-anchors.json"
 PASSPHRASE_ENV: Final = "ONCEONLY_WALLET_PASSPHRASE"  # noqa: S105 - a variable name
 BACKUP_PASSPHRASE_ENV: Final = "ONCEONLY_BACKUP_PASSPHRASE"  # noqa: S105
+EXIT_INCOMPLETE: Final = 3
+"""Exit status of a command that did its work but lacks damaged records."""
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -95,6 +106,22 @@ def _when(ts: int) -> str:
 def _type_name(vct: str) -> str:
     kind = all_types().get(Vct(vct))
     return f"{kind.name_de} / {kind.name_en}" if kind else vct
+
+
+def _damage_report(
+    ctx: click.Context, damaged: Sequence[DamagedRecord], consequence: str
+) -> list[dict[str, Any]]:
+    """Warn about damaged records and return their ``warnings`` entries (for ``--json``)."""
+    warnings = []
+    for record in damaged:
+        error = StoreCorrupt(
+            f"{record.table} record {record.row_id} is damaged or was altered; {consequence}",
+            detail={"table": record.table, "id": record.row_id},
+        )
+        if not ctx.find_root().obj.get("json"):
+            click.echo(f"warning: {error}", err=True)
+        warnings.append(error.to_dict())
+    return warnings
 
 
 def _trust_source(data_dir: Path) -> Callable[[int], TrustList]:
@@ -186,8 +213,9 @@ def list_credentials(ctx: click.Context, data_dir: Path, passphrase_env: str) ->
     ``null`` until the wallet first checked it (before answering a request).
     """
     with _opened(data_dir, passphrase_env) as store:
-        held = store.credentials()
-        statuses = store.credential_statuses()
+        held, damaged = store.readable_credentials()
+        statuses, damaged_verdicts = store.readable_credential_statuses()
+        damaged += damaged_verdicts
     rows = []
     lines = []
     for c in held:
@@ -210,7 +238,13 @@ def list_credentials(ctx: click.Context, data_dir: Path, passphrase_env: str) ->
             f"{c.credential_id}  {_type_name(c.vct)}  from {c.issuer}  ({_when(c.received_at)})"
             + flag
         )
-    emit(ctx, {"credentials": rows}, "\n".join(lines) or "no credentials")
+    data: dict[str, Any] = {"credentials": rows}
+    if damaged:
+        data["damaged"] = [r.model_dump() for r in damaged]
+        data["warnings"] = _damage_report(ctx, damaged, "not listed (a verdict: status unknown)")
+    emit(ctx, data, "\n".join(lines) or "no credentials")
+    if damaged:
+        ctx.exit(EXIT_INCOMPLETE)
 
 
 @wallet.command()
@@ -306,14 +340,16 @@ def history(ctx: click.Context, data_dir: Path, passphrase_env: str) -> None:
 def export_backup(
     ctx: click.Context, backup_file: Path, data_dir: Path, passphrase_env: str
 ) -> None:
-    """Write an encrypted backup (its passphrase: ONCEONLY_BACKUP_PASSPHRASE or asked)."""
+    """Write an encrypted backup (its passphrase: ONCEONLY_BACKUP_PASSPHRASE or asked).
+
+    It holds holder keys, credentials, their status verdicts, approved devices,
+    the device-list counter, history and offers; the output says what it does not
+    hold (``not_carried``) and names records left out because they are damaged.
+    """
     with _opened(data_dir, passphrase_env) as store:
         secret = _secret(BACKUP_PASSPHRASE_ENV, "Backup passphrase", confirm=True)
-        store.export(backup_file, secret)
-        count = len(store.credentials())
-    emit(
-        ctx, {"backup": str(backup_file), "credentials": count}, f"{count} credential(s) backed up"
-    )
+        contents = store.export(backup_file, secret)
+    _report_backup(ctx, contents, str(backup_file), "backed up", "not in the backup")
 
 
 @wallet.command(name="import")
@@ -327,8 +363,36 @@ def import_backup(
 ) -> None:
     """Restore a backup into this (empty) wallet, e.g. on a second device."""
     with _opened(data_dir, passphrase_env) as store:
-        counts = store.import_(backup_file, _secret(BACKUP_PASSPHRASE_ENV, "Backup passphrase"))
-    emit(ctx, {"imported": counts}, f"imported {counts.get('credentials', 0)} credential(s)")
+        contents = store.import_(backup_file, _secret(BACKUP_PASSPHRASE_ENV, "Backup passphrase"))
+    _report_backup(ctx, contents, str(backup_file), "imported", "it was lost before the backup")
+
+
+def _report_backup(
+    ctx: click.Context,
+    contents: BackupContents,
+    backup_file: str,
+    done: str,
+    consequence: str,
+) -> None:
+    counts = contents.counts
+    data: dict[str, Any] = {
+        "backup": backup_file,
+        "format_version": contents.version,
+        "credentials": counts["credentials"],
+        "counts": counts,
+        "complete": contents.complete,
+        "not_carried": list(NOT_CARRIED),
+    }
+    summary = ", ".join(f"{n} {table.replace('_', ' ')}" for table, n in counts.items())
+    human = [f"{counts['credentials']} credential(s) {done} ({summary})"]
+    human += ["not in any backup:", *(f"  - {what}" for what in NOT_CARRIED)]
+    if contents.damaged:
+        data["damaged"] = [r.model_dump() for r in contents.damaged]
+        data["warnings"] = _damage_report(ctx, contents.damaged, consequence)
+        human.append(f"INCOMPLETE: {len(contents.damaged)} damaged record(s) missing")
+    emit(ctx, data, "\n".join(human))
+    if contents.damaged:
+        ctx.exit(EXIT_INCOMPLETE)
 
 
 @wallet.command()

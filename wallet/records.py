@@ -185,6 +185,21 @@ class ApprovedDevice(_Record):
     announced: bool = False
 
 
+class DamagedRecord(_Record):
+    """A stored row that could not be read (its seal fails or it does not decode).
+
+    Listed instead of the record by the commands that read everything (``list``,
+    ``export``), and carried in a backup so that an incomplete backup says so.
+
+    Attributes:
+        table: The wallet table (``credentials``, ``holder_keys``, ...).
+        row_id: The row's id (ids are stored in the clear; the content is lost).
+    """
+
+    table: Text
+    row_id: Text
+
+
 def path_to_json(path: tuple[Any, ...]) -> list[Any]:
     """A claim path as a JSON array (for display and export)."""
     return list(path)

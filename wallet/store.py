@@ -15,7 +15,6 @@ never one that returned.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import sqlite3
 import time
@@ -35,6 +34,7 @@ from wallet.key_slots import make_slot, unlock
 from wallet.records import (
     ApprovedDevice,
     CredentialStatusRecord,
+    DamagedRecord,
     DisclosureOutcome,
     DisclosureRecord,
     HolderKeyRecord,
@@ -282,6 +282,14 @@ class WalletStore:
         """One credential (raises :class:`StoreError` if unknown)."""
         return self._get("credentials", credential_id, StoredCredential)
 
+    def readable_credentials(self) -> tuple[list[StoredCredential], list[DamagedRecord]]:
+        """Every credential that can be read, and the damaged ones named instead of raising.
+
+        For the commands that must show or save what is intact even when one record
+        is damaged (``wallet list``, ``wallet export``); :meth:`credentials` raises.
+        """
+        return self._scan("credentials", StoredCredential)
+
     def credentials(self) -> list[StoredCredential]:
         """Every credential, decrypted, oldest first."""
         return self._all("credentials", StoredCredential)
@@ -334,6 +342,13 @@ class WalletStore:
         """What each checked credential's status list last said, by credential id."""
         records = self._all("credential_status", CredentialStatusRecord)
         return {record.credential_id: record for record in records}
+
+    def readable_credential_statuses(
+        self,
+    ) -> tuple[dict[str, CredentialStatusRecord], list[DamagedRecord]]:
+        """Like :meth:`credential_statuses`, naming damaged verdicts instead of raising."""
+        records, damaged = self._scan("credential_status", CredentialStatusRecord)
+        return {record.credential_id: record for record in records}, damaged
 
     # --- disclosure history --------------------------------------------------------
 
@@ -421,8 +436,8 @@ class WalletStore:
     def next_device_list_seq(self, at_least: int) -> int:
         """Reserve the ``seq`` of the next signed device list: above every earlier one.
 
-        ``at_least`` (e.g. the clock in ms) keeps numbers rising after a restore
-        from a backup, which does not carry the counter.
+        ``at_least`` (e.g. the clock in ms) keeps numbers rising even where the
+        counter was lost (a restore from a version 1 backup, which lacks it).
         """
         with self._write():
             row = self._db.execute(
@@ -440,38 +455,72 @@ class WalletStore:
 
     def export(
         self, path: str | os.PathLike[str], passphrase: str, *, scrypt: ScryptParams | None = None
-    ) -> None:
-        """Write every credential, holder key, history entry and offer to one encrypted file.
+    ) -> backup.BackupContents:
+        """Write everything needed to go on elsewhere to one encrypted file; return what.
+
+        That is holder keys, credentials, their last status verdicts, approved and
+        revoked devices, the device-list counter, the history and the offers (what
+        is never carried: :data:`wallet.backup.NOT_CARRIED`). A record that cannot
+        be read is left out and named in the backup and the result
+        (``complete`` is False), so the intact ones are still saved.
 
         The backup has its own passphrase (scrypt, ``scrypt`` or the strong default)
         and is written atomically: a crash leaves either no file or a complete one.
-        """
-        payload = {
-            table: [record.model_dump(mode="json") for record in self._all(table, model)]
-            for table, model in _BACKUP_TABLES.items()
-        }
-        data = json.dumps(payload, separators=(",", ":")).encode("utf-8")
-        backup.write_backup(Path(path), data, passphrase, scrypt or ScryptParams())
 
-    def import_(self, path: str | os.PathLike[str], passphrase: str) -> dict[str, int]:
-        """Restore a backup into this wallet, which must be empty; return counts per table.
+        Raises:
+            WeakPassphrase: the backup passphrase is below the strength floor.
+            StoreError: the file cannot be written.
+        """
+        records: dict[str, list[BaseModel]] = {}
+        damaged: list[DamagedRecord] = []
+        for table, model in _BACKUP_TABLES.items():
+            readable, lost = self._scan(table, model)
+            records[table] = list(readable)
+            damaged += lost
+        contents = backup.BackupContents(
+            backup.FORMAT_VERSION, records, self._device_list_seq(), tuple(damaged)
+        )
+        data = backup.build_payload(contents)
+        backup.write_backup(Path(path), data, passphrase, scrypt or ScryptParams())
+        return contents
+
+    def import_(self, path: str | os.PathLike[str], passphrase: str) -> backup.BackupContents:
+        """Restore a backup into this wallet, which must be empty; return what it held.
 
         Everything is inserted in one transaction: on any error nothing is imported.
+        Devices come in as not yet announced, so this wallet (a new Matrix device)
+        sends its signed device list on its first run, numbered after the backup's.
+        The result's ``damaged`` names what the exporting wallet could not read.
 
         Raises:
             WalletLocked: wrong backup passphrase.
             BackupInvalid: the file is malformed, truncated or altered.
             StoreError: this wallet already holds data.
         """
-        records = backup.parse_payload(backup.read_backup(Path(path), passphrase), _BACKUP_TABLES)
+        version, data = backup.read_backup(Path(path), passphrase)
+        contents = backup.parse_payload(data, _BACKUP_TABLES, version=version)
         with self._write():
             for table in SEALED_TABLES:
                 if self._db.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone():  # noqa: S608
                     raise StoreError("import needs an empty wallet")
-            for table, items in records.items():
+            for table, items in contents.records.items():
                 for record in items:
+                    if isinstance(record, ApprovedDevice):
+                        record = record.model_copy(update={"announced": False})
                     self._insert(table, backup.record_id(table, record), record)
-        return {table: len(items) for table, items in records.items()}
+            if contents.device_list_seq is not None:
+                self._db.execute(
+                    "INSERT INTO wallet_meta (name, value) VALUES ('device_list_seq', ?)"
+                    " ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                    (str(contents.device_list_seq),),
+                )
+        return contents
+
+    def _device_list_seq(self) -> int | None:
+        row = self._db.execute(
+            "SELECT value FROM wallet_meta WHERE name = 'device_list_seq'"
+        ).fetchone()
+        return int(row[0]) if row else None
 
     # --- internals -----------------------------------------------------------------
 
@@ -532,6 +581,19 @@ class WalletStore:
         query = f"SELECT {column}, sealed FROM {table} ORDER BY rowid"  # noqa: S608
         return [self._open(table, rid, sealed, model) for rid, sealed in self._db.execute(query)]
 
+    def _scan(self, table: str, model: type[_R]) -> tuple[list[_R], list[DamagedRecord]]:
+        # Like _all, but a damaged row is named instead of failing the whole read.
+        column = SEALED_TABLES[table]
+        query = f"SELECT {column}, sealed FROM {table} ORDER BY rowid"  # noqa: S608
+        readable: list[_R] = []
+        damaged: list[DamagedRecord] = []
+        for row_id, sealed in self._db.execute(query).fetchall():
+            try:
+                readable.append(self._open(table, row_id, sealed, model))
+            except StoreCorrupt:
+                damaged.append(DamagedRecord(table=table, row_id=str(row_id)))
+        return readable, damaged
+
     def _open(self, table: str, row_id: str, sealed: bytes, model: type[_R]) -> _R:
         try:
             record = model.model_validate_json(self._box.open(sealed, record_aad(table, row_id)))
@@ -543,9 +605,12 @@ class WalletStore:
 _BACKUP_TABLES: Final[dict[str, type[BaseModel]]] = {
     "holder_keys": HolderKeyRecord,
     "credentials": StoredCredential,
+    "credential_status": CredentialStatusRecord,
+    "devices": ApprovedDevice,
     "disclosures": DisclosureRecord,
     "offers": PendingOffer,
 }
+"""Every sealed table, in import order (keys before the credentials bound to them)."""
 
 
 def _connect(path: Path) -> sqlite3.Connection:

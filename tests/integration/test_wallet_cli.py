@@ -24,6 +24,8 @@ from tests.unit.wallet.agencies import (
     issue,
     make_world,
 )
+from tests.unit.wallet.test_backup_damage import corrupt
+from wallet.cli import EXIT_INCOMPLETE
 from wallet.crypto_box import FAST_SCRYPT_FOR_TESTS
 from wallet.records import PendingOffer
 from wallet.store import WalletStore
@@ -153,7 +155,9 @@ def test_export_then_import_on_a_second_device(filled: Path, tmp_path: Path) -> 
     second = tmp_path / "second"
     assert invoke("wallet", "init", "--data-dir", str(second))[0] == 0
     code, out = invoke("wallet", "import", str(backup), "--data-dir", str(second))
-    assert code == 0 and out["imported"]["credentials"] == 1
+    assert code == 0 and out["credentials"] == 1 and out["complete"] is True
+    assert out["counts"]["offers"] == 1 and out["counts"]["disclosures"] == 1
+    assert any("Matrix login" in what for what in out["not_carried"])
     code, out = invoke("wallet", "show", "residence1", "--data-dir", str(second))
     assert code == 0 and out["claims"]["registered_since"] == RESIDENCE_CLAIMS["registered_since"]
     # Importing into a wallet that holds data is refused.
@@ -169,3 +173,44 @@ def test_run_without_trust_anchors_fails_cleanly(filled: Path) -> None:
 def test_missing_wallet_is_reported(tmp_path: Path) -> None:
     code, out = invoke("wallet", "list", "--data-dir", str(tmp_path / "none"))
     assert code == 1 and out["error"]["code"] == "store_error"
+
+
+def test_a_damaged_credential_is_named_and_the_rest_listed_and_saved(
+    filled: Path, tmp_path: Path
+) -> None:
+    with WalletStore.open(filled / "wallet.db", passphrase=PASSPHRASE) as store:
+        first = store.credential("residence1")
+        store.add_credential(
+            sd_jwt=first.sd_jwt,
+            vct=RESIDENCE,
+            issuer=REGISTRY_ID,
+            holder_key_id=first.holder_key_id,
+            credential_id="residence2",
+            received_at=NOW,
+        )
+    corrupt(filled / "wallet.db", "credentials", "residence1")
+
+    code, out = invoke("wallet", "list", "--data-dir", str(filled))
+    assert code == EXIT_INCOMPLETE
+    assert [row["id"] for row in out["credentials"]] == ["residence2"]
+    assert out["damaged"] == [{"table": "credentials", "row_id": "residence1"}]
+    [warning] = out["warnings"]
+    assert warning["code"] == "store_corrupt" and "residence1" in warning["message"]
+    human = CliRunner().invoke(cli, ["wallet", "list", "--data-dir", str(filled)], env=ENV)
+    assert human.exit_code == EXIT_INCOMPLETE
+    assert "residence2" in human.output
+    assert "warning: store_corrupt: credentials record residence1" in human.output
+
+    backup = tmp_path / "partial.backup"
+    code, out = invoke("wallet", "export", str(backup), "--data-dir", str(filled))
+    assert code == EXIT_INCOMPLETE and backup.is_file()
+    assert out["complete"] is False and out["credentials"] == 1
+    assert out["damaged"] == [{"table": "credentials", "row_id": "residence1"}]
+
+    second = tmp_path / "second"
+    assert invoke("wallet", "init", "--data-dir", str(second))[0] == 0
+    code, out = invoke("wallet", "import", str(backup), "--data-dir", str(second))
+    assert code == EXIT_INCOMPLETE and out["complete"] is False
+    assert out["damaged"] == [{"table": "credentials", "row_id": "residence1"}]
+    code, out = invoke("wallet", "list", "--data-dir", str(second))
+    assert code == 0 and [row["id"] for row in out["credentials"]] == ["residence2"]

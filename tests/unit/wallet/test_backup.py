@@ -13,7 +13,7 @@ from onceonly.errors import BackupInvalid, StoreError, WalletLocked
 from tests.unit.wallet.conftest import PASSPHRASE, sample_sd_jwt
 from wallet import backup
 from wallet.crypto_box import FAST_SCRYPT_FOR_TESTS
-from wallet.records import StatusReference
+from wallet.records import ApprovedDevice, CredentialStatusRecord, StatusReference
 from wallet.store import WalletStore
 
 BACKUP_PASSPHRASE = "a different phrase for the backup"
@@ -40,6 +40,28 @@ def populate(store: WalletStore) -> None:
         )
     store.new_holder_key()  # a key whose credential has not arrived yet
     store.add_offer(offer_id="offer-1", issuer="@i:example", vct="urn:vct:0")
+    first, second = (c.credential_id for c in store.credentials()[:2])
+    for credential_id, state in ((first, "revoked"), (second, "valid")):
+        store.record_status(
+            CredentialStatusRecord(
+                credential_id=credential_id,
+                state=state,
+                checked_at=1_700_000_000,
+                list_uri="https://status.example/l",
+            )
+        )
+    for device_id, state in (("ELEMENTDEV", "approved"), ("LOSTPHONE", "revoked")):
+        store.put_device(
+            ApprovedDevice(
+                device_id=device_id,
+                ed25519="E" * 43,
+                curve25519="c" * 43,
+                state=state,
+                changed_at=1_700_000_000,
+                announced=True,
+            )
+        )
+    assert store.next_device_list_seq(1_700_000_000_000) == 1_700_000_000_000
 
 
 def snapshot(store: WalletStore) -> dict[str, Any]:
@@ -48,6 +70,9 @@ def snapshot(store: WalletStore) -> dict[str, Any]:
         "keys": {kid: store.holder_key(kid).to_jwk() for kid in store.holder_key_ids()},
         "history": store.disclosure_history(),
         "offers": store.offers(),
+        "statuses": store.credential_statuses(),
+        # Announcing is per device: a restored wallet announces its list again.
+        "devices": [d.model_copy(update={"announced": False}) for d in store.devices()],
     }
 
 
@@ -71,9 +96,23 @@ def test_round_trip_into_a_new_wallet(
     target, before = exported
     assert os.stat(target).st_mode & 0o777 == 0o600
     with fresh(tmp_path) as restored:
-        counts = restored.import_(target, BACKUP_PASSPHRASE)
-        assert counts == {"holder_keys": 6, "credentials": 5, "disclosures": 5, "offers": 1}
+        contents = restored.import_(target, BACKUP_PASSPHRASE)
+        assert contents.counts == {
+            "holder_keys": 6,
+            "credentials": 5,
+            "credential_status": 2,
+            "devices": 2,
+            "disclosures": 5,
+            "offers": 1,
+        }
+        assert contents.version == backup.FORMAT_VERSION == 2
+        assert contents.complete and contents.device_list_seq == 1_700_000_000_000
         assert snapshot(restored) == before
+        assert [d.announced for d in restored.devices()] == [False, False]
+        # The revoked verdict survived: the restored wallet will not present it.
+        assert {s.state for s in restored.credential_statuses().values()} == {"revoked", "valid"}
+        # The device-list counter goes on from the backup's, never back.
+        assert restored.next_device_list_seq(0) == 1_700_000_000_001
     with WalletStore.open(tmp_path / "restored.db", passphrase="the new local passphrase") as again:
         assert snapshot(again) == before
 
@@ -123,7 +162,10 @@ def test_truncated_and_foreign_files(exported: tuple[Path, dict[str, Any]], tmp_
         "truncated": data[: len(data) - 100],
         "header_only": data[:60],
         "magic": b"NOT-A-BACKUP" + data[12:],
-        "version": backup.MAGIC + b"\x02" + data[len(backup.MAGIC) + 1 :],
+        "version": backup.MAGIC + b"\x09" + data[len(backup.MAGIC) + 1 :],
+        # Relabelling a version 2 backup as version 1 (to drop statuses and devices)
+        # breaks the seal, which covers the version byte.
+        "downgraded": backup.MAGIC + b"\x01" + data[len(backup.MAGIC) + 1 :],
         "empty": b"",
     }
     with fresh(tmp_path) as restored:
@@ -180,22 +222,30 @@ def test_authentic_but_invalid_payloads_import_nothing(
     target, _ = exported
     good = json.loads(_decrypt(target))
     broken_record = json.loads(json.dumps(good))
-    broken_record["credentials"][3]["received_at"] = "yesterday"
+    broken_record["tables"]["credentials"][3]["received_at"] = "yesterday"
     missing_key = json.loads(json.dumps(good))
-    missing_key["holder_keys"] = missing_key["holder_keys"][1:]
+    missing_key["tables"]["holder_keys"] = missing_key["tables"]["holder_keys"][1:]
     duplicate = json.loads(json.dumps(good))
-    duplicate["offers"].append(duplicate["offers"][0])
+    duplicate["tables"]["offers"].append(duplicate["tables"]["offers"][0])
     bad_key = json.loads(json.dumps(good))
-    bad_key["holder_keys"][0]["private_jwk"]["d"] = "AAAA"
+    bad_key["tables"]["holder_keys"][0]["private_jwk"]["d"] = "AAAA"
+    bad_seq = json.loads(json.dumps(good))
+    bad_seq["device_list_seq"] = -1
+    no_devices = json.loads(json.dumps(good))
+    del no_devices["tables"]["devices"]
+    v1_shape = good["tables"]  # a version 2 file must hold the version 2 shape
+    payloads = (broken_record, missing_key, duplicate, bad_key, bad_seq, no_devices, v1_shape)
     with fresh(tmp_path) as restored:
-        for payload in (broken_record, missing_key, duplicate, bad_key, {"credentials": []}):
+        for payload in (*payloads, {"credentials": []}):
             with pytest.raises(BackupInvalid):
                 restored.import_(_forge(tmp_path, payload), BACKUP_PASSPHRASE)
             _assert_empty(restored)
 
 
 def _decrypt(target: Path) -> bytes:
-    return backup.read_backup(target, BACKUP_PASSPHRASE)
+    version, payload = backup.read_backup(target, BACKUP_PASSPHRASE)
+    assert version == backup.FORMAT_VERSION
+    return payload
 
 
 def test_failure_midway_through_the_import_rolls_back(
