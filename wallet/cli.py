@@ -14,11 +14,12 @@ process drives the wallet's device at a time, and a second one fails with
 ``run`` is running).
 
 A damaged record (its seal fails: tampered, or a disk error) does not stop
-``list`` or ``export``: they show or save every intact record, name each damaged
-one (``damaged`` in the output and, with ``--json``, a ``warnings`` entry with
-code ``store_corrupt``; else a warning on stderr) and exit with
-:data:`EXIT_INCOMPLETE` (3) instead of 0. ``import`` of a backup that names
-damaged records exits 3 the same way. Exit 1 still means nothing was done.
+``list``, ``offers``, ``history`` or ``export``: they show or save every intact
+record, name each damaged one (``damaged`` in the output and, with ``--json``, a
+``warnings`` entry with code ``store_corrupt``; else a warning on stderr) and
+exit with :data:`EXIT_INCOMPLETE` (3) instead of 0. ``import`` of a backup that
+names damaged records exits 3 the same way. Exit 1 still means nothing was done.
+A damaged status verdict shows as ``status: null`` (unknown) beside its credential.
 """
 
 from __future__ import annotations
@@ -124,6 +125,18 @@ def _damage_report(
     return warnings
 
 
+def _emit_readable(
+    ctx: click.Context, data: dict[str, Any], human: str, damaged: Sequence[DamagedRecord]
+) -> None:
+    """Emit a listing; with damaged records name them and exit :data:`EXIT_INCOMPLETE`."""
+    if damaged:
+        data["damaged"] = [record.model_dump() for record in damaged]
+        data["warnings"] = _damage_report(ctx, damaged, "not listed")
+    emit(ctx, data, human)
+    if damaged:
+        ctx.exit(EXIT_INCOMPLETE)
+
+
 def _trust_source(data_dir: Path) -> Callable[[int], TrustList]:
     anchors_file = data_dir / ANCHORS_FILE
     if not anchors_file.is_file():
@@ -210,7 +223,8 @@ def list_credentials(ctx: click.Context, data_dir: Path, passphrase_env: str) ->
     """List the credentials held, with what their status lists last said.
 
     A revoked or suspended credential is never presented; ``status`` is
-    ``null`` until the wallet first checked it (before answering a request).
+    ``null`` until the wallet first checked it (before answering a request), or
+    when that verdict's record is damaged (then named, and the exit status is 3).
     """
     with _opened(data_dir, passphrase_env) as store:
         held, damaged = store.readable_credentials()
@@ -238,13 +252,7 @@ def list_credentials(ctx: click.Context, data_dir: Path, passphrase_env: str) ->
             f"{c.credential_id}  {_type_name(c.vct)}  from {c.issuer}  ({_when(c.received_at)})"
             + flag
         )
-    data: dict[str, Any] = {"credentials": rows}
-    if damaged:
-        data["damaged"] = [r.model_dump() for r in damaged]
-        data["warnings"] = _damage_report(ctx, damaged, "not listed (a verdict: status unknown)")
-    emit(ctx, data, "\n".join(lines) or "no credentials")
-    if damaged:
-        ctx.exit(EXIT_INCOMPLETE)
+    _emit_readable(ctx, {"credentials": rows}, "\n".join(lines) or "no credentials", damaged)
 
 
 @wallet.command()
@@ -283,13 +291,14 @@ def show(ctx: click.Context, credential_id: str, data_dir: Path, passphrase_env:
 def offers(ctx: click.Context, data_dir: Path, passphrase_env: str, state: str | None) -> None:
     """List credential offers and requests and where each stands."""
     with _opened(data_dir, passphrase_env) as store:
-        rows = [o.model_dump(mode="json") for o in store.offers() if state in (None, o.state)]
+        every, damaged = store.readable_offers()
+    rows = [o.model_dump(mode="json") for o in every if state in (None, o.state)]
     lines = [
         f"{r['offer_id']}  {r['state']:<9}  {_type_name(r['vct'])}  from {r['issuer']}"
         + (f"  ({r['reason']})" if r["reason"] else "")
         for r in rows
     ]
-    emit(ctx, {"offers": rows}, "\n".join(lines) or "no offers")
+    _emit_readable(ctx, {"offers": rows}, "\n".join(lines) or "no offers", damaged)
 
 
 @wallet.command()
@@ -321,14 +330,14 @@ def accept(
 def history(ctx: click.Context, data_dir: Path, passphrase_env: str) -> None:
     """Every disclosure the wallet made or refused: to whom, what, why, when."""
     with _opened(data_dir, passphrase_env) as store:
-        entries = store.disclosure_history()
+        entries, damaged = store.readable_disclosure_history()
     rows = [entry.model_dump(mode="json") for entry in entries]
     lines = [
         f"{_when(e.at)}  {e.outcome:<9} {e.verifier_id} ({e.verifier_user})  purpose {e.purpose}: "
         + (", ".join(format_claim_path(path) for path in e.claim_paths) or "-")
         for e in entries
     ]
-    emit(ctx, {"history": rows}, "\n".join(lines) or "nothing disclosed yet")
+    _emit_readable(ctx, {"history": rows}, "\n".join(lines) or "nothing disclosed yet", damaged)
 
 
 @wallet.command(name="export")

@@ -384,6 +384,10 @@ class WalletStore:
         """The whole history, oldest first."""
         return self._all("disclosures", DisclosureRecord)
 
+    def readable_disclosure_history(self) -> tuple[list[DisclosureRecord], list[DamagedRecord]]:
+        """Like :meth:`disclosure_history`, naming damaged entries instead of raising."""
+        return self._scan("disclosures", DisclosureRecord)
+
     # --- offers ------------------------------------------------------------------
 
     def add_offer(
@@ -421,6 +425,10 @@ class WalletStore:
         """Offers, oldest first, optionally only those in ``state``."""
         every = self._all("offers", PendingOffer)
         return every if state is None else [offer for offer in every if offer.state == state]
+
+    def readable_offers(self) -> tuple[list[PendingOffer], list[DamagedRecord]]:
+        """Like :meth:`offers`, naming damaged offers instead of raising."""
+        return self._scan("offers", PendingOffer)
 
     # --- the citizen's other devices --------------------------------------------------
 

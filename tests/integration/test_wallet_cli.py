@@ -27,7 +27,7 @@ from tests.unit.wallet.agencies import (
 from tests.unit.wallet.test_backup_damage import corrupt
 from wallet.cli import EXIT_INCOMPLETE
 from wallet.crypto_box import FAST_SCRYPT_FOR_TESTS
-from wallet.records import PendingOffer
+from wallet.records import CredentialStatusRecord, PendingOffer
 from wallet.store import WalletStore
 
 PASSPHRASE = "cli wallet passphrase"
@@ -214,3 +214,31 @@ def test_a_damaged_credential_is_named_and_the_rest_listed_and_saved(
     assert out["damaged"] == [{"table": "credentials", "row_id": "residence1"}]
     code, out = invoke("wallet", "list", "--data-dir", str(second))
     assert code == 0 and [row["id"] for row in out["credentials"]] == ["residence2"]
+
+
+def test_damaged_offers_history_and_verdicts_are_named_not_fatal(filled: Path) -> None:
+    with WalletStore.open(filled / "wallet.db", passphrase=PASSPHRASE) as store:
+        store.record_status(
+            CredentialStatusRecord(
+                credential_id="residence1",
+                state="revoked",
+                checked_at=NOW,
+                list_uri="https://status.example/l",
+            )
+        )
+        [entry] = store.disclosure_history()
+    corrupt(filled / "wallet.db", "offers", "xch_offer_cli_0000001")
+    corrupt(filled / "wallet.db", "disclosures", entry.entry_id)
+    corrupt(filled / "wallet.db", "credential_status", "residence1")
+
+    code, out = invoke("wallet", "offers", "--data-dir", str(filled))
+    assert code == EXIT_INCOMPLETE and out["offers"] == []
+    assert out["damaged"] == [{"table": "offers", "row_id": "xch_offer_cli_0000001"}]
+    code, out = invoke("wallet", "history", "--data-dir", str(filled))
+    assert code == EXIT_INCOMPLETE and out["history"] == []
+    assert out["damaged"] == [{"table": "disclosures", "row_id": entry.entry_id}]
+    code, out = invoke("wallet", "list", "--data-dir", str(filled))
+    assert code == EXIT_INCOMPLETE
+    [row] = out["credentials"]
+    assert row["id"] == "residence1" and row["status"] is None  # verdict unknown, not "valid"
+    assert out["damaged"] == [{"table": "credential_status", "row_id": "residence1"}]
