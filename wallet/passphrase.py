@@ -28,7 +28,7 @@ MIN_DISTINCT: Final = 5
 
 RULE: Final = (
     f"a passphrase needs at least {MIN_LENGTH} characters, at least {MIN_DISTINCT}"
-    " of them different (e.g. several words), or use --generate-passphrase"
+    " of them different (e.g. several words)"
 )
 """The rule, as told to the citizen when a passphrase is refused."""
 
@@ -44,14 +44,19 @@ def require_strong(passphrase: str, *, what: str = "wallet passphrase") -> None:
     Raises:
         WeakPassphrase: too short or too repetitive (``detail["rule"]`` says which).
     """
+    rule = RULE + (
+        "; or let 'wallet init --generate-passphrase' make one"
+        if what == "wallet passphrase"
+        else ""
+    )
     if len(passphrase) < MIN_LENGTH:
         raise WeakPassphrase(
-            f"the {what} is too short ({len(passphrase)} characters): {RULE}",
+            f"the {what} is too short ({len(passphrase)} characters): {rule}",
             detail={"rule": "min_length", "min_length": MIN_LENGTH},
         )
     if len(set(passphrase)) < MIN_DISTINCT:
         raise WeakPassphrase(
-            f"the {what} is too repetitive ({len(set(passphrase))} different characters): {RULE}",
+            f"the {what} is too repetitive ({len(set(passphrase))} different characters): {rule}",
             detail={"rule": "min_distinct", "min_distinct": MIN_DISTINCT},
         )
 
