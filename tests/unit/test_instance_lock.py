@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import subprocess
@@ -79,3 +80,17 @@ def test_a_killed_holder_does_not_block_the_next_start(tmp_path: Path) -> None:
     with InstanceLock(tmp_path) as lock:
         assert lock.held
         assert (tmp_path / LOCK_FILE).read_text().strip() == str(os.getpid())
+
+
+def test_a_holder_that_has_not_written_its_pid_yet_is_reported_as_unknown(
+    tmp_path: Path,
+) -> None:
+    # The instant between a holder's flock and its pid write: no pid is guessed.
+    fd = os.open(tmp_path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(AlreadyRunning, match="another process holds") as caught:
+            InstanceLock(tmp_path).acquire()
+        assert caught.value.detail == {"pid": None}
+    finally:
+        os.close(fd)
