@@ -9,10 +9,21 @@ The order is deliberate (``specs/protocol.md`` 6.4, 13):
 3. the request must not have expired (``request_expired``);
 4. the query is matched against the credentials the wallet may still use (not
    expired, from an issuer the trust list allows for the type), and the match
-   decides the exact disclosures (``query_not_satisfied`` when nothing fits);
-5. the citizen (or a policy) consents to exactly those values (``consent_denied``);
+   decides the exact disclosures. Every leaf they would show the verifier (the
+   selected claims *and* the plain members of the containers opened to reach
+   them) must lie within the registration, and the verifier's own check must
+   accept what it would see; otherwise, or when nothing fits, the plan carries the
+   reason instead of presentations;
+5. the citizen (or a policy) consents to exactly those leaves - or, for a plan
+   that cannot be answered, is shown that nothing fits: the same step either way;
 6. each chosen credential is presented with exactly its match's disclosures and a
    KB-JWT over the request's ``nonce`` with ``aud`` = ``verifier_id``.
+
+Steps 1-3 depend only on the request and the public trust list, so they refuse at
+once with their own codes. Whatever depends on the citizen's credentials (step 4)
+reaches the verifier only through step 5, and as the one code a refusal of
+consent has: a verifier cannot tell "nothing matched" (say, a ``values``
+mismatch) from "she said no", nor by timing (``specs/protocol.md`` 6.5).
 
 This module plans and signs; :mod:`wallet.answer` runs the steps for one request,
 turns every failure into a refusal and writes the citizen's history.
@@ -25,6 +36,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from onceonly.errors import (
+    NotAuthorizedToRequest,
     OnceOnlyError,
     QueryNotSatisfied,
     RequestExpired,
@@ -32,13 +44,17 @@ from onceonly.errors import (
 from onceonly.protocol.events import PresentationRequest
 from onceonly.query import (
     Candidate,
+    ClaimPath,
     HeldCredential,
     find_candidates,
+    positioned_claims,
+    presentation_answers,
     select_presentation,
 )
 from onceonly.sdjwt import SdJwt, parse_sd_jwt, present_disclosures
 from onceonly.sdjwt.serialization import compact_without_kb
 from onceonly.trust import Agency, Purpose, TrustList
+from onceonly.trust.claim_paths import format_claim_path
 from wallet.holdings import exact_disclosures, held_from_sd_jwt
 from wallet.records import StoredCredential
 from wallet.store import WalletStore
@@ -176,9 +192,12 @@ class PlannedPresentation:
     Attributes:
         query_id: The credential query it answers.
         holding: The credential.
-        candidate: The match (its ``disclosures`` are what is revealed).
+        candidate: The match (its ``disclosures`` are sent, its ``revealed`` leaves seen).
         disclosures: The encoded disclosures that will be sent.
         visible: The claims the verifier will see (technical claims left out).
+        shown: Every leaf the verifier will see, ``(path, value)`` in document order:
+            the leaves the disclosures reveal, then always-visible non-technical
+            ones. Array positions are as issued. This is what consent is asked for.
     """
 
     query_id: str
@@ -186,6 +205,7 @@ class PlannedPresentation:
     candidate: Candidate
     disclosures: tuple[str, ...]
     visible: dict[str, Any]
+    shown: tuple[tuple[ClaimPath, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -196,13 +216,17 @@ class DisclosurePlan:
         request: The request.
         verifier: The verifier's trust-list entry (its name is what the citizen sees).
         purpose: The registered purpose (trust-list wording).
-        presentations: What would be presented, per credential.
+        presentations: What would be presented, per credential (empty with ``unanswerable``).
+        unanswerable: Why the wallet cannot answer (nothing fits, or the minimal answer
+            would show more than the registration allows), for the citizen only; the
+            plan still goes through consent, and then the wallet refuses.
     """
 
     request: PresentationRequest
     verifier: Agency
     purpose: Purpose
     presentations: tuple[PlannedPresentation, ...]
+    unanswerable: OnceOnlyError | None = None
 
 
 Consent = Callable[[DisclosurePlan], bool]
@@ -236,12 +260,25 @@ def plan_presentation(
 ) -> DisclosurePlan:
     """Steps 1-4: check the request and choose the minimal disclosures that answer it.
 
+    Returns:
+        The plan; when the held credentials cannot answer (nothing fits, the answer
+        would show more than the registration allows, or the verifier could not
+        check it), a plan without presentations whose ``unanswerable`` says why.
+
     Raises:
         UntrustedParty, NotAuthorizedToRequest, RequestExpired: see :func:`check_request`.
-        QueryNotSatisfied: the wallet holds nothing that answers the query.
-        MalformedInput: the query uses something the matcher does not accept.
     """
     verifier, purpose = check_request(request, sender=sender, trust=trust, now=now)
+    try:
+        planned = _choose(request, holdings, trust)
+    except OnceOnlyError as error:
+        return DisclosurePlan(request, verifier, purpose, (), unanswerable=error)
+    return DisclosurePlan(request, verifier, purpose, planned)
+
+
+def _choose(
+    request: PresentationRequest, holdings: Iterable[Holding], trust: TrustList
+) -> tuple[PlannedPresentation, ...]:
     by_id = {holding.stored.credential_id: holding for holding in holdings}
     match = find_candidates(request.query, [holding.held for holding in by_id.values()])
     chosen = select_presentation(match)
@@ -249,23 +286,95 @@ def plan_presentation(
     for query_id, candidates in chosen.items():
         for candidate in candidates:
             holding = by_id[candidate.credential_id]
+            _within_registration(request, holding, candidate, trust)
             encoded = exact_disclosures(holding.sd_jwt, candidate.disclosures)
+            seen = parse_sd_jwt(compact_without_kb(holding.sd_jwt.raw.issuer_jwt, encoded))
+            _verifier_would_accept(request, query_id, seen)
             planned.append(
                 PlannedPresentation(
                     query_id=query_id,
                     holding=holding,
                     candidate=candidate,
                     disclosures=tuple(encoded),
-                    visible=verifier_view(holding.sd_jwt, encoded),
+                    visible=_without_technical(seen.claims),
+                    shown=_shown(holding, candidate),
                 )
             )
-    return DisclosurePlan(request, verifier, purpose, tuple(planned))
+    return tuple(planned)
+
+
+def _within_registration(
+    request: PresentationRequest, holding: Holding, candidate: Candidate, trust: TrustList
+) -> None:
+    # The query passed the over-asking check, but opening a container also shows its
+    # plain members: judge every leaf the verifier would see, not the paths asked.
+    try:
+        trust.may_request(
+            request.verifier_id, holding.stored.vct, candidate.revealed, request.purpose.code
+        )
+    except NotAuthorizedToRequest as error:
+        path = error.detail.get("path")
+        shown = format_claim_path(tuple(path)) if isinstance(path, list) else "a claim"
+        raise QueryNotSatisfied(
+            f"answering would also show {shown}, which the verifier is not registered for",
+            detail={"reason": "beyond_registration", "path": path},
+        ) from None
+
+
+def _verifier_would_accept(request: PresentationRequest, query_id: str, seen: SdJwt) -> None:
+    # The verifier checks positions in the signed array; where an issuer put decoys
+    # into an array, those can differ from the as-issued positions the match used.
+    # Disclosing something the verifier must reject would be for nothing.
+    view = positioned_claims(seen.claims, seen.claim_paths)
+    try:
+        presentation_answers(request.query.credential_query(query_id), view)
+    except QueryNotSatisfied as error:
+        raise QueryNotSatisfied(
+            "the verifier could not check this answer (the issuer's decoys hide an "
+            f"array position): {error.message}",
+            detail={**error.detail, "reason": "unverifiable"},
+        ) from None
+
+
+def _shown(holding: Holding, candidate: Candidate) -> tuple[tuple[ClaimPath, Any], ...]:
+    claims, disclosable = holding.held.claims, holding.held.disclosable_paths
+    revealed = [(path, _value_at(claims, path)) for path in candidate.revealed]
+    # Always-visible claims, without what lies behind a disclosure: that is either
+    # among the revealed leaves already or stays hidden.
+    plain = [
+        (path, value)
+        for name in sorted(holding.held.always_visible - TECHNICAL_CLAIMS)
+        if name in claims
+        for path, value in _leaves(claims[name], (name,))
+        if not any(path[:end] in disclosable for end in range(1, len(path) + 1))
+    ]
+    return (*revealed, *plain)
+
+
+def _value_at(claims: Any, path: ClaimPath) -> Any:
+    node = claims
+    for part in path:
+        node = node[part]
+    return node
+
+
+def _leaves(value: Any, path: ClaimPath) -> list[tuple[ClaimPath, Any]]:
+    if isinstance(value, dict) and value:
+        return [leaf for name, child in value.items() for leaf in _leaves(child, (*path, name))]
+    if isinstance(value, list) and value:
+        return [leaf for i, child in enumerate(value) for leaf in _leaves(child, (*path, i))]
+    return [(path, value)]
 
 
 def verifier_view(sd_jwt: SdJwt, disclosures: Iterable[str]) -> dict[str, Any]:
     """The claims a verifier sees from ``disclosures``, without the technical ones."""
-    seen = parse_sd_jwt(compact_without_kb(sd_jwt.raw.issuer_jwt, list(disclosures))).claims
-    return {name: value for name, value in seen.items() if name not in TECHNICAL_CLAIMS}
+    return _without_technical(
+        parse_sd_jwt(compact_without_kb(sd_jwt.raw.issuer_jwt, list(disclosures))).claims
+    )
+
+
+def _without_technical(claims: dict[str, Any]) -> dict[str, Any]:
+    return {name: value for name, value in claims.items() if name not in TECHNICAL_CLAIMS}
 
 
 def present_plan(
@@ -276,7 +385,10 @@ def present_plan(
     Raises:
         StoreError: a holder key is gone.
         KeyBindingError: a credential is not bound to its stored holder key.
+        QueryNotSatisfied: the plan is ``unanswerable`` (its error is raised).
     """
+    if plan.unanswerable is not None:
+        raise plan.unanswerable
     vp_token: dict[str, list[str]] = {}
     for item in plan.presentations:
         key_id = item.holding.stored.holder_key_id

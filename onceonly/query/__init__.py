@@ -19,6 +19,7 @@ from onceonly.query.match import (
     QueryMatch,
     find_candidates,
     match_query,
+    revealed_leaves,
     select_presentation,
 )
 from onceonly.query.model import (
@@ -31,10 +32,17 @@ from onceonly.query.model import (
     DcqlQuery,
     parse_query,
 )
-from onceonly.query.pointer import PointerMiss, Selected, select, value_matches
-from onceonly.query.verify import claims_satisfy, requested_paths_by_vct
+from onceonly.query.pointer import HIDDEN, PointerMiss, Selected, select, value_matches
+from onceonly.query.verify import (
+    claims_satisfy,
+    positioned_claims,
+    presentation_answers,
+    requested_paths_by_vct,
+    uses_indices,
+)
 
 __all__ = [
+    "HIDDEN",
     "SD_JWT_VC_FORMAT",
     "Candidate",
     "ClaimPath",
@@ -54,8 +62,12 @@ __all__ = [
     "find_candidates",
     "match_query",
     "parse_query",
+    "positioned_claims",
+    "presentation_answers",
     "requested_paths_by_vct",
+    "revealed_leaves",
     "select",
     "select_presentation",
+    "uses_indices",
     "value_matches",
 ]

@@ -109,7 +109,8 @@ def test_values_are_not_interpreted_as_markup(store: WalletStore, world: World) 
 
 
 def test_claim_rows_label_array_elements_and_booleans() -> None:
-    rows = claim_rows(PID, {"nationalities": ["DE", "FR"], "age_over_18": True})
+    shown = [(("nationalities", 0), "DE"), (("nationalities", 1), "FR"), (("age_over_18",), True)]
+    rows = claim_rows(PID, shown)
     assert rows == [
         ("Staatsangehörigkeit 1", "Nationality 1", "DE"),
         ("Staatsangehörigkeit 2", "Nationality 2", "FR"),
