@@ -44,12 +44,18 @@ def _label(kind: CredentialType | None, path: ClaimPath, lang: str) -> str:
     known = {claim.path for claim in kind.claims}
     if path in known:
         return kind.label(path, lang)
-    # An array element: label it by its array ("Staatsangehörigkeit 2").
     wildcard = tuple(None if isinstance(part, int) else part for part in path)
-    if wildcard in known or path[:-1] in known:
-        index = path[-1]
-        base = kind.label(wildcard if wildcard in known else path[:-1], lang)
-        return f"{base} {index + 1}" if isinstance(index, int) else base
+    last = path[-1]
+    if isinstance(last, int):
+        # An array element: its array's label and its number ("Staatsangehörigkeit 2").
+        base = kind.label(wildcard, lang) if wildcard in known else _label(kind, path[:-1], lang)
+        return f"{base} {last + 1}"
+    if wildcard in known:
+        return kind.label(wildcard, lang)
+    if len(path) > 1:
+        # A member the type metadata does not name (a plain one riding along with its
+        # object): never just the object's label, or "Place of birth: DE" would mislead.
+        return f"{_label(kind, path[:-1], lang)} ({last})"
     return kind.label(path, lang)
 
 

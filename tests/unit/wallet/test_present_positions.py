@@ -23,7 +23,7 @@ from onceonly.errors import QueryNotSatisfied
 from onceonly.jose import b64url_encode
 from onceonly.protocol.events import RefusalCode
 from onceonly.query import parse_query
-from onceonly.sdjwt import issue_sd_jwt_vc, parse_sd_jwt
+from onceonly.sdjwt import issue_sd_jwt_vc, parse_sd_jwt, present_disclosures
 from onceonly.sdjwt.claims import SD_JWT_VC_TYP
 from onceonly.sdjwt.disclosures import ELLIPSIS_KEY
 from onceonly.sdjwt.serialization import compact_without_kb
@@ -269,3 +269,31 @@ def test_holder_paths_are_as_issued_with_decoys(store: WalletStore, world: World
         ("nationalities", 1),
         ("nationalities", 3),
     }
+
+
+def test_the_verifier_finds_an_indexed_element_without_the_ones_before_it(
+    store: WalletStore, world: World
+) -> None:
+    # Built by hand, not by the wallet: element 2 alone, as OpenID4VP asks.
+    credential_id = hold_pid(
+        store, world, claims={**PID_CLAIMS, "nationalities": ["DE", "FR", "PL"]}
+    )
+    stored = store.credential(credential_id)
+    sd_jwt = parse_sd_jwt(stored.sd_jwt)
+    (only_pl,) = [
+        d.disclosure.encoded for d in sd_jwt.disclosures if d.path == ("nationalities", 2)
+    ]
+    assert stored.holder_key_id is not None
+    presentation = present_disclosures(
+        sd_jwt,
+        disclosures=[only_pl],
+        holder_key=store.holder_key(stored.holder_key_id),
+        aud=FAMILY_ID,
+        nonce=NONCE,
+        now=NOW,
+    )
+    req = request(pid_query({"path": ["nationalities", 2], "values": ["PL"]}))
+    verifier_accepts(world, req, {"pid": [presentation]})
+    wrong = request(pid_query({"path": ["nationalities", 0], "values": ["PL"]}))
+    with pytest.raises(QueryNotSatisfied):
+        verifier_accepts(world, wrong, {"pid": [presentation]})
