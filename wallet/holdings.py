@@ -8,45 +8,21 @@ Array positions: SD-JWT processing names an array element by its slot in the
 *signed* array, where decoy digests take slots too (RFC 9901 §4.2.5 allows them
 in arrays). The claims the wallet matches against are the array *as issued*,
 decoys gone. Everything handed to matching and taken back from it uses the
-as-issued position (:func:`issued_paths`), so a match and the disclosure it picks
-name the same element.
+as-issued position (:func:`~onceonly.sdjwt.holder.issued_paths`, which
+:func:`~onceonly.sdjwt.holder.select_disclosures` uses too), so a match and the
+disclosure it picks name the same element.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection
 
 from onceonly.query import ClaimPath, HeldCredential
 from onceonly.sdjwt import SdJwt, parse_sd_jwt
+from onceonly.sdjwt.holder import issued_paths
 from wallet.records import StoredCredential
 
 _NOT_CLAIMS = frozenset({"_sd", "_sd_alg"})
-
-SignedPath = ClaimPath
-"""A concrete path whose array positions count slots of the signed array."""
-
-
-def issued_paths(visible: Iterable[SignedPath]) -> dict[SignedPath, SignedPath]:
-    """Map each visible node's signed-array path to its as-issued path.
-
-    ``visible`` is every node the holder sees (an SD-JWT's ``claim_paths``, which
-    name array elements by signed slot); an element's as-issued index is its rank
-    among the visible elements of its array, because the holder sees every
-    element and no decoy.
-    """
-    nodes = sorted(set(visible), key=len)
-    slots: dict[SignedPath, list[int]] = {}
-    for path in nodes:
-        if path and isinstance(path[-1], int):
-            slots.setdefault(path[:-1], []).append(path[-1])
-    rank = {parent: {slot: i for i, slot in enumerate(sorted(s))} for parent, s in slots.items()}
-    out: dict[SignedPath, SignedPath] = {(): ()}
-    for path in nodes:
-        parent, last = path[:-1], path[-1]
-        issued_last = rank[parent][last] if isinstance(last, int) else last
-        out[path] = (*out[parent], issued_last)
-    del out[()]
-    return out
 
 
 def disclosures_by_issued_path(sd_jwt: SdJwt) -> dict[ClaimPath, str]:

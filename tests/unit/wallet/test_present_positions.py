@@ -23,7 +23,7 @@ from onceonly.errors import QueryNotSatisfied
 from onceonly.jose import b64url_encode
 from onceonly.protocol.events import RefusalCode
 from onceonly.query import parse_query
-from onceonly.sdjwt import issue_sd_jwt_vc, parse_sd_jwt, present_disclosures
+from onceonly.sdjwt import issue_sd_jwt_vc, parse_sd_jwt, present_disclosures, select_disclosures
 from onceonly.sdjwt.claims import SD_JWT_VC_TYP
 from onceonly.sdjwt.disclosures import ELLIPSIS_KEY
 from onceonly.sdjwt.serialization import compact_without_kb
@@ -297,3 +297,18 @@ def test_the_verifier_finds_an_indexed_element_without_the_ones_before_it(
     wrong = request(pid_query({"path": ["nationalities", 0], "values": ["PL"]}))
     with pytest.raises(QueryNotSatisfied):
         verifier_accepts(world, wrong, {"pid": [presentation]})
+
+
+def test_holder_select_disclosures_counts_positions_as_issued(
+    store: WalletStore, world: World
+) -> None:
+    # The same rule for the plain holder API (no DCQL): index 1 is FR behind a decoy.
+    credential_id = hold_pid(
+        store, world, claims={**PID_CLAIMS, "nationalities": ["DE", "FR"]}, decoys_at=(0,)
+    )
+    sd_jwt = parse_sd_jwt(store.credential(credential_id).sd_jwt)
+    (chosen,) = select_disclosures(sd_jwt, [("nationalities", 1)])
+    seen = parse_sd_jwt(compact_without_kb(sd_jwt.raw.issuer_jwt, [chosen]))
+    assert seen.claims["nationalities"] == ["FR"]
+    with pytest.raises(QueryNotSatisfied):
+        select_disclosures(sd_jwt, [("nationalities", 2)])
