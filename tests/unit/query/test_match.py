@@ -360,3 +360,25 @@ def test_without_credential_sets_every_query_is_required() -> None:
 def test_held_credential_rejects_bad_disclosable_paths(disclosable: frozenset[Any]) -> None:
     with pytest.raises(MalformedInput):
         HeldCredential("x", PID, ARTHUR, disclosable, VISIBLE)
+
+
+def test_values_on_a_whole_array_never_match_an_element() -> None:
+    # values constrain the claim itself; an array is not one of its elements.
+    match = find_candidates(one_query({"path": ["nationalities"], "values": ["British"]}), [held()])
+    assert match.for_query("q").misses[0].reason == "value_mismatch"
+
+
+def test_nested_arrays_disclose_and_reveal_one_inner_element() -> None:
+    claims = {"vct": PID, "grid": [["a", "b"], ["c", "d"]]}
+    disclosable = frozenset({("grid", 0), ("grid", 1), ("grid", 1, 0), ("grid", 1, 1)})
+    credential = held(claims=claims, disclosable=disclosable)
+    query = one_query({"path": ["grid", 1, 1]})
+    candidate = only_candidate(query, credential)
+    assert candidate.disclosures == {("grid", 1), ("grid", 1, 1)}
+    assert candidate.revealed == (("grid", 1, 1),)
+    view = verifier_view(claims, disclosable, candidate.disclosures)
+    assert view["grid"] == [HIDDEN, [HIDDEN, "d"]]
+    claims_satisfy(query, {"q": view})
+    # Row 0 has no disclosable elements of its own: opening it shows both.
+    candidate = only_candidate(one_query({"path": ["grid", 0, 1]}), credential)
+    assert candidate.revealed == (("grid", 0, 0), ("grid", 0, 1))
