@@ -410,7 +410,9 @@ def revealed_leaves(
             out.append(path)
         return True
 
-    if disclosures:
-        for name, child in credential.claims.items():
+    # Only the top-level claims a disclosure lies in can reveal anything.
+    roots = {path[0] for path in disclosures}
+    for name, child in credential.claims.items():
+        if name in roots:
             walk(child, (name,), False)
     return tuple(out)
