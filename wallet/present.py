@@ -36,7 +36,6 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from onceonly.errors import (
-    NotAuthorizedToRequest,
     OnceOnlyError,
     QueryNotSatisfied,
     RequestExpired,
@@ -47,16 +46,14 @@ from onceonly.query import (
     ClaimPath,
     HeldCredential,
     find_candidates,
-    positioned_claims,
-    presentation_answers,
     select_presentation,
 )
 from onceonly.sdjwt import SdJwt, parse_sd_jwt, present_disclosures
 from onceonly.sdjwt.serialization import compact_without_kb
 from onceonly.trust import Agency, Purpose, TrustList
-from onceonly.trust.claim_paths import format_claim_path
 from wallet.holdings import exact_disclosures, held_from_sd_jwt
 from wallet.records import StoredCredential
+from wallet.sight import shown_leaves, verifier_would_accept, within_registration
 from wallet.store import WalletStore
 
 TECHNICAL_CLAIMS: Final = frozenset({"iss", "iat", "nbf", "exp", "vct", "cnf", "status", "_sd_alg"})
@@ -286,10 +283,10 @@ def _choose(
     for query_id, candidates in chosen.items():
         for candidate in candidates:
             holding = by_id[candidate.credential_id]
-            _within_registration(request, holding, candidate, trust)
+            within_registration(request, holding.stored.vct, candidate, trust)
             encoded = exact_disclosures(holding.sd_jwt, candidate.disclosures)
             seen = parse_sd_jwt(compact_without_kb(holding.sd_jwt.raw.issuer_jwt, encoded))
-            _verifier_would_accept(request, query_id, seen)
+            verifier_would_accept(request, query_id, seen)
             planned.append(
                 PlannedPresentation(
                     query_id=query_id,
@@ -297,73 +294,10 @@ def _choose(
                     candidate=candidate,
                     disclosures=tuple(encoded),
                     visible=_without_technical(seen.claims),
-                    shown=_shown(holding, candidate),
+                    shown=shown_leaves(holding.held, candidate, technical=TECHNICAL_CLAIMS),
                 )
             )
     return tuple(planned)
-
-
-def _within_registration(
-    request: PresentationRequest, holding: Holding, candidate: Candidate, trust: TrustList
-) -> None:
-    # The query passed the over-asking check, but opening a container also shows its
-    # plain members: judge every leaf the verifier would see, not the paths asked.
-    try:
-        trust.may_request(
-            request.verifier_id, holding.stored.vct, candidate.revealed, request.purpose.code
-        )
-    except NotAuthorizedToRequest as error:
-        path = error.detail.get("path")
-        shown = format_claim_path(tuple(path)) if isinstance(path, list) else "a claim"
-        raise QueryNotSatisfied(
-            f"answering would also show {shown}, which the verifier is not registered for",
-            detail={"reason": "beyond_registration", "path": path},
-        ) from None
-
-
-def _verifier_would_accept(request: PresentationRequest, query_id: str, seen: SdJwt) -> None:
-    # The verifier checks positions in the signed array; where an issuer put decoys
-    # into an array, those can differ from the as-issued positions the match used.
-    # Disclosing something the verifier must reject would be for nothing.
-    view = positioned_claims(seen.claims, seen.claim_paths)
-    try:
-        presentation_answers(request.query.credential_query(query_id), view)
-    except QueryNotSatisfied as error:
-        raise QueryNotSatisfied(
-            "the verifier could not check this answer (the issuer's decoys hide an "
-            f"array position): {error.message}",
-            detail={**error.detail, "reason": "unverifiable"},
-        ) from None
-
-
-def _shown(holding: Holding, candidate: Candidate) -> tuple[tuple[ClaimPath, Any], ...]:
-    claims, disclosable = holding.held.claims, holding.held.disclosable_paths
-    revealed = [(path, _value_at(claims, path)) for path in candidate.revealed]
-    # Always-visible claims, without what lies behind a disclosure: that is either
-    # among the revealed leaves already or stays hidden.
-    plain = [
-        (path, value)
-        for name in sorted(holding.held.always_visible - TECHNICAL_CLAIMS)
-        if name in claims
-        for path, value in _leaves(claims[name], (name,))
-        if not any(path[:end] in disclosable for end in range(1, len(path) + 1))
-    ]
-    return (*revealed, *plain)
-
-
-def _value_at(claims: Any, path: ClaimPath) -> Any:
-    node = claims
-    for part in path:
-        node = node[part]
-    return node
-
-
-def _leaves(value: Any, path: ClaimPath) -> list[tuple[ClaimPath, Any]]:
-    if isinstance(value, dict) and value:
-        return [leaf for name, child in value.items() for leaf in _leaves(child, (*path, name))]
-    if isinstance(value, list) and value:
-        return [leaf for i, child in enumerate(value) for leaf in _leaves(child, (*path, i))]
-    return [(path, value)]
 
 
 def verifier_view(sd_jwt: SdJwt, disclosures: Iterable[str]) -> dict[str, Any]:

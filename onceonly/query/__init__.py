@@ -6,6 +6,7 @@ No I/O: callers pass the query, the held credentials or the disclosed claims.
 * :mod:`onceonly.query.pointer` - claims path pointer processing.
 * :mod:`onceonly.query.match` - which held credentials answer a query, with the
   minimal set of disclosures each needs.
+* :mod:`onceonly.query.revealed` - every leaf a set of disclosures shows a verifier.
 * :mod:`onceonly.query.verify` - whether disclosed claims answer a query, and which
   paths a query asks for per credential type (for the trust list's over-asking check).
 """
@@ -19,7 +20,6 @@ from onceonly.query.match import (
     QueryMatch,
     find_candidates,
     match_query,
-    revealed_leaves,
     select_presentation,
 )
 from onceonly.query.model import (
@@ -33,6 +33,7 @@ from onceonly.query.model import (
     parse_query,
 )
 from onceonly.query.pointer import HIDDEN, PointerMiss, Selected, select, value_matches
+from onceonly.query.revealed import revealed_leaves
 from onceonly.query.verify import (
     claims_satisfy,
     positioned_claims,

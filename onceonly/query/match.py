@@ -37,6 +37,7 @@ from typing import Any
 from onceonly.errors import MalformedInput, QueryNotSatisfied
 from onceonly.query.model import ClaimPath, ClaimsQuery, CredentialQuery, DcqlQuery
 from onceonly.query.pointer import ConcretePath, MissReason, PointerMiss, select_matching
+from onceonly.query.revealed import revealed_leaves
 
 
 @dataclass(frozen=True, slots=True)
@@ -379,40 +380,3 @@ def _resolve_claim(claim: ClaimsQuery, credential: HeldCredential) -> _Resolved 
             other for other in disclosable if len(other) > depth and other[:depth] == path
         )
     return _Resolved(tuple(item.path for item in selected), frozenset(needed))
-
-
-def revealed_leaves(
-    credential: HeldCredential, disclosures: frozenset[ClaimPath]
-) -> tuple[ClaimPath, ...]:
-    """Every leaf the verifier sees because of ``disclosures``, in document order.
-
-    A node is shown when every selectively disclosable path on the way to it
-    (itself included) is disclosed; it is *revealed by* the disclosures when at
-    least one of those is. A leaf is a value that is not a non-empty object or
-    array: an emptied container counts, since the verifier sees that it exists.
-    """
-    disclosable = credential.disclosable_paths
-    out: list[ClaimPath] = []
-
-    def walk(value: Any, path: ClaimPath, revealed: bool) -> bool:
-        """Collect the leaves under ``path``; return whether the verifier sees it."""
-        if path in disclosable:
-            if path not in disclosures:
-                return False
-            revealed = True
-        if isinstance(value, Mapping) and value:
-            children = [walk(child, (*path, name), revealed) for name, child in value.items()]
-        elif isinstance(value, list | tuple) and value:
-            children = [walk(child, (*path, index), revealed) for index, child in enumerate(value)]
-        else:
-            children = []
-        if revealed and not any(children):
-            out.append(path)
-        return True
-
-    # Only the top-level claims a disclosure lies in can reveal anything.
-    roots = {path[0] for path in disclosures}
-    for name, child in credential.claims.items():
-        if name in roots:
-            walk(child, (name,), False)
-    return tuple(out)
