@@ -316,13 +316,13 @@ class RequestExpired(ExchangeError):
 
 
 class QueryNotSatisfied(ExchangeError):
-    """The presented claims do not satisfy the query, or no held credential can."""
+    """The presented claims do not satisfy the query (a wallet refuses with ``consent_denied``)."""
 
     code = "query_not_satisfied"
 
 
 class ConsentDenied(ExchangeError):
-    """The citizen declined to disclose."""
+    """The wallet does not present: the citizen declined, or her credentials cannot answer."""
 
     code = "consent_denied"
 

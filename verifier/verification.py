@@ -11,7 +11,8 @@ order, and the first failure decides the error code:
    the issuer's key chosen from the trust list (the key must have been valid at
    the credential's ``iat``);
 3. the issuer may issue that ``vct`` at the credential's issuance time;
-4. the disclosed claims satisfy the query we sent (values included);
+4. the disclosed claims satisfy the query we sent (values included; an array
+   index counts the elements we cannot see, as the SD-JWT VC claim path does);
 5. each credential's status list entry is valid, in a Status List Token signed by
    the credential's issuer (:mod:`onceonly.status_cache`).
 
@@ -35,8 +36,14 @@ from onceonly.errors import (
     UntrustedIssuer,
 )
 from onceonly.jose import json_dumps_compact
-from onceonly.query import DcqlQuery, claims_satisfy
-from onceonly.sdjwt import VerificationPolicy, VerifiedCredential, format_path, verify_presentation
+from onceonly.query import DcqlQuery, claims_satisfy, positioned_claims, uses_indices
+from onceonly.sdjwt import (
+    VerificationPolicy,
+    VerifiedCredential,
+    format_path,
+    parse_sd_jwt,
+    verify_presentation,
+)
 from onceonly.status_cache import DEFAULT_MAX_AGE_SECONDS, StatusCache, status_key_resolver
 from onceonly.status_list import check_status, status_reference_from_claims
 from onceonly.trust import TrustList, VerifiedTrustList
@@ -110,6 +117,8 @@ def check_presentations(
     )
     resolver = trust_list.issuer_key_resolver()
     parts: list[tuple[str, VerifiedCredential]] = []
+    by_query: dict[str, list[dict[str, Any]]] = {}
+    positioned = uses_indices(query)
     for query_id, presentations in vp_token.items():
         for text in presentations:
             credential = verify_presentation(text, issuer_key=resolver, policy=policy, now=now)
@@ -127,9 +136,14 @@ def check_presentations(
                     "the credential has no 'status' claim", detail={"claim": "status"}
                 )
             parts.append((query_id, credential))
-    by_query: dict[str, list[dict[str, Any]]] = {}
-    for query_id, credential in parts:
-        by_query.setdefault(query_id, []).append(credential.claims)
+            claims = credential.claims
+            if positioned:
+                # Verified above; parsed again only for the array slots of what we see.
+                seen = parse_sd_jwt(
+                    text, max_bytes=policy.max_presentation_bytes, limits=policy.limits
+                )
+                claims = positioned_claims(seen.claims, seen.claim_paths)
+            by_query.setdefault(query_id, []).append(claims)
     claims_satisfy(query, by_query)
     return parts
 

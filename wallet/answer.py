@@ -8,11 +8,18 @@ unwanted input: every outcome is a ``presentation.response`` - presentations or
 a refusal, never silence - and every answer to a trusted verifier is recorded in
 the citizen's disclosure history (a request from an account that does not speak
 for the verifier is not: anyone could fill the history that way).
+
+Only the checks that depend on nothing but the request and the public trust list
+(sender, registration, expiry) refuse before consent, each with its own code. A
+request the citizen's credentials cannot answer still goes to consent (the
+citizen is shown that nothing fits) and is refused with ``consent_denied``, the
+code of a "no": which one it was is kept in her history and notices, never sent.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
@@ -66,24 +73,26 @@ class Answer:
         return self.error is None
 
 
-_REFUSALS: Final[dict[type[OnceOnlyError], RefusalCode]] = {
+_PUBLIC_REFUSALS: Final[dict[type[OnceOnlyError], RefusalCode]] = {
     UntrustedParty: RefusalCode.UNTRUSTED_PARTY,
     NotAuthorizedToRequest: RefusalCode.NOT_AUTHORIZED_TO_REQUEST,
     RequestExpired: RefusalCode.REQUEST_EXPIRED,
-    ConsentDenied: RefusalCode.CONSENT_DENIED,
 }
+"""Refusals decided from the request and the trust list alone: they tell nothing of the citizen."""
 
 
 def refusal_for(error: OnceOnlyError) -> Refusal:
     """The refusal that tells the verifier why, without personal data.
 
     Over-asking names the offending path (the verifier's own query, not the citizen's
-    data). "Nothing fits" stays generic: which claim was missing, or which ``values``
-    did not match, would itself reveal something about the citizen.
+    data). Everything else - she said no, nothing fits, a ``values`` mismatch, the
+    answer would show more than the registration allows, a wallet fault - is the one
+    code ``consent_denied`` without a message: telling them apart would tell the
+    verifier something about her credentials (OpenID4VP §14.6.1).
     """
     code = next(
-        (code for kind, code in _REFUSALS.items() if isinstance(error, kind)),
-        RefusalCode.QUERY_NOT_SATISFIED,
+        (code for kind, code in _PUBLIC_REFUSALS.items() if isinstance(error, kind)),
+        RefusalCode.CONSENT_DENIED,
     )
     if code is RefusalCode.NOT_AUTHORIZED_TO_REQUEST:
         path = error.detail.get("path")
@@ -113,27 +122,32 @@ def prepare_answer(
 
     Split from :func:`complete_answer` so that a service can ask the citizen
     without holding anything else up. ``cache`` is passed to :func:`usable_holdings`.
+    Only the request's own faults (sender, registration, expiry) come back as a
+    refusal; a request the credentials cannot answer comes back as a plan whose
+    ``unanswerable`` says why, to go through consent like any other.
     Credentials known to be revoked or suspended are never planned; when only they
-    would answer, the refusal's message (kept for the citizen, not sent) says so.
+    would answer, ``unanswerable`` (kept for the citizen, not sent) says so.
     Refresh what the status lists say first (:mod:`wallet.status`) to know it.
     """
     try:
         holdings = usable_holdings(store, trust=trust, now=now, cache=cache)
+        plan = plan_presentation(request, sender=sender, holdings=holdings, trust=trust, now=now)
+    except OnceOnlyError as error:
+        return _refuse(store, request, error, sender, trust, now, request_event_id, None)
+    if isinstance(plan.unanswerable, QueryNotSatisfied):
         try:
-            return plan_presentation(
-                request, sender=sender, holdings=holdings, trust=trust, now=now
-            )
-        except QueryNotSatisfied as error:
             withdrawn = withdrawn_ids(store)
             left_out = [
                 holding
                 for holding in current_holdings(store, trust=trust, now=now, cache=cache)
                 if holding.stored.credential_id in withdrawn
             ]
-            explained = withdrawn_answer(request, holdings=holdings, withdrawn=left_out)
-            raise (explained or error) from None
-    except OnceOnlyError as error:
-        return _refuse(store, request, error, sender, trust, now, request_event_id, None)
+        except OnceOnlyError:
+            left_out = []
+        explained = withdrawn_answer(request, holdings=holdings, withdrawn=left_out)
+        if explained is not None:
+            plan = dataclasses.replace(plan, unanswerable=explained)
+    return plan
 
 
 def complete_answer(
@@ -146,9 +160,14 @@ def complete_answer(
     now: int,
     request_event_id: str | None = None,
 ) -> Answer:
-    """Steps 5-6: present what ``plan`` chose if ``approved``, else refuse (never raises)."""
+    """Steps 5-6: present what ``plan`` chose if ``approved``, else refuse (never raises).
+
+    An ``unanswerable`` plan is refused whatever the answer, with the same code as a no.
+    """
     request = plan.request
     try:
+        if plan.unanswerable is not None:
+            raise plan.unanswerable
         if not approved:
             raise ConsentDenied("the citizen declined to disclose")
         vp_token = present_plan(plan, store=store, now=now)
@@ -160,7 +179,7 @@ def complete_answer(
                 request,
                 sender=sender,
                 credential_id=item.holding.stored.credential_id,
-                paths=sorted(item.candidate.disclosures, key=str),
+                paths=[path for path, _ in item.shown],
                 outcome="disclosed",
                 now=now,
             )

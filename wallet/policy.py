@@ -20,10 +20,13 @@ Claim paths are dotted (``address.locality``, ``nationalities.*``, ``a.0``) or,
 in JSON, DCQL arrays. A rule's path covers itself and everything below it.
 
 A presentation is approved only when *every* credential in it is covered by one
-rule for that verifier, purpose and type, and every disclosure it would reveal
-lies under that rule's paths - including the extra earlier array elements an
-index query pulls in. Every field of a rule is required: a policy never
-approves "anything" by omission. No rule, no disclosure.
+rule for that verifier, purpose and type, and every leaf its disclosures would
+show the verifier lies under that rule's paths - including the plain members of
+an object opened to reach a requested member (approving ``place_of_birth.locality``
+does not approve ``place_of_birth.country`` riding along). Every field of a rule
+is required: a policy never approves "anything" by omission. No rule, no
+disclosure; and a request nothing answers is never "approved" (it is refused
+after the same decision, see :mod:`wallet.answer`).
 """
 
 from __future__ import annotations
@@ -91,10 +94,7 @@ class PresentationRule(_Rule):
             return False
         if item.holding.stored.vct not in self.vcts:
             return False
-        return all(
-            any_path_covers(self.claims, path)
-            for path in revealed_leaves(item.candidate.disclosures)
-        )
+        return all(any_path_covers(self.claims, path) for path in item.candidate.revealed)
 
 
 class OfferRule(_Rule):
@@ -117,7 +117,7 @@ class ConsentPolicy(_Rule):
 
     def approves(self, plan: DisclosurePlan) -> bool:
         """Consent callback: yes only if every presentation in ``plan`` has a covering rule."""
-        if not plan.presentations:
+        if plan.unanswerable is not None or not plan.presentations:
             return False
         return all(
             any(rule.covers(plan, item) for rule in self.presentations)
@@ -134,20 +134,6 @@ class ConsentPolicy(_Rule):
 
 DENY_ALL: Final = ConsentPolicy()
 """The policy of an unattended wallet without a policy file: nothing is approved."""
-
-
-def revealed_leaves(disclosures: frozenset[ClaimPath]) -> list[ClaimPath]:
-    """The disclosure paths that reveal a value rather than only open a container.
-
-    A disclosure whose path is a proper prefix of another one is the parent object
-    or array that must be revealed to reach a child; it is covered by the rule that
-    covers the child (the parent's other members stay hidden).
-    """
-    return [
-        path
-        for path in disclosures
-        if not any(len(other) > len(path) and other[: len(path)] == path for other in disclosures)
-    ]
 
 
 def parse_policy(text: str, *, is_json: bool) -> ConsentPolicy:

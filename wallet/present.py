@@ -9,10 +9,21 @@ The order is deliberate (``specs/protocol.md`` 6.4, 13):
 3. the request must not have expired (``request_expired``);
 4. the query is matched against the credentials the wallet may still use (not
    expired, from an issuer the trust list allows for the type), and the match
-   decides the exact disclosures (``query_not_satisfied`` when nothing fits);
-5. the citizen (or a policy) consents to exactly those values (``consent_denied``);
+   decides the exact disclosures. Every leaf they would show the verifier (the
+   selected claims *and* the plain members of the containers opened to reach
+   them) must lie within the registration, and the verifier's own check must
+   accept what it would see; otherwise, or when nothing fits, the plan carries the
+   reason instead of presentations;
+5. the citizen (or a policy) consents to exactly those leaves - or, for a plan
+   that cannot be answered, is shown that nothing fits: the same step either way;
 6. each chosen credential is presented with exactly its match's disclosures and a
    KB-JWT over the request's ``nonce`` with ``aud`` = ``verifier_id``.
+
+Steps 1-3 depend only on the request and the public trust list, so they refuse at
+once with their own codes. Whatever depends on the citizen's credentials (step 4)
+reaches the verifier only through step 5, and as the one code a refusal of
+consent has: a verifier cannot tell "nothing matched" (say, a ``values``
+mismatch) from "she said no", nor by timing (``specs/protocol.md`` 6.5).
 
 This module plans and signs; :mod:`wallet.answer` runs the steps for one request,
 turns every failure into a refusal and writes the citizen's history.
@@ -32,6 +43,7 @@ from onceonly.errors import (
 from onceonly.protocol.events import PresentationRequest
 from onceonly.query import (
     Candidate,
+    ClaimPath,
     HeldCredential,
     find_candidates,
     select_presentation,
@@ -41,6 +53,7 @@ from onceonly.sdjwt.serialization import compact_without_kb
 from onceonly.trust import Agency, Purpose, TrustList
 from wallet.holdings import exact_disclosures, held_from_sd_jwt
 from wallet.records import StoredCredential
+from wallet.sight import shown_leaves, verifier_would_accept, within_registration
 from wallet.store import WalletStore
 
 TECHNICAL_CLAIMS: Final = frozenset({"iss", "iat", "nbf", "exp", "vct", "cnf", "status", "_sd_alg"})
@@ -176,9 +189,12 @@ class PlannedPresentation:
     Attributes:
         query_id: The credential query it answers.
         holding: The credential.
-        candidate: The match (its ``disclosures`` are what is revealed).
+        candidate: The match (its ``disclosures`` are sent, its ``revealed`` leaves seen).
         disclosures: The encoded disclosures that will be sent.
         visible: The claims the verifier will see (technical claims left out).
+        shown: Every leaf the verifier will see, ``(path, value)`` in document order:
+            the leaves the disclosures reveal, then always-visible non-technical
+            ones. Array positions are as issued. This is what consent is asked for.
     """
 
     query_id: str
@@ -186,6 +202,7 @@ class PlannedPresentation:
     candidate: Candidate
     disclosures: tuple[str, ...]
     visible: dict[str, Any]
+    shown: tuple[tuple[ClaimPath, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -196,13 +213,17 @@ class DisclosurePlan:
         request: The request.
         verifier: The verifier's trust-list entry (its name is what the citizen sees).
         purpose: The registered purpose (trust-list wording).
-        presentations: What would be presented, per credential.
+        presentations: What would be presented, per credential (empty with ``unanswerable``).
+        unanswerable: Why the wallet cannot answer (nothing fits, or the minimal answer
+            would show more than the registration allows), for the citizen only; the
+            plan still goes through consent, and then the wallet refuses.
     """
 
     request: PresentationRequest
     verifier: Agency
     purpose: Purpose
     presentations: tuple[PlannedPresentation, ...]
+    unanswerable: OnceOnlyError | None = None
 
 
 Consent = Callable[[DisclosurePlan], bool]
@@ -236,12 +257,25 @@ def plan_presentation(
 ) -> DisclosurePlan:
     """Steps 1-4: check the request and choose the minimal disclosures that answer it.
 
+    Returns:
+        The plan; when the held credentials cannot answer (nothing fits, the answer
+        would show more than the registration allows, or the verifier could not
+        check it), a plan without presentations whose ``unanswerable`` says why.
+
     Raises:
         UntrustedParty, NotAuthorizedToRequest, RequestExpired: see :func:`check_request`.
-        QueryNotSatisfied: the wallet holds nothing that answers the query.
-        MalformedInput: the query uses something the matcher does not accept.
     """
     verifier, purpose = check_request(request, sender=sender, trust=trust, now=now)
+    try:
+        planned = _choose(request, holdings, trust)
+    except OnceOnlyError as error:
+        return DisclosurePlan(request, verifier, purpose, (), unanswerable=error)
+    return DisclosurePlan(request, verifier, purpose, planned)
+
+
+def _choose(
+    request: PresentationRequest, holdings: Iterable[Holding], trust: TrustList
+) -> tuple[PlannedPresentation, ...]:
     by_id = {holding.stored.credential_id: holding for holding in holdings}
     match = find_candidates(request.query, [holding.held for holding in by_id.values()])
     chosen = select_presentation(match)
@@ -249,23 +283,32 @@ def plan_presentation(
     for query_id, candidates in chosen.items():
         for candidate in candidates:
             holding = by_id[candidate.credential_id]
+            within_registration(request, holding.stored.vct, candidate, trust)
             encoded = exact_disclosures(holding.sd_jwt, candidate.disclosures)
+            seen = parse_sd_jwt(compact_without_kb(holding.sd_jwt.raw.issuer_jwt, encoded))
+            verifier_would_accept(request, query_id, seen)
             planned.append(
                 PlannedPresentation(
                     query_id=query_id,
                     holding=holding,
                     candidate=candidate,
                     disclosures=tuple(encoded),
-                    visible=verifier_view(holding.sd_jwt, encoded),
+                    visible=_without_technical(seen.claims),
+                    shown=shown_leaves(holding.held, candidate, technical=TECHNICAL_CLAIMS),
                 )
             )
-    return DisclosurePlan(request, verifier, purpose, tuple(planned))
+    return tuple(planned)
 
 
 def verifier_view(sd_jwt: SdJwt, disclosures: Iterable[str]) -> dict[str, Any]:
     """The claims a verifier sees from ``disclosures``, without the technical ones."""
-    seen = parse_sd_jwt(compact_without_kb(sd_jwt.raw.issuer_jwt, list(disclosures))).claims
-    return {name: value for name, value in seen.items() if name not in TECHNICAL_CLAIMS}
+    return _without_technical(
+        parse_sd_jwt(compact_without_kb(sd_jwt.raw.issuer_jwt, list(disclosures))).claims
+    )
+
+
+def _without_technical(claims: dict[str, Any]) -> dict[str, Any]:
+    return {name: value for name, value in claims.items() if name not in TECHNICAL_CLAIMS}
 
 
 def present_plan(
@@ -276,7 +319,10 @@ def present_plan(
     Raises:
         StoreError: a holder key is gone.
         KeyBindingError: a credential is not bound to its stored holder key.
+        QueryNotSatisfied: the plan is ``unanswerable`` (its error is raised).
     """
+    if plan.unanswerable is not None:
+        raise plan.unanswerable
     vp_token: dict[str, list[str]] = {}
     for item in plan.presentations:
         key_id = item.holding.stored.holder_key_id

@@ -319,7 +319,7 @@ def identity_presentation(
         verifier_id=audience,
         verifier_user=issuer_user,
         credential_id=newest.stored.credential_id,
-        claim_paths=tuple(sorted(candidate.disclosures, key=str)),
+        claim_paths=candidate.revealed,
         purpose=IDENTITY_PURPOSE,
         outcome="disclosed",
         exchange_id=exchange_id,

@@ -43,10 +43,6 @@ _OUTCOME_WORDS: dict[Outcome, tuple[str, str]] = {
 
 _REFUSAL_WORDS: dict[RefusalCode, tuple[str, str]] = {
     RefusalCode.CONSENT_DENIED: ("Freigabe abgelehnt", "consent denied"),
-    RefusalCode.QUERY_NOT_SATISFIED: (
-        "keine passenden Nachweise vorhanden",
-        "no matching credentials held",
-    ),
     RefusalCode.NOT_AUTHORIZED_TO_REQUEST: (
         "die Stelle darf diese Angaben nicht anfordern",
         "the office may not ask for these claims",

@@ -197,10 +197,14 @@ class PresentationRequest(ExchangeContent):
 
 
 class RefusalCode(enum.StrEnum):
-    """Why a citizen's wallet does not present (each is an error code too)."""
+    """Why a citizen's wallet does not present (each is an error code too).
+
+    ``consent_denied`` is the only code that depends on the citizen's credentials:
+    it also stands for "nothing fits", which has no code of its own so that no
+    verifier can tell the two apart (OpenID4VP §14.6.1).
+    """
 
     CONSENT_DENIED = "consent_denied"
-    QUERY_NOT_SATISFIED = "query_not_satisfied"
     NOT_AUTHORIZED_TO_REQUEST = "not_authorized_to_request"
     REQUEST_EXPIRED = "request_expired"
     UNTRUSTED_PARTY = "untrusted_party"

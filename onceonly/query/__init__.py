@@ -6,6 +6,7 @@ No I/O: callers pass the query, the held credentials or the disclosed claims.
 * :mod:`onceonly.query.pointer` - claims path pointer processing.
 * :mod:`onceonly.query.match` - which held credentials answer a query, with the
   minimal set of disclosures each needs.
+* :mod:`onceonly.query.revealed` - every leaf a set of disclosures shows a verifier.
 * :mod:`onceonly.query.verify` - whether disclosed claims answer a query, and which
   paths a query asks for per credential type (for the trust list's over-asking check).
 """
@@ -31,10 +32,18 @@ from onceonly.query.model import (
     DcqlQuery,
     parse_query,
 )
-from onceonly.query.pointer import PointerMiss, Selected, select, value_matches
-from onceonly.query.verify import claims_satisfy, requested_paths_by_vct
+from onceonly.query.pointer import HIDDEN, PointerMiss, Selected, select, value_matches
+from onceonly.query.revealed import revealed_leaves
+from onceonly.query.verify import (
+    claims_satisfy,
+    positioned_claims,
+    presentation_answers,
+    requested_paths_by_vct,
+    uses_indices,
+)
 
 __all__ = [
+    "HIDDEN",
     "SD_JWT_VC_FORMAT",
     "Candidate",
     "ClaimPath",
@@ -54,8 +63,12 @@ __all__ = [
     "find_candidates",
     "match_query",
     "parse_query",
+    "positioned_claims",
+    "presentation_answers",
     "requested_paths_by_vct",
+    "revealed_leaves",
     "select",
     "select_presentation",
+    "uses_indices",
     "value_matches",
 ]

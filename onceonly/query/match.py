@@ -5,19 +5,27 @@ full claim values it knows from issuance plus which paths have a disclosure)
 and gets back, per credential query, every candidate with the exact set of
 disclosures a presentation needs. Nothing here talks to a store or a user.
 
+Paths use one notion of array position throughout, the array *as issued*
+(SD-JWT VC "Claim Path": as if every selectively disclosable claim were
+disclosed): matching, the disclosures chosen and the leaves they reveal all
+name an element by that position, and so does the verifier's check
+(:mod:`onceonly.query.verify`).
+
 Which disclosures a selected claim needs (RFC 9901 §7.1 decides what a
 verifier can see):
 
 * the claim's own disclosure and those of every enclosing object or array
   element, or the verifier never reaches it;
 * every disclosure *inside* the claim's value, because selecting ``address``
-  selects the whole address (DCQL §7: "with its sub-claims as the value");
-* when an integer index reached it, the disclosures of the selectively
-  disclosable *earlier* elements of that array: a verifier's view drops hidden
-  elements, so without them index ``2`` would name a different element there.
-  This is the only case where we reveal a claim the query did not name; it is
-  the price of index pointers, and queries that want minimal disclosure should
-  use ``null`` with ``values`` instead.
+  selects the whole address (DCQL §7: "with its sub-claims as the value").
+
+Nothing else: an integer index discloses that element only (OpenID4VP §6.4.1:
+no selectively disclosable claim that was not selected), since the index names a
+position the verifier can check without seeing the elements before it.
+
+Opening a container also shows its plain (not selectively disclosable) members;
+:attr:`Candidate.revealed` lists every leaf the chosen disclosures reveal, which
+is what registration and consent must be judged against.
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ from typing import Any
 from onceonly.errors import MalformedInput, QueryNotSatisfied
 from onceonly.query.model import ClaimPath, ClaimsQuery, CredentialQuery, DcqlQuery
 from onceonly.query.pointer import ConcretePath, MissReason, PointerMiss, select_matching
+from onceonly.query.revealed import revealed_leaves
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,8 +82,11 @@ class Candidate:
         credential_id: Which credential.
         query_id: Which credential query it answers.
         disclosures: The minimal set of disclosure paths the presentation must include.
-        claim_paths: Concrete paths of the claims selected for the verifier (what the
-            citizen is asked to consent to), in query order.
+        claim_paths: Concrete paths of the claims selected for the verifier, in query order.
+        revealed: Every leaf those disclosures show the verifier (a value that is not a
+            non-empty object or array), in document order: the selected claims and any
+            plain members of the containers opened to reach them. Always-visible claims
+            outside every disclosure are not listed.
         claim_set: Claim ids of the chosen ``claim_sets`` option, if the query has them.
         claim_set_index: Position of that option (0 = the verifier's first preference).
     """
@@ -85,6 +97,7 @@ class Candidate:
     claim_paths: tuple[ClaimPath, ...]
     claim_set: tuple[str, ...] | None = None
     claim_set_index: int | None = None
+    revealed: tuple[ClaimPath, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -325,6 +338,7 @@ def _match_one(cq: CredentialQuery, credential: HeldCredential) -> Candidate | M
                 combined.claim_paths,
                 claim_set=option,
                 claim_set_index=option_index,
+                revealed=combined.revealed,
             )
         first_miss = first_miss or combined
     assert first_miss is not None  # claim_sets is non-empty by validation
@@ -341,11 +355,13 @@ def _combine(
             return outcome
         disclosures.update(outcome.disclosures)
         claim_paths.extend(outcome.claim_paths)
+    chosen = frozenset(disclosures)
     return Candidate(
         credential.credential_id,
         query_id,
-        frozenset(disclosures),
+        chosen,
         tuple(dict.fromkeys(claim_paths)),
+        revealed=revealed_leaves(credential, chosen),
     )
 
 
@@ -363,17 +379,4 @@ def _resolve_claim(claim: ClaimsQuery, credential: HeldCredential) -> _Resolved 
         needed.update(
             other for other in disclosable if len(other) > depth and other[:depth] == path
         )
-        for array_path, index in item.indexed_arrays:
-            needed.update(_earlier_elements(disclosable, array_path, index))
     return _Resolved(tuple(item.path for item in selected), frozenset(needed))
-
-
-def _earlier_elements(
-    disclosable: frozenset[ClaimPath], array_path: ConcretePath, index: int
-) -> Iterable[ClaimPath]:
-    depth = len(array_path)
-    for other in disclosable:
-        if len(other) == depth + 1 and other[:depth] == array_path:
-            position = other[depth]
-            if isinstance(position, int) and position < index:
-                yield other

@@ -2,21 +2,44 @@
 
 Applying a pointer to a JSON credential yields the selected elements. For the
 wallet we also need, for each selected element, its *concrete* path (every
-``None`` replaced by the index it stood for) and the array positions it was
-reached through, because those decide which SD-JWT disclosures a presentation
-must carry.
+``None`` replaced by the index it stood for), because that decides which SD-JWT
+disclosures a presentation must carry.
+
+An integer component addresses the element's position in the array *as issued*
+(SD-JWT VC, "Claim Path"): as if every selectively disclosable claim were
+disclosed, so undisclosed elements keep their place. The wallet holds every
+disclosure and sees arrays that way. A verifier sees only what was disclosed; its
+view marks each array position it cannot see with :data:`HIDDEN` (see
+:func:`onceonly.query.verify.positioned_claims`), which no pointer selects.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 ConcretePath = tuple[str | int, ...]
 """A claim path without wildcards: the location of exactly one value."""
 
 MissReason = Literal["missing", "not_an_object", "not_an_array", "value_mismatch"]
+
+
+class _Hidden:
+    """Type of :data:`HIDDEN` (one instance; compares by identity)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "HIDDEN"
+
+
+HIDDEN: Final = _Hidden()
+"""An array element the reader knows is there but cannot see (not disclosed to it).
+
+It keeps the positions of the visible elements after it; an index that lands on
+it selects nothing, and ``None`` skips it.
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,14 +49,10 @@ class Selected:
     Attributes:
         path: Where the element sits.
         value: The element itself.
-        indexed_arrays: ``(array_path, index)`` for every integer component used to
-            reach it: the element's position inside that array matters to whoever
-            reads it later.
     """
 
     path: ConcretePath
     value: Any
-    indexed_arrays: tuple[tuple[ConcretePath, int], ...] = ()
 
 
 class PointerMiss(Exception):
@@ -49,8 +68,9 @@ def select(root: Mapping[str, Any], pointer: Sequence[str | int | None]) -> list
 
     A string selects that key in every selected object (elements without it drop
     out); ``None`` selects every element of every selected array; an integer
-    selects that index (arrays too short drop out). A non-object under a string,
-    or a non-array under ``None`` or an integer, aborts, as the specification says.
+    selects that index (arrays too short drop out, and so does an index that lands
+    on a :data:`HIDDEN` element). A non-object under a string, or a non-array under
+    ``None`` or an integer, aborts, as the specification says.
 
     Args:
         root: The credential's claims (top-level JSON object).
@@ -70,31 +90,20 @@ def select(root: Mapping[str, Any], pointer: Sequence[str | int | None]) -> list
                 if not isinstance(item.value, Mapping):
                     raise PointerMiss("not_an_object")
                 if component in item.value:
-                    following.append(
-                        Selected(
-                            (*item.path, component),
-                            item.value[component],
-                            item.indexed_arrays,
-                        )
-                    )
+                    following.append(Selected((*item.path, component), item.value[component]))
             elif component is None:
                 if not isinstance(item.value, list | tuple):
                     raise PointerMiss("not_an_array")
                 following.extend(
-                    Selected((*item.path, index), element, item.indexed_arrays)
+                    Selected((*item.path, index), element)
                     for index, element in enumerate(item.value)
+                    if element is not HIDDEN
                 )
             else:
                 if not isinstance(item.value, list | tuple):
                     raise PointerMiss("not_an_array")
-                if component < len(item.value):
-                    following.append(
-                        Selected(
-                            (*item.path, component),
-                            item.value[component],
-                            (*item.indexed_arrays, (item.path, component)),
-                        )
-                    )
+                if component < len(item.value) and item.value[component] is not HIDDEN:
+                    following.append(Selected((*item.path, component), item.value[component]))
         current = following
         if not current:
             raise PointerMiss("missing")

@@ -3,19 +3,84 @@
 A verifier must not trust the wallet to have followed the query (OpenID4VP
 §14.4): after it has verified each presentation cryptographically, it checks
 here that the claims it can now see satisfy the query, ``values`` included.
+
+An integer index in a claim path names the position in the array as issued,
+counting the elements the verifier cannot see (SD-JWT VC, "Claim Path"). The
+plain processed claims lose those positions, so a verifier passes
+:func:`positioned_claims`, which puts :data:`~onceonly.query.pointer.HIDDEN` where
+an element was not disclosed. The verifier cannot tell an undisclosed element
+from a decoy digest (RFC 9901 makes them look alike), so it counts every
+undisclosed array entry: for issuers that put no decoys into arrays (onceonly's
+do not) that is exactly the issued position; where a decoy precedes the element
+it is a later one, and the check fails closed rather than accept another element.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from onceonly.errors import QueryNotSatisfied
 from onceonly.query.model import ClaimPath, ClaimsQuery, CredentialQuery, DcqlQuery
-from onceonly.query.pointer import PointerMiss, select_matching
+from onceonly.query.pointer import HIDDEN, PointerMiss, select_matching
 
 DisclosedClaims = Mapping[str, Any]
-"""The claims a verifier sees in one verified presentation (disclosures applied)."""
+"""The claims a verifier sees in one verified presentation (disclosures applied).
+
+Arrays carry :data:`~onceonly.query.pointer.HIDDEN` at the positions of elements
+that were not disclosed (see :func:`positioned_claims`); an array without it is
+taken to be complete.
+"""
+
+
+def positioned_claims(
+    claims: Mapping[str, Any], visible_paths: Collection[ClaimPath]
+) -> dict[str, Any]:
+    """Processed claims with every array element back at its position in the signed array.
+
+    Args:
+        claims: The processed claims (undisclosed elements removed, later ones moved up).
+        visible_paths: The path of every visible node, array positions counted in the
+            *signed* array (what SD-JWT processing reports with its node paths).
+
+    Returns:
+        A copy of ``claims`` whose arrays hold :data:`~onceonly.query.pointer.HIDDEN`
+        at each position before the last visible element that the verifier cannot see.
+
+    Raises:
+        ValueError: ``visible_paths`` does not describe ``claims`` (a caller's mistake).
+    """
+    children: dict[ClaimPath, list[int]] = {}
+    for path in visible_paths:
+        if path and isinstance(path[-1], int) and not isinstance(path[-1], bool):
+            children.setdefault(path[:-1], []).append(path[-1])
+    for positions in children.values():
+        positions.sort()
+
+    def place(value: Any, path: ClaimPath) -> Any:
+        if isinstance(value, Mapping):
+            return {name: place(child, (*path, name)) for name, child in value.items()}
+        if isinstance(value, list | tuple):
+            positions = children.get(path, [])
+            if len(positions) != len(value):
+                raise ValueError(f"visible_paths do not describe the array at {list(path)!r}")
+            out: list[Any] = [HIDDEN] * (positions[-1] + 1 if positions else 0)
+            for position, child in zip(positions, value, strict=True):
+                out[position] = place(child, (*path, position))
+            return out
+        return value
+
+    return {name: place(child, (name,)) for name, child in claims.items()}
+
+
+def uses_indices(query: DcqlQuery) -> bool:
+    """Whether some claim path of ``query`` addresses an array element by index."""
+    return any(
+        isinstance(part, int) and not isinstance(part, bool)
+        for cq in query.credentials
+        for claim in cq.claims or ()
+        for part in claim.path
+    )
 
 
 def claims_satisfy(
@@ -57,6 +122,18 @@ def claims_satisfy(
             _check_presentation(cq, claims)
         answered.add(query_id)
     _check_combination(query, answered)
+
+
+def presentation_answers(cq: CredentialQuery, claims: DisclosedClaims) -> None:
+    """Check one presentation against its credential query (type, claims, ``values``).
+
+    The wallet runs this on the view it is about to give the verifier, so that it
+    never discloses something the verifier will reject anyway.
+
+    Raises:
+        QueryNotSatisfied: as :func:`claims_satisfy`, for this presentation alone.
+    """
+    _check_presentation(cq, claims)
 
 
 def _check_presentation(cq: CredentialQuery, claims: DisclosedClaims) -> None:

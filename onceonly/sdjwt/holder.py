@@ -100,15 +100,37 @@ def parse_sd_jwt(
     )
 
 
-def _matches(sd_jwt: SdJwt, pattern: ClaimPath) -> set[ClaimPath]:
-    """The concrete claim paths ``pattern`` names in this credential."""
+def issued_paths(visible: Collection[ClaimPath]) -> dict[ClaimPath, ClaimPath]:
+    """Map each visible node's path (array slots of the *signed* array) to its as-issued path.
+
+    Processing names an array element by its slot in the signed array, where decoy
+    digests take slots too (RFC 9901 §4.2.5 allows them in arrays). A claim path
+    index means the position in the array as issued (SD-JWT VC "Claim Path"),
+    decoys not counted: for a holder, who sees every element and no decoy, that is
+    the element's rank among the visible elements of its array.
+
+    Args:
+        visible: Every visible node path, e.g. :attr:`SdJwt.claim_paths`.
+    """
+    nodes = sorted(set(visible), key=len)
+    slots: dict[ClaimPath, list[int]] = {}
+    for path in nodes:
+        if path and isinstance(path[-1], int):
+            slots.setdefault(path[:-1], []).append(path[-1])
+    rank = {parent: {slot: i for i, slot in enumerate(sorted(s))} for parent, s in slots.items()}
+    out: dict[ClaimPath, ClaimPath] = {(): ()}
+    for path in nodes:
+        parent, last = path[:-1], path[-1]
+        out[path] = (*out[parent], rank[parent][last] if isinstance(last, int) else last)
+    del out[()]
+    return out
+
+
+def _matches(paths: Collection[ClaimPath], pattern: ClaimPath) -> set[ClaimPath]:
+    """The concrete claim paths ``pattern`` names among ``paths``."""
     if None not in pattern:
-        return {pattern} if pattern in sd_jwt.claim_paths else set()
-    return {
-        path
-        for path in sd_jwt.claim_paths
-        if len(path) == len(pattern) and path_matches(pattern, path)
-    }
+        return {pattern} if pattern in paths else set()
+    return {path for path in paths if len(path) == len(pattern) and path_matches(pattern, path)}
 
 
 def select_disclosures(sd_jwt: SdJwt, disclose: Collection[ClaimPath]) -> list[str]:
@@ -118,21 +140,26 @@ def select_disclosures(sd_jwt: SdJwt, disclose: Collection[ClaimPath]) -> list[s
     disclosures of the objects/arrays it sits in (without them the verifier
     cannot reach it) and every disclosure inside it (the whole value was asked
     for). Nothing else: a wildcard over array elements only opens the elements
-    that actually have the requested claim.
+    that actually have the requested claim. An index names the element's position
+    in the array as issued (:func:`issued_paths`), also when the issuer put decoys
+    into the array.
 
     Raises:
         QueryNotSatisfied: a requested path names no claim of this credential
             (a wildcard may match nothing, but the array it ranges over must exist).
         ValueError: a malformed path (programming error).
     """
+    issued = issued_paths(sd_jwt.claim_paths)
+    signed_at = {path: slot for slot, path in issued.items()}
+    present = frozenset(signed_at)
     targets: set[ClaimPath] = set()
     for pattern in (validate_path(path) for path in disclose):
-        found = _matches(sd_jwt, pattern)
+        found = _matches(present, pattern)
         if not found:
             anchor = pattern[: pattern.index(None)] if None in pattern else pattern
-            if not anchor or anchor not in sd_jwt.claim_paths or anchor == pattern:
+            if not anchor or anchor not in present or anchor == pattern:
                 raise QueryNotSatisfied(f"the credential has no claim {format_path(pattern)}")
-        targets |= found
+        targets |= {signed_at[path] for path in found}
     enclosing = {target[:depth] for target in targets for depth in range(1, len(target) + 1)}
     return [
         item.disclosure.encoded

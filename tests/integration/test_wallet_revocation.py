@@ -8,7 +8,7 @@ On a real Synapse, with the real registry office, wallet and verifier services:
   Matrix, records the first as revoked, presents the second, and the verifier
   (which checks the status itself) accepts it;
 - the office revokes the second as well; a wallet whose cached list is gone (here:
-  restarted) learns it, refuses with ``query_not_satisfied``, and tells the citizen
+  restarted) learns it, refuses (``consent_denied``, as for any "no"), and tells the citizen
   that only revoked credentials would have answered.
 """
 
@@ -94,10 +94,11 @@ async def test_wallet_skips_revoked_and_refuses_when_all_are_revoked(
             refused = await api.request_proof(
                 citizen.user_id, _query(["address", "locality"]), PURPOSE, WAIT
             )
+        # The verifier is told what any "no" tells it; the citizen's notice says why.
         assert (refused.verified, refused.refused, refused.error_code) == (
             False,
             True,
-            "query_not_satisfied",
+            "consent_denied",
         )
         [told] = [notice for notice in second_wallet.notices if notice.kind == "refused"]
         assert told.detail["code"] == "query_not_satisfied"

@@ -1,8 +1,9 @@
 """What a verifier sees of a credential, given which disclosures a presentation carries.
 
 RFC 9901 §7.1: a selectively disclosable object member without its disclosure is
-absent; a selectively disclosable array element without its disclosure is
-removed from the array (so later elements move up). Used to check that the
+absent; a selectively disclosable array element without its disclosure is not
+seen, but keeps its position (``HIDDEN``), as in the view a verifier checks a
+query against (``onceonly.query.positioned_claims``). Used to check that the
 disclosure sets the wallet computes really show the verifier what was asked.
 """
 
@@ -10,6 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from typing import Any
+
+from onceonly.query import HIDDEN
 
 Path = tuple[str | int | None, ...]
 
@@ -32,6 +35,7 @@ def _view(value: Any, path: Path, disclosable: frozenset[Path], shown: frozenset
         for index, child in enumerate(value):
             child_path = (*path, index)
             if child_path in disclosable and child_path not in shown:
+                items.append(HIDDEN)
                 continue
             items.append(_view(child, child_path, disclosable, shown))
         return items

@@ -9,6 +9,7 @@ import pytest
 
 from onceonly.errors import MalformedInput, QueryNotSatisfied
 from onceonly.query import (
+    HIDDEN,
     HeldCredential,
     claims_satisfy,
     find_candidates,
@@ -103,10 +104,11 @@ def assert_verifier_sees(query: Any, credential: HeldCredential, disclosures: An
             {("degrees", 0), ("degrees", 1), ("degrees", 0, "type"), ("degrees", 1, "type")},
         ),
         (["degrees", None, "university"], {("degrees", 0), ("degrees", 1)}),
-        (["degrees", 1, "type"], {("degrees", 0), ("degrees", 1), ("degrees", 1, "type")}),
+        # An index discloses that element only: its position is as issued, and the
+        # verifier counts the elements it cannot see.
+        (["degrees", 1, "type"], {("degrees", 1), ("degrees", 1, "type")}),
         (["nationalities", 0], {("nationalities", 0)}),
-        # Index 1: the earlier disclosable element keeps its place in the verifier's view.
-        (["nationalities", 1], {("nationalities", 0), ("nationalities", 1)}),
+        (["nationalities", 1], {("nationalities", 1)}),
         (["nationalities"], {("nationalities", 0), ("nationalities", 1)}),
         (["iss"], set()),
         (["cnf", "jwk", "kty"], set()),
@@ -119,13 +121,29 @@ def test_minimal_disclosures_per_path(path: list[Any], expected: set[Any]) -> No
     assert_verifier_sees(query, held(), candidate.disclosures)
 
 
-def test_index_disclosure_keeps_the_verifier_on_the_same_element() -> None:
+def test_index_discloses_only_the_selected_element() -> None:
     query = one_query({"path": ["nationalities", 1], "values": ["Betelgeusian"]})
     candidate = only_candidate(query)
+    assert candidate.disclosures == {("nationalities", 1)}
+    assert candidate.revealed == (("nationalities", 1),)
     view = verifier_view(ARTHUR, ARTHUR_DISCLOSABLE, candidate.disclosures)
-    assert view["nationalities"][1] == "Betelgeusian"
-    without_first = verifier_view(ARTHUR, ARTHUR_DISCLOSABLE, {("nationalities", 1)})
-    assert without_first["nationalities"] == ["Betelgeusian"]  # index 1 would be gone
+    # The verifier cannot see element 0, but knows it is there: index 1 is still index 1.
+    assert view["nationalities"] == [HIDDEN, "Betelgeusian"]
+    claims_satisfy(query, {"q": view})
+
+
+def test_revealed_lists_plain_members_of_opened_containers() -> None:
+    # degrees[1] is disclosable, its "university" is not: asking for degrees[1].type
+    # opens the element, and the university comes with it.
+    query = one_query({"path": ["degrees", 1, "type"]})
+    assert only_candidate(query).revealed == (("degrees", 1, "type"), ("degrees", 1, "university"))
+    # address.postal_code is plain: opening the address shows it, not the disclosable rest.
+    query = one_query({"path": ["address", "postal_code"]})
+    assert only_candidate(query).revealed == (("address", "postal_code"),)
+    query = one_query({"path": ["address", "locality"]})
+    assert only_candidate(query).revealed == (("address", "locality"), ("address", "postal_code"))
+    # Always-visible claims are not revealed by a disclosure.
+    assert only_candidate(one_query({"path": ["iss"]})).revealed == ()
 
 
 def test_null_with_values_discloses_only_matching_elements() -> None:
@@ -342,3 +360,25 @@ def test_without_credential_sets_every_query_is_required() -> None:
 def test_held_credential_rejects_bad_disclosable_paths(disclosable: frozenset[Any]) -> None:
     with pytest.raises(MalformedInput):
         HeldCredential("x", PID, ARTHUR, disclosable, VISIBLE)
+
+
+def test_values_on_a_whole_array_never_match_an_element() -> None:
+    # values constrain the claim itself; an array is not one of its elements.
+    match = find_candidates(one_query({"path": ["nationalities"], "values": ["British"]}), [held()])
+    assert match.for_query("q").misses[0].reason == "value_mismatch"
+
+
+def test_nested_arrays_disclose_and_reveal_one_inner_element() -> None:
+    claims = {"vct": PID, "grid": [["a", "b"], ["c", "d"]]}
+    disclosable = frozenset({("grid", 0), ("grid", 1), ("grid", 1, 0), ("grid", 1, 1)})
+    credential = held(claims=claims, disclosable=disclosable)
+    query = one_query({"path": ["grid", 1, 1]})
+    candidate = only_candidate(query, credential)
+    assert candidate.disclosures == {("grid", 1), ("grid", 1, 1)}
+    assert candidate.revealed == (("grid", 1, 1),)
+    view = verifier_view(claims, disclosable, candidate.disclosures)
+    assert view["grid"] == [HIDDEN, [HIDDEN, "d"]]
+    claims_satisfy(query, {"q": view})
+    # Row 0 has no disclosable elements of its own: opening it shows both.
+    candidate = only_candidate(one_query({"path": ["grid", 0, 1]}), credential)
+    assert candidate.revealed == (("grid", 0, 0), ("grid", 0, 1))

@@ -7,7 +7,14 @@ from typing import Any
 import pytest
 
 from onceonly.errors import QueryNotSatisfied
-from onceonly.query import claims_satisfy, parse_query, requested_paths_by_vct
+from onceonly.query import (
+    HIDDEN,
+    claims_satisfy,
+    parse_query,
+    positioned_claims,
+    requested_paths_by_vct,
+    uses_indices,
+)
 
 PID = "urn:pid"
 HOME = "urn:residence"
@@ -159,3 +166,53 @@ def test_requested_paths_by_vct_is_the_union_over_alternatives() -> None:
         HOME: {("address", None, "street")},
         "urn:empty": frozenset(),
     }
+
+
+def test_an_index_counts_the_elements_the_verifier_cannot_see() -> None:
+    query = parse_query({"credentials": [cq("q", claims=[{"path": ["nat", 1], "values": ["FR"]}])]})
+    # Element 0 was not disclosed: FR is still at index 1.
+    claims_satisfy(query, {"q": {"vct": PID, "nat": [HIDDEN, "FR"]}})
+    # An index that lands on a hidden element selects nothing, values or not.
+    with pytest.raises(QueryNotSatisfied) as caught:
+        claims_satisfy(query, {"q": {"vct": PID, "nat": ["FR", HIDDEN]}})
+    assert caught.value.detail["reason"] == "missing"
+    bare = parse_query({"credentials": [cq("q", claims=[{"path": ["nat", 1]}])]})
+    with pytest.raises(QueryNotSatisfied) as caught:
+        claims_satisfy(bare, {"q": {"vct": PID, "nat": ["DE", HIDDEN, "FR"]}})
+    assert caught.value.detail["reason"] == "missing"
+    # null skips hidden elements; nested paths under them select nothing.
+    anywhere = parse_query(
+        {"credentials": [cq("q", claims=[{"path": ["nat", None], "values": ["FR"]}])]}
+    )
+    claims_satisfy(anywhere, {"q": {"vct": PID, "nat": [HIDDEN, "FR"]}})
+    with pytest.raises(QueryNotSatisfied):
+        claims_satisfy(anywhere, {"q": {"vct": PID, "nat": [HIDDEN, HIDDEN]}})
+
+
+def test_positioned_claims_put_elements_back_at_their_signed_slots() -> None:
+    claims = {"vct": PID, "nat": ["FR"], "deg": [{"type": "MSc", "tags": ["b"]}], "plain": []}
+    visible = {
+        ("vct",),
+        ("nat",),
+        ("nat", 2),
+        ("deg",),
+        ("deg", 1),
+        ("deg", 1, "type"),
+        ("deg", 1, "tags"),
+        ("deg", 1, "tags", 3),
+        ("plain",),
+    }
+    assert positioned_claims(claims, visible) == {
+        "vct": PID,
+        "nat": [HIDDEN, HIDDEN, "FR"],
+        "deg": [HIDDEN, {"type": "MSc", "tags": [HIDDEN, HIDDEN, HIDDEN, "b"]}],
+        "plain": [],
+    }
+    with pytest.raises(ValueError, match="do not describe"):
+        positioned_claims(claims, visible - {("nat", 2)})
+
+
+def test_uses_indices() -> None:
+    assert uses_indices(parse_query({"credentials": [cq("q", claims=[{"path": ["a", 0]}])]}))
+    assert not uses_indices(parse_query({"credentials": [cq("q", claims=[{"path": ["a", None]}])]}))
+    assert not uses_indices(parse_query({"credentials": [cq("q")]}))

@@ -144,6 +144,22 @@ def make_world(
     return World(identity_key, registry_key, family_key, rogue_key, trust)
 
 
+def with_family_pid_paths(world: World, *paths: tuple[str | int | None, ...]) -> World:
+    """The same world, but the family office registered for exactly ``paths`` of the PID."""
+    family = world.trust.agency(FAMILY_ID)
+    assert family is not None
+    grants = tuple(
+        grant.model_copy(update={"paths": paths}) if grant.vct == PID else grant
+        for grant in family.may_request
+    )
+    agencies = tuple(
+        agency.model_copy(update={"may_request": grants}) if agency.id == FAMILY_ID else agency
+        for agency in world.trust.agencies
+    )
+    trust = world.trust.model_copy(update={"agencies": agencies})
+    return World(world.identity_key, world.registry_key, world.family_key, world.rogue_key, trust)
+
+
 def _present_paths(claims: dict[str, Any], vct: str) -> list[tuple[str | int | None, ...]]:
     # Only the type's disclosable paths that name a claim this credential has.
     out = []

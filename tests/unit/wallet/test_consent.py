@@ -17,6 +17,7 @@ from tests.unit.wallet.agencies import (
     World,
     issue,
     make_world,
+    with_family_pid_paths,
 )
 from tests.unit.wallet.test_present import credential_query, hold, request
 from wallet.answer import answer_request
@@ -109,7 +110,8 @@ def test_values_are_not_interpreted_as_markup(store: WalletStore, world: World) 
 
 
 def test_claim_rows_label_array_elements_and_booleans() -> None:
-    rows = claim_rows(PID, {"nationalities": ["DE", "FR"], "age_over_18": True})
+    shown = [(("nationalities", 0), "DE"), (("nationalities", 1), "FR"), (("age_over_18",), True)]
+    rows = claim_rows(PID, shown)
     assert rows == [
         ("Staatsangehörigkeit 1", "Nationality 1", "DE"),
         ("Staatsangehörigkeit 2", "Nationality 2", "FR"),
@@ -130,3 +132,38 @@ def test_offer_prompt(store: WalletStore) -> None:
     assert "Meldebescheinigung" in screen.getvalue() and "Umzug" in screen.getvalue()
     consent, _screen = terminal("\n")
     assert consent.accept_offer(offer, issuer_name="Bürgeramt") is False
+
+
+def test_a_request_nothing_answers_is_shown_and_acknowledged(
+    store: WalletStore, world: World
+) -> None:
+    # Nothing held: the citizen still sees who asked, and that the wallet will say no.
+    consent, screen = terminal("\n")
+    plan = plan_for(store, world, ["address"])
+    assert plan.unanswerable is not None
+    assert consent(plan) is False
+    shown = screen.getvalue()
+    assert "Familienkasse Berlin / Family Benefits Office Berlin" in shown
+    assert "do not answer this request" in shown
+    assert plan.unanswerable.message in shown
+    # End of input counts as acknowledged, too.
+    consent, _ = terminal("")
+    assert consent(plan) is False
+
+
+def test_the_prompt_lists_plain_members_that_ride_along(store: WalletStore) -> None:
+    world = with_family_pid_paths(make_world(), ("place_of_birth",))
+    hold(store, world, PID)
+    consent, screen = terminal("n\n")
+    plan = plan_presentation(
+        request(credential_query("p", PID, ["place_of_birth", "locality"])),
+        sender=FAMILY_USER,
+        holdings=usable_holdings(store, trust=world.trust, now=NOW),
+        trust=world.trust,
+        now=NOW,
+    )
+    assert consent(plan) is False
+    lines = screen.getvalue().splitlines()
+    # The verifier would see the country too, so the citizen is shown it.
+    assert any("Place of birth (country)" in line and "DE" in line for line in lines)
+    assert any("Köln" in line for line in lines)

@@ -18,10 +18,11 @@ from tests.unit.wallet.agencies import (
     RESIDENCE,
     World,
     make_world,
+    with_family_pid_paths,
 )
 from tests.unit.wallet.test_present import credential_query, hold, request
 from wallet.answer import answer_request
-from wallet.policy import DENY_ALL, ConsentPolicy, load_policy, parse_policy, revealed_leaves
+from wallet.policy import DENY_ALL, ConsentPolicy, load_policy, parse_policy
 from wallet.present import DisclosurePlan, plan_presentation, usable_holdings
 from wallet.records import PendingOffer
 from wallet.store import WalletStore
@@ -103,13 +104,42 @@ def test_other_type_is_denied(store: WalletStore, world: World, policy: ConsentP
     )
 
 
-def test_extra_array_elements_must_be_covered_too(store: WalletStore, world: World) -> None:
+def test_an_index_rule_covers_that_element_only(store: WalletStore, world: World) -> None:
     only_second = one_rule(PID, ["nationalities", 1])
     hold(store, world, PID)
+    # An index discloses its element alone, so a rule for that element is enough...
     plan = plan_for(store, world, credential_query("p", PID, ["nationalities", 1]))
-    # Index 1 drags element 0 along, which the rule does not cover.
-    assert ("nationalities", 0) in plan.presentations[0].candidate.disclosures
+    assert plan.presentations[0].candidate.disclosures == {("nationalities",), ("nationalities", 1)}
+    assert plan.presentations[0].candidate.revealed == (("nationalities", 1),)
+    assert only_second.approves(plan)
+    # ...and does not stretch to the other one.
+    plan = plan_for(store, world, credential_query("p", PID, ["nationalities", 0]))
     assert not only_second.approves(plan)
+
+
+def test_plain_members_of_an_opened_object_must_be_covered(store: WalletStore) -> None:
+    # Registered for the whole place of birth, so only the policy decides here.
+    world = with_family_pid_paths(make_world(), ("place_of_birth",))
+    locality_only = one_rule(PID, ["place_of_birth", "locality"])
+    hold(store, world, PID)
+    plan = plan_for(store, world, credential_query("p", PID, ["place_of_birth", "locality"]))
+    (item,) = plan.presentations
+    # Opening place_of_birth to reach the locality shows its plain country too.
+    assert set(item.candidate.revealed) == {
+        ("place_of_birth", "locality"),
+        ("place_of_birth", "country"),
+    }
+    assert not locality_only.approves(plan)
+    assert one_rule(PID, ["place_of_birth"]).approves(plan)
+
+
+def test_an_unanswerable_plan_is_never_approved(
+    store: WalletStore, world: World, policy: ConsentPolicy
+) -> None:
+    # Nothing held: the plan still reaches the policy, which cannot approve it.
+    plan = plan_for(store, world, credential_query("r", RESIDENCE, ["address"]))
+    assert plan.unanswerable is not None and plan.presentations == ()
+    assert not policy.approves(plan)
 
 
 def test_other_verifier_or_purpose_is_denied(
@@ -203,8 +233,3 @@ def test_load_policy_by_suffix(tmp_path: Path) -> None:
     big.write_bytes(b"#" * (300 * 1024))
     with pytest.raises(ConfigError):
         load_policy(big)
-
-
-def test_revealed_leaves_drop_containers() -> None:
-    paths = frozenset({("address",), ("address", "locality"), ("birthdate",)})
-    assert sorted(revealed_leaves(paths)) == [("address", "locality"), ("birthdate",)]

@@ -7,11 +7,11 @@ from typing import Any
 import pytest
 
 from onceonly import jose
-from onceonly.errors import InvalidDisclosure
+from onceonly.errors import InvalidDisclosure, QueryNotSatisfied
 from onceonly.protocol.bodies import build_presentation_request
 from onceonly.protocol.events import PresentationRequest, Purpose, RefusalCode
 from onceonly.protocol.fields import LocalizedText
-from onceonly.query import DcqlQuery, claims_satisfy, parse_query
+from onceonly.query import HIDDEN, DcqlQuery, claims_satisfy, parse_query, positioned_claims
 from onceonly.sdjwt import (
     VerificationPolicy,
     VerifiedCredential,
@@ -180,8 +180,14 @@ def test_minimal_disclosure_verifies_and_is_recorded(store: WalletStore, world: 
         FAMILY_ID,
     )
     assert entry.verifier_user == FAMILY_USER and entry.purpose == CHILD_BENEFIT
-    assert ("birthdate",) in entry.claim_paths and ("address",) in entry.claim_paths
-    assert ("given_name",) not in entry.claim_paths
+    # The history names every leaf the verifier saw.
+    assert set(entry.claim_paths) == {
+        ("address", "street_address"),
+        ("address", "postal_code"),
+        ("address", "locality"),
+        ("address", "country"),
+        ("birthdate",),
+    }
 
 
 def test_nested_claim_array_index_and_values(store: WalletStore, world: World) -> None:
@@ -200,15 +206,23 @@ def test_nested_claim_array_index_and_values(store: WalletStore, world: World) -
     )
     result = answer(store, world, req, Recorder(True))
     assert result.response.vp_token is not None
-    verified = verify(world, result.response.vp_token["pid"][0])
+    (presentation,) = result.response.vp_token["pid"]
+    verified = verify(world, presentation)
     assert verified.claims["address"] == {"locality": "Köln"}
-    # Index 1 must still name "FR" for the verifier, so element 0 comes along.
-    assert verified.claims["nationalities"] == ["DE", "FR"]
+    # Index 1 discloses "FR" only; element 0 stays hidden (OpenID4VP: nothing unselected).
+    assert verified.claims["nationalities"] == ["FR"]
     assert verified.claims["age_over_18"] is True
     assert _user_claims(verified) == {"address", "nationalities", "age_over_18"}
+    # The verifier's check counts the hidden element, so index 1 is still "FR".
+    seen = parse_sd_jwt(presentation)
+    view = positioned_claims(seen.claims, seen.claim_paths)
+    assert view["nationalities"] == [HIDDEN, "FR"]
+    claims_satisfy(parse_query(req.query.model_dump(mode="json")), {"pid": view})
 
 
-def test_values_mismatch_is_not_satisfied(store: WalletStore, world: World) -> None:
+def test_values_mismatch_goes_to_consent_and_is_refused_like_a_no(
+    store: WalletStore, world: World
+) -> None:
     hold(store, world, PID)
     req = request(
         {
@@ -220,11 +234,18 @@ def test_values_mismatch_is_not_satisfied(store: WalletStore, world: World) -> N
     )
     consent = Recorder(True)
     result = answer(store, world, req, consent)
+    # The citizen is involved before anything leaves: she is shown that nothing fits.
+    (plan,) = consent.plans
+    assert plan.presentations == () and isinstance(plan.unanswerable, QueryNotSatisfied)
+    assert plan.unanswerable.detail["reason"] == "value_mismatch"
+    # The verifier gets what a "no" gets: the same code, no message, nothing else.
+    refused = answer(store, world, req, Recorder(False))
     assert result.response.refusal is not None
-    assert result.response.refusal.code is RefusalCode.QUERY_NOT_SATISFIED
-    # Which claim failed would reveal the citizen's data: the refusal says nothing more.
+    assert result.response.refusal.code is RefusalCode.CONSENT_DENIED
+    assert result.response.refusal == refused.response.refusal
     assert result.response.refusal.message is None
-    assert consent.plans == []
+    # Her history keeps the precise reason.
+    assert [entry.outcome for entry in store.disclosure_history()] == ["failed", "failed"]
 
 
 def test_credential_sets_choose_the_first_satisfiable_option(
@@ -308,9 +329,11 @@ def test_declined_consent_sends_a_refusal_and_records_it(store: WalletStore, wor
 
 def test_nothing_held_is_not_satisfied(store: WalletStore, world: World) -> None:
     req = request(credential_query("residence", RESIDENCE, ["address"]))
-    result = answer(store, world, req, Recorder(True))
+    consent = Recorder(True)
+    result = answer(store, world, req, consent)
     assert result.response.refusal is not None
-    assert result.response.refusal.code is RefusalCode.QUERY_NOT_SATISFIED
+    assert result.response.refusal.code is RefusalCode.CONSENT_DENIED
+    assert len(consent.plans) == 1 and consent.plans[0].unanswerable is not None
 
 
 def test_expired_credential_is_not_offered(store: WalletStore, world: World) -> None:
@@ -318,7 +341,8 @@ def test_expired_credential_is_not_offered(store: WalletStore, world: World) -> 
     req = request(credential_query("residence", RESIDENCE, ["address"]))
     result = answer(store, world, req, Recorder(True))
     assert result.response.refusal is not None
-    assert result.response.refusal.code is RefusalCode.QUERY_NOT_SATISFIED
+    assert result.response.refusal.code is RefusalCode.CONSENT_DENIED
+    assert isinstance(result.error, QueryNotSatisfied)
 
 
 def test_present_disclosures_refuses_a_foreign_disclosure(store: WalletStore, world: World) -> None:

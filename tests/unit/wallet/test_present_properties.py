@@ -2,8 +2,10 @@
 
 For random sets of claim paths (nested members, whole objects, array wildcards and
 indices, booleans), the wallet's answer must verify with key binding, satisfy the
-query, and reveal only claims under a requested path - the one allowed extra being
-earlier array elements that keep an index query pointing at the right element.
+query as the verifier checks it (array positions as issued), and reveal only claims
+under a requested path - the one extra being plain members of an object opened to
+reach a requested one, which the citizen was shown: the consent screen lists
+exactly the leaves the verifier ends up seeing.
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ from hypothesis import strategies as st
 from onceonly.protocol.bodies import build_presentation_request
 from onceonly.protocol.events import Purpose
 from onceonly.protocol.fields import LocalizedText
-from onceonly.query import claims_satisfy, parse_query
-from onceonly.sdjwt import VerificationPolicy, verify_presentation
+from onceonly.query import HIDDEN, claims_satisfy, parse_query, positioned_claims
+from onceonly.sdjwt import VerificationPolicy, parse_sd_jwt, verify_presentation
 from onceonly.trust import Agency, RequestGrant, TrustList
 from onceonly.trust import LocalizedText as TrustText
 from onceonly.trust import Purpose as TrustPurpose
@@ -35,7 +37,7 @@ from tests.unit.wallet.agencies import (
 from tests.unit.wallet.test_present import Recorder, hold
 from wallet.answer import answer_request
 from wallet.crypto_box import FAST_SCRYPT_FOR_TESTS
-from wallet.policy import revealed_leaves
+from wallet.present import TECHNICAL_CLAIMS
 from wallet.store import WalletStore
 
 NONCE = "property-nonce-0000000000"
@@ -74,18 +76,26 @@ def _wide_trust(world: World) -> TrustList:
     return world.trust.model_copy(update={"agencies": (*others, wide)})
 
 
-def _allowed(revealed: ClaimPath, asked: list[ClaimPath]) -> bool:
+def _leaves(value: Any, path: ClaimPath = ()) -> list[ClaimPath]:
+    """Every leaf a reader of ``value`` sees (``HIDDEN`` array slots are not seen)."""
+    if isinstance(value, dict) and value:
+        return [leaf for name, child in value.items() for leaf in _leaves(child, (*path, name))]
+    if isinstance(value, list) and any(child is not HIDDEN for child in value):
+        return [
+            leaf
+            for index, child in enumerate(value)
+            if child is not HIDDEN
+            for leaf in _leaves(child, (*path, index))
+        ]
+    return [path]
+
+
+def _allowed(revealed: ClaimPath, asked: list[ClaimPath], disclosed: frozenset[ClaimPath]) -> bool:
     if any(path_covers(path, revealed) for path in asked):
         return True
-    # An earlier element of an array some asked index lies behind.
-    return any(
-        len(path) >= 2
-        and path[:1] == revealed[:1]
-        and isinstance(path[1], int)
-        and isinstance(revealed[1], int)
-        and revealed[1] < path[1]
-        for path in asked
-        if len(revealed) >= 2
+    # A plain member of an object the answer had to open to reach an asked claim.
+    return revealed not in disclosed and any(
+        revealed[:-1] == path[: len(revealed) - 1] for path in asked if len(path) >= len(revealed)
     )
 
 
@@ -120,8 +130,9 @@ def test_answers_reveal_only_what_was_asked(tmp_path: Path) -> None:
             nonce=NONCE,
             expires_at=NOW + 600,
         )
+        consent = Recorder(True)
         result = answer_request(
-            store, request, sender=FAMILY_USER, trust=trust, consent=Recorder(True), now=NOW
+            store, request, sender=FAMILY_USER, trust=trust, consent=consent, now=NOW
         )
         assert result.response.vp_token is not None, result.error
         (presentation,) = result.response.vp_token["pid"]
@@ -131,9 +142,16 @@ def test_answers_reveal_only_what_was_asked(tmp_path: Path) -> None:
             policy=VerificationPolicy(expected_audience=FAMILY_ID, expected_nonce=NONCE),
             now=NOW,
         )
-        claims_satisfy(parse_query(query), {"pid": verified.claims})
-        for revealed in revealed_leaves(verified.disclosed_paths):
-            assert _allowed(revealed, asked), (revealed, asked)
+        seen = parse_sd_jwt(presentation)
+        view = positioned_claims(seen.claims, seen.claim_paths)
+        claims_satisfy(parse_query(query), {"pid": view})
+        user_view = {k: v for k, v in view.items() if k not in TECHNICAL_CLAIMS}
+        leaves = _leaves(user_view)
+        for revealed in leaves:
+            assert _allowed(revealed, asked, verified.disclosed_paths), (revealed, asked)
+        (plan,) = consent.plans
+        (item,) = plan.presentations
+        assert sorted(map(str, leaves)) == sorted(str(path) for path, _ in item.shown)
 
     check()
     store.close()

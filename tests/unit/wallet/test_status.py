@@ -250,7 +250,7 @@ async def test_all_revoked_refuses_and_tells_the_citizen_why(
     assert answered.error.detail["withdrawn"] == [second]  # the one that would have answered
     refusal = answered.response.refusal
     assert refusal is not None
-    assert refusal.code is RefusalCode.QUERY_NOT_SATISFIED
+    assert refusal.code is RefusalCode.CONSENT_DENIED and refusal.message is None
     # The verifier learns nothing about the citizen's credentials from the refusal.
     assert "revoked" not in answered.response.model_dump_json()
     assert first not in answered.response.model_dump_json()
