@@ -4,7 +4,7 @@ These are plain click commands, exported as :data:`log_commands` for the ``audit
 group to attach::
 
     onceonly audit log export.jsonl --verifier-key verifier.pub.jwk [--json]
-    onceonly audit export-log --store audit.sqlite3 --out export.jsonl [--signing-key key.jwk]
+    onceonly audit export-log --store audit.sqlite3 --out export.jsonl --signing-key key.jwk
 
 ``log`` exits 0 when the export is clean and 1 when there is any finding (warnings
 included: an auditor should not have to read the output to learn that part of the
@@ -78,6 +78,8 @@ def render_report(report: AuditReport, source: str) -> str:
         if report.last_signed_seq is None
         else f"signed up to entry {report.last_signed_seq}"
     )
+    if report.exported_at is not None:
+        signed += f", export signed at {report.exported_at} (epoch seconds)"
     lines = [
         f"audit log {report.log_id or '(unknown)'} from {source}: {report.entries} entries, "
         f"{report.heads} signed heads ({report.valid_heads} valid), {signed}"
@@ -169,13 +171,15 @@ def log_command(
 )
 @click.option(
     "--signing-key",
-    help="The verifier's private JWK (file or JSON): sign the current head first, "
-    "so the export ends with a signed head.",
+    required=True,
+    help="The verifier's private JWK (file or JSON): signs the current head and the "
+    "export head that vouches for where the export ends.",
 )
 @json_option
 @click.pass_context
-def export_log_command(ctx: click.Context, store: str, out: Path, signing_key: str | None) -> None:
-    """Export the verifier's audit log for an auditor (entries verbatim, then signed heads)."""
+def export_log_command(ctx: click.Context, store: str, out: Path, signing_key: str) -> None:
+    """Export the verifier's audit log for an auditor (entries verbatim, signed heads, and
+    an export head over the last entry)."""
     ctx.find_root().ensure_object(dict)
     try:
         summary = _export(store, out, signing_key)
@@ -197,16 +201,15 @@ def export_log_command(ctx: click.Context, store: str, out: Path, signing_key: s
     )
 
 
-def _export(store: str, out: Path, signing_key: str | None) -> ExportSummary:
+def _export(store: str, out: Path, signing_key: str) -> ExportSummary:
     # Opening a missing SQLite file would create an empty log and export that:
     # a typo in --store must not look like an empty audit trail.
     if not is_postgres_location(store) and not Path(store).is_file():
         raise ConfigError(f"no audit log at {store!r}")
-    key = load_private_key(signing_key) if signing_key is not None else None
+    key = load_private_key(signing_key)
     now = int(time.time())
     with AuditLog.open(store, signing_key=key) as log:
-        if key is not None:
-            log.sign_head(now=now)
+        log.sign_head(now=now)
         return log.export(out, now=now)
 
 
