@@ -114,3 +114,24 @@ def cut_tail(lines: list[str], keep: int, *, keep_export_head: bool) -> list[str
             continue
         out.append(line)
     return out
+
+
+def export_of(tmp_path: Path, key: PrivateKey, appends: list[dict[str, object]]) -> list[str]:
+    """Append ``appends`` (keyword arguments of AuditLog.append) properly, then export."""
+    with AuditLog.open(tmp_path / "custom.sqlite3", signing_key=key, head_every=0) as log:
+        for number, fields in enumerate(appends, start=1):
+            log.append(exchange_id=f"ex-{number}", now=T0 + number, **fields)  # type: ignore[arg-type]
+        log.export(tmp_path / "custom.jsonl", now=T0 + 100)
+    return (tmp_path / "custom.jsonl").read_text(encoding="utf-8").splitlines()
+
+
+def verdict(
+    trust_seq: int, *, presentation: str | None = "{}", verified: bool = True
+) -> dict[str, object]:
+    """A verification entry's fields, under trust list ``trust_seq``."""
+    return {
+        "kind": EntryKind.VERIFICATION,
+        "presentation": presentation,
+        "outcome": OUTCOME if verified else VerificationOutcome.rejected("revoked"),
+        "trust_list": TrustListVersion(sequence=trust_seq, hash=f"{trust_seq:02d}" * 32),
+    }

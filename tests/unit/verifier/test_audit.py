@@ -15,9 +15,16 @@ from tests.unit.verifier.audit_samples import (
     cut_tail,
     entry_line,
     entry_of,
+    export_of,
+    verdict,
 )
 from verifier.audit import Severity, audit_file, audit_lines
-from verifier.audit_format import HEAD_TYP, AuditEntry, VerificationOutcome
+from verifier.audit_format import (
+    HEAD_TYP,
+    AuditEntry,
+    EntryKind,
+    VerificationOutcome,
+)
 
 
 @pytest.fixture(params=[ES256, EDDSA])
@@ -328,3 +335,45 @@ def test_oversized_and_deep_lines_are_findings_not_crashes(tmp_path: Path, key: 
         ("too_large", 3),
         ("too_large", 4),
     ]
+
+
+def test_verified_without_evidence_is_a_finding(tmp_path: Path, key: PrivateKey) -> None:
+    lines = export_of(
+        tmp_path,
+        key,
+        [
+            verdict(7),
+            verdict(7, presentation=None),  # "verified", but nothing to re-verify
+            {"kind": EntryKind.VERIFICATION, "presentation": "{}", "outcome": OUTCOME},
+            verdict(7, presentation=None, verified=False),  # a rejection needs none
+        ],
+    )
+    report = audit(lines, key)
+    assert [(f.code, f.seq, f.line) for f in report.findings] == [  # type: ignore[attr-defined]
+        ("audit_missing_evidence", 2, 3),
+        ("audit_missing_evidence", 3, 4),
+    ]
+    assert "without its presentation" in report.findings[0].message  # type: ignore[attr-defined]
+    assert "without its trust list" in report.findings[1].message  # type: ignore[attr-defined]
+
+
+def test_trust_list_rollback_is_a_finding(tmp_path: Path, key: PrivateKey) -> None:
+    lines = export_of(
+        tmp_path,
+        key,
+        [
+            verdict(3),
+            verdict(5),
+            {"kind": EntryKind.REQUEST, "details": {"nonce": "n"}},
+            verdict(4, verified=False),  # judged under a list it had already replaced
+            verdict(5),
+            verdict(6),
+            verdict(3),
+        ],
+    )
+    report = audit(lines, key)
+    assert [(f.code, f.seq) for f in report.findings] == [  # type: ignore[attr-defined]
+        ("audit_trust_rollback", 4),
+        ("audit_trust_rollback", 7),
+    ]
+    assert "trust list 4 after entry 2 had used trust list 5" in report.findings[0].message  # type: ignore[attr-defined]

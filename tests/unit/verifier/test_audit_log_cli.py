@@ -10,7 +10,13 @@ import pytest
 from click.testing import CliRunner
 
 from onceonly.jose import PrivateKey, generate_private_key
-from tests.unit.verifier.audit_samples import append_sample, build_export, cut_tail
+from tests.unit.verifier.audit_samples import (
+    append_sample,
+    build_export,
+    cut_tail,
+    export_of,
+    verdict,
+)
 from verifier.audit_log import AuditLog
 from verifier.audit_log_cli import export_log_command, log_command, log_commands
 
@@ -61,6 +67,20 @@ def test_cut_tail_is_reported_in_text_and_json(
     result = runner.invoke(log_command, [*arguments, "--json"])
     [finding] = json.loads(result.output)["findings"]
     assert (finding["code"], finding["seq"], finding["line"]) == ("audit_truncated", 21, 24)
+
+
+def test_missing_evidence_and_trust_rollback_in_text_and_json(
+    tmp_path: Path, key: PrivateKey, public_jwk_file: Path, runner: CliRunner
+) -> None:
+    export_of(tmp_path, key, [verdict(5), verdict(5, presentation=None), verdict(4)])
+    arguments = [str(tmp_path / "custom.jsonl"), "--verifier-key", str(public_jwk_file)]
+    result = runner.invoke(log_command, arguments)
+    assert result.exit_code == 1
+    assert "ERROR audit_missing_evidence [entry 2, line 3]" in result.output
+    assert "ERROR audit_trust_rollback [entry 3, line 4]" in result.output
+    result = runner.invoke(log_command, [*arguments, "--json"])
+    located = [(f["code"], f["seq"], f["line"]) for f in json.loads(result.output)["findings"]]
+    assert located == [("audit_missing_evidence", 2, 3), ("audit_trust_rollback", 3, 4)]
 
 
 def test_tampered_log_exits_1_listing_every_finding(
