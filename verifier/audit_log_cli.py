@@ -142,12 +142,19 @@ def log_command(
         if evidence is not None:
             # Imported here: the chain check alone needs none of the SD-JWT machinery.
             from verifier.evidence import EvidenceArchive
-            from verifier.reverify import Reverifier, nonce_consumers, read_export_entries
+            from verifier.reverify import (
+                Reverifier,
+                nonce_consumers,
+                read_export_entries,
+                recorded_requests,
+            )
 
+            entries = read_export_entries(file)
             reverify = Reverifier(
                 evidence=EvidenceArchive(evidence),
                 anchors=[load_public_key(anchor) for anchor in trust_anchors],
-                consumers=nonce_consumers(read_export_entries(file)),
+                consumers=nonce_consumers(entries),
+                requests=recorded_requests(entries),
             )
         report = audit_file(file, verifier_key=load_public_key(verifier_key), reverify=reverify)
     except OnceOnlyError as exc:
