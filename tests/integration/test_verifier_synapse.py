@@ -15,6 +15,7 @@ status-room publishing is the issuer's part).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import inspect
 import json
 import time
@@ -44,6 +45,7 @@ from onceonly.protocol.bodies import build_presentation_response
 from onceonly.protocol.envelope import to_wire
 from onceonly.protocol.fields import Attachment, LocalizedText
 from onceonly.service import ProtocolService, Received
+from onceonly.service.refused import raw_json
 from onceonly.trust_cache import TrustCache
 from onceonly.types import UserId
 from tests.integration.test_transport_support import register
@@ -250,7 +252,7 @@ async def test_verifier_requests_and_judges_answers_over_synapse(
         assert isinstance(error, ErrorContent) and error.code == "replay"
         [replayed] = refused_entries(service, good_exchange)
         assert replayed.outcome == VerificationOutcome.rejected("replay")
-        assert json.loads(replayed.details["received"]) == citizen.sent[good_exchange]
+        assert_digest_of(replayed, citizen.sent[good_exchange])
         assert replayed.details["nonce"] == citizen.requests[good_exchange][0].nonce
         assert replayed.details["sender"] == citizen_creds.user_id
         assert service.requests.get(good_exchange).outcome == "verified"  # the verdict stands
@@ -278,7 +280,7 @@ async def test_verifier_requests_and_judges_answers_over_synapse(
         error = await citizen.wait_told(pending.exchange_id)
         assert isinstance(error, ErrorContent) and error.code == "malformed"
         [refused] = refused_entries(service, pending.exchange_id)
-        assert json.loads(refused.details["received"]) == junk
+        assert_digest_of(refused, junk)
         assert refused.outcome == VerificationOutcome.rejected("malformed")
 
         # An answer naming no request of ours is audited too (nothing to settle).
@@ -288,7 +290,7 @@ async def test_verifier_requests_and_judges_answers_over_synapse(
         error = await citizen.wait_told("S" * 22)
         assert isinstance(error, ErrorContent) and error.code == "unknown_exchange"
         [unknown] = refused_entries(service, "S" * 22)
-        assert json.loads(unknown.details["received"]) == stray
+        assert_digest_of(unknown, stray)
         assert "nonce" not in unknown.details
 
         # 8. An answer after the request expired.
@@ -307,7 +309,7 @@ async def test_verifier_requests_and_judges_answers_over_synapse(
         assert isinstance(error, ErrorContent) and error.code == "request_expired"
         [late_entry] = refused_entries(service, pending.exchange_id)
         assert late_entry.outcome == VerificationOutcome.rejected("request_expired")
-        assert json.loads(late_entry.details["received"]) == to_wire(late)[1]
+        assert_digest_of(late_entry, to_wire(late)[1])
         assert service.requests.get(pending.exchange_id).outcome == "expired"
 
         # The audit log holds every verdict, and an auditor reproduces each offline.
@@ -341,6 +343,16 @@ def presentation_answer(world: World, request: PresentationRequest) -> Presentat
     return build_presentation_response(
         exchange_id=request.exchange_id, verifier_name=NAME, **presentation(world)(request)
     )
+
+
+def assert_digest_of(entry: AuditEntry, sent: dict[str, Any]) -> None:
+    """``entry`` records a bounded digest of the content ``sent``, never the content."""
+    raw = raw_json(sent).encode("utf-8")
+    assert entry.details["received_sha256"] == hashlib.sha256(raw).hexdigest()
+    assert entry.details["received_bytes"] == str(len(raw))
+    prefix = entry.details["received_prefix"].encode("utf-8")
+    assert len(prefix) <= 512 and raw.startswith(prefix)
+    assert "received" not in entry.details
 
 
 def refused_entries(service: VerifierService, exchange_id: str) -> list[AuditEntry]:
