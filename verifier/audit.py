@@ -43,10 +43,8 @@ from pydantic import ValidationError
 
 from onceonly.errors import (
     AuditAltered,
-    AuditBadHeadSignature,
     AuditDuplicate,
     AuditGap,
-    AuditHeadMismatch,
     AuditReordered,
     AuditReverifyMismatch,
     AuditTruncated,
@@ -55,19 +53,18 @@ from onceonly.errors import (
     OnceOnlyError,
     StoreError,
 )
-from onceonly.jose import PublicKey, strict_json_loads, verify_compact
+from onceonly.jose import PublicKey, strict_json_loads
 from verifier.audit_checks import (
     ChainItem,
     check_evidence,
     check_export_head,
+    check_heads,
     check_trust_rollback,
     error,
 )
 from verifier.audit_format import (
     EXPORT_FORMAT,
-    HEAD_TYP,
     AuditEntry,
-    HeadPayload,
     VerificationOutcome,
     compute_entry_hash,
     genesis_hash,
@@ -244,49 +241,6 @@ def _range(first: int, last: int) -> str:
     return str(first) if first == last else f"{first}..{last}"
 
 
-@dataclass
-class _HeadResult:
-    valid: int = 0
-    last_signed_seq: int | None = None
-    beyond: tuple[int, int] | None = None  # (head seq, line) of the furthest head past the end
-
-
-def _check_heads(
-    heads: list[tuple[int, str]],
-    chain: dict[int, ChainItem],
-    log_id: str | None,
-    key: PublicKey,
-    findings: list[Finding],
-) -> _HeadResult:
-    result = _HeadResult()
-    last_seq = max(chain, default=0)
-    for line, jws in heads:
-        try:
-            payload = HeadPayload.model_validate(
-                verify_compact(jws, key, expected_typ=HEAD_TYP).payload
-            )
-        except (OnceOnlyError, ValidationError) as exc:
-            reason = exc.code if isinstance(exc, OnceOnlyError) else "not a head statement"
-            findings.append(
-                error(
-                    AuditBadHeadSignature.code, f"signed head does not verify: {reason}", line=line
-                )
-            )
-            continue
-        mismatch = _head_mismatch(payload, chain, log_id, last_seq)
-        if mismatch == "beyond":
-            if result.beyond is None or payload.seq > result.beyond[0]:
-                result.beyond = (payload.seq, line)
-            continue
-        if mismatch:
-            findings.append(error(AuditHeadMismatch.code, mismatch, seq=payload.seq, line=line))
-            continue
-        if payload.seq in chain or payload.seq == 0:
-            result.valid += 1
-            result.last_signed_seq = max(result.last_signed_seq or 0, payload.seq)
-    return result
-
-
 def _truncated(beyond: tuple[int, int], last_seq: int) -> Finding:
     return error(
         AuditTruncated.code,
@@ -295,28 +249,6 @@ def _truncated(beyond: tuple[int, int], last_seq: int) -> Finding:
         seq=last_seq + 1,
         line=beyond[1],
     )
-
-
-def _head_mismatch(
-    payload: HeadPayload, chain: dict[int, ChainItem], log_id: str | None, last_seq: int
-) -> str | None:
-    if log_id is not None and payload.log_id != log_id:
-        return f"signed head is for log {payload.log_id!r}, not {log_id!r}"
-    if payload.seq == 0:
-        if payload.entry_hash != genesis_hash(payload.log_id):
-            return "signed head for the empty log does not name the genesis hash"
-        return None
-    if payload.seq > last_seq:
-        return "beyond"
-    item = chain.get(payload.seq)
-    if item is None:
-        return None  # the entry is missing: already reported as a gap
-    if item.entry.entry_hash != payload.entry_hash:
-        return (
-            f"signed head for entry {payload.seq} names another hash: entries up to "
-            f"{payload.seq} were changed after the head was signed"
-        )
-    return None
 
 
 def _reverify(chain: dict[int, ChainItem], reverify: Reverify, findings: list[Finding]) -> int:
@@ -368,7 +300,7 @@ def audit_lines(
     _check_order(parsed.entries, findings)
     chain = _by_seq(parsed.entries, findings)
     _check_chain(chain, parsed.log_id, findings)
-    heads = _check_heads(parsed.heads, chain, parsed.log_id, verifier_key, findings)
+    heads = check_heads(parsed.heads, chain, parsed.log_id, verifier_key, findings)
     last_seq = max(chain, default=0)
     end = check_export_head(
         parsed.export_heads,

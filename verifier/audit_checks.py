@@ -1,8 +1,11 @@
-"""The auditor's checks beyond the chain itself: the export's signed end, and what verdicts rest on.
+"""The auditor's checks beyond the chain's links: signed heads, the export's end, verdicts' basis.
 
 Used by :mod:`verifier.audit`; each check appends :class:`~verifier.audit_report.Finding`
 objects located at the entry (and export line) concerned:
 
+* :func:`check_heads`: every signed head must verify and name the hash the chain
+  has at its ``seq`` (``audit_bad_head_signature``, ``audit_head_mismatch``);
+  heads beyond the export's last entry are returned for ``audit_truncated``;
 * :func:`check_export_head`: the export head (``export_head`` record, see
   :mod:`verifier.audit_format`) must verify, name this log, the header's export
   time, and the exact last entry of the export. An export that ends before the
@@ -38,7 +41,14 @@ from onceonly.errors import (
     OnceOnlyError,
 )
 from onceonly.jose import PublicKey, verify_compact
-from verifier.audit_format import EXPORT_HEAD_TYP, AuditEntry, ExportHeadPayload, genesis_hash
+from verifier.audit_format import (
+    EXPORT_HEAD_TYP,
+    HEAD_TYP,
+    AuditEntry,
+    ExportHeadPayload,
+    HeadPayload,
+    genesis_hash,
+)
 from verifier.audit_report import Finding, Severity
 
 
@@ -141,6 +151,74 @@ def _export_mismatch(
     explained = {AuditGap.code, AuditDuplicate.code}
     if payload.entries != len(chain) and not any(f.code in explained for f in findings):
         return f"export head counts {payload.entries} entries, the export holds {len(chain)}"
+    return None
+
+
+@dataclass
+class HeadResult:
+    """What the regular signed heads vouch for."""
+
+    valid: int = 0
+    last_signed_seq: int | None = None
+    beyond: tuple[int, int] | None = None  # (head seq, line) of the furthest head past the end
+
+
+def check_heads(
+    heads: list[tuple[int, str]],
+    chain: dict[int, ChainItem],
+    log_id: str | None,
+    key: PublicKey,
+    findings: list[Finding],
+) -> HeadResult:
+    """Verify every signed head (``(line, jws)``) and match it against the chain."""
+    result = HeadResult()
+    last_seq = max(chain, default=0)
+    for line, jws in heads:
+        try:
+            payload = HeadPayload.model_validate(
+                verify_compact(jws, key, expected_typ=HEAD_TYP).payload
+            )
+        except (OnceOnlyError, ValidationError) as exc:
+            reason = exc.code if isinstance(exc, OnceOnlyError) else "not a head statement"
+            findings.append(
+                error(
+                    AuditBadHeadSignature.code, f"signed head does not verify: {reason}", line=line
+                )
+            )
+            continue
+        mismatch = _head_mismatch(payload, chain, log_id, last_seq)
+        if mismatch == "beyond":
+            if result.beyond is None or payload.seq > result.beyond[0]:
+                result.beyond = (payload.seq, line)
+            continue
+        if mismatch:
+            findings.append(error(AuditHeadMismatch.code, mismatch, seq=payload.seq, line=line))
+            continue
+        if payload.seq in chain or payload.seq == 0:
+            result.valid += 1
+            result.last_signed_seq = max(result.last_signed_seq or 0, payload.seq)
+    return result
+
+
+def _head_mismatch(
+    payload: HeadPayload, chain: dict[int, ChainItem], log_id: str | None, last_seq: int
+) -> str | None:
+    if log_id is not None and payload.log_id != log_id:
+        return f"signed head is for log {payload.log_id!r}, not {log_id!r}"
+    if payload.seq == 0:
+        if payload.entry_hash != genesis_hash(payload.log_id):
+            return "signed head for the empty log does not name the genesis hash"
+        return None
+    if payload.seq > last_seq:
+        return "beyond"
+    item = chain.get(payload.seq)
+    if item is None:
+        return None  # the entry is missing: already reported as a gap
+    if item.entry.entry_hash != payload.entry_hash:
+        return (
+            f"signed head for entry {payload.seq} names another hash: entries up to "
+            f"{payload.seq} were changed after the head was signed"
+        )
     return None
 
 
