@@ -14,8 +14,10 @@
 Events the runtime refuses before they reach the verifier (a second response in a
 finished exchange, a response after the deadline, malformed content, a response
 naming no request of ours) are answered by the runtime with an ``error`` event
-carrying the code; the runtime's refusal hook appends each to the audit log
-(:meth:`~verifier.responses.ResponseHandlers._on_refused`).
+carrying the code; the runtime's refusal hook records each in the audit log as a
+digest, within the sender's quota
+(:meth:`~verifier.responses.ResponseHandlers._on_refused`). Expired nonces and
+requests are purged after their retention (:meth:`~verifier.responses.ResponseHandlers.purge`).
 
 Room keys for what *we* send may go to every device of the citizen: requests and
 statuses carry no personal data (the query and purpose are public by the trust

@@ -70,11 +70,15 @@ class Office:
 
 
 @pytest.fixture
-async def office(tmp_path: Path) -> AsyncIterator[Office]:
+async def office(tmp_path: Path, store_location: str) -> AsyncIterator[Office]:
+    """The verifier service with its nonces, requests, quota and audit log in
+    ``store_location`` (SQLite or PostgreSQL)."""
     world = World()
     data_dir = tmp_path / "verifier"
     init_verifier(data_dir, verifier_id=VERIFIER_ID, anchors=[world.authority.public()])
-    config = load_config(data_dir).model_copy(update={"refused_per_sender": QUOTA})
+    config = load_config(data_dir).model_copy(
+        update={"refused_per_sender": QUOTA, "store": store_location}
+    )
     TrustCache.in_data_dir(data_dir, [world.authority.public()]).offer(
         world.trust_token(), now=world.now
     )
