@@ -53,7 +53,7 @@ from tests.unit.verifier.verification_world import VERIFIER_ID, World, address_q
 from verifier.api import VerifierApi
 from verifier.audit import audit_file
 from verifier.audit_format import AuditEntry, EntryKind, VerificationOutcome
-from verifier.config import init_verifier
+from verifier.config import init_verifier, load_config
 from verifier.evidence import EvidenceArchive
 from verifier.reverify import Reverifier
 from verifier.service import VerifierService
@@ -364,3 +364,69 @@ def refused_entries(service: VerifierService, exchange_id: str) -> list[AuditEnt
         and entry.kind is EntryKind.RESPONSE
         and entry.details.get("refused_by") == "runtime"
     ]
+
+
+JUNK_EVENTS = 40
+JUNK_QUOTA = 5
+
+
+async def test_junk_from_a_citizen_is_bounded_over_synapse(
+    synapse: Homeserver, tmp_path: Path
+) -> None:
+    verifier_creds, verifier_dir = register(synapse, "elterngeldstelle", tmp_path)
+    citizen_creds, citizen_dir = register(synapse, "mallory", tmp_path)
+    world = World(now=int(time.time()), verifier_matrix_id=verifier_creds.user_id)
+    init_verifier(verifier_dir, verifier_id=VERIFIER_ID, anchors=[world.authority.public()])
+    config = load_config(verifier_dir).model_copy(update={"refused_per_sender": JUNK_QUOTA})
+    TrustCache.in_data_dir(verifier_dir, [world.authority.public()]).offer(
+        world.trust_token(), now=world.now
+    )
+    citizen = Citizen(citizen_dir, verifier_creds.user_id)
+    service = VerifierService(
+        verifier_dir, config=config, status_fetch=world.fetch, sweep_interval=1.0
+    )
+    api = VerifierApi(service)
+    user = UserId(citizen_creds.user_id)
+    async with service, citizen.runtime:
+        citizen.answer = presentation(world)
+        first = await api.request_proof(user, address_query(), PURPOSE, WAIT)
+        assert first.verified, first.message
+        room = citizen.requests[first.exchange_id][1]
+        before = audit_bytes(service)
+        # A citizen with a mailbox floods it: responses of ~40 KB naming no request.
+        wire = citizen.sent[first.exchange_id]
+        junk_ids = [f"J{number:021d}" for number in range(JUNK_EVENTS)]
+        for exchange_id in junk_ids:
+            await citizen.send_raw(room, dict(wire, exchange_id=exchange_id, body="x" * 40_000))
+        await until(
+            lambda: all(exchange_id in citizen.told for exchange_id in junk_ids),
+            "the verifier did not answer every junk event",
+        )
+        recorded = [
+            entry
+            for entry in service.audit.entries()
+            if entry.details.get("sender") == citizen_creds.user_id
+        ]
+        assert len(recorded) == JUNK_QUOTA  # the rest are counted, not recorded
+        grown = audit_bytes(service) - before
+        assert grown < JUNK_QUOTA * 2048, grown  # was ~40 KB per junk event
+
+        # The same citizen, honest now: verified, and the presentation audited in full.
+        result = await api.request_proof(user, address_query(), PURPOSE, WAIT)
+        assert result.verified, result.message
+        [verdict] = [
+            entry
+            for entry in service.audit.entries()
+            if entry.exchange_id == result.exchange_id and entry.kind is EntryKind.VERIFICATION
+        ]
+        sent = citizen.sent[result.exchange_id]["vp_token"]
+        assert verdict.presentation is not None and json.loads(verdict.presentation) == sent
+
+
+def audit_bytes(service: VerifierService) -> int:
+    """The size of the service's audit log entries, as exported."""
+    total, after = 0, 0
+    while batch := service.audit.entries(after_seq=after):
+        total += sum(len(json.dumps(entry.to_json())) for entry in batch)
+        after = batch[-1].seq
+    return total
