@@ -528,6 +528,12 @@ class AuditExportUnsigned(AuditLogError):
     code = "audit_export_unsigned"
 
 
+class AuditExportStale(AuditLogError):
+    """The export head was signed before the time the auditor asked for the export."""
+
+    code = "audit_export_stale"
+
+
 class AuditMissingEvidence(AuditLogError):
     """A verdict recorded as verified lacks the presentation or trust list it rests on."""
 

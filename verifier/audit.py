@@ -44,6 +44,7 @@ from pydantic import ValidationError
 from onceonly.errors import (
     AuditAltered,
     AuditDuplicate,
+    AuditExportStale,
     AuditGap,
     AuditReordered,
     AuditReverifyMismatch,
@@ -283,7 +284,11 @@ def _describe(outcome: VerificationOutcome) -> str:
 
 
 def audit_lines(
-    lines: Iterable[str], *, verifier_key: PublicKey, reverify: Reverify | None = None
+    lines: Iterable[str],
+    *,
+    verifier_key: PublicKey,
+    reverify: Reverify | None = None,
+    exported_after: int | None = None,
 ) -> AuditReport:
     """Audit an export given as lines of text.
 
@@ -291,6 +296,10 @@ def audit_lines(
         lines: The export's lines (with or without trailing newlines).
         verifier_key: The verifier's public key, obtained independently of the export.
         reverify: Optional hook re-verifying recorded presentations.
+        exported_after: When the auditor asked for the export (epoch seconds): an
+            export head signed earlier means an older export stands in for the
+            current one, which may lack everything appended since
+            (``audit_export_stale``).
 
     Returns:
         The report; ``report.clean`` is true only if there is nothing to report.
@@ -315,6 +324,16 @@ def audit_lines(
         findings.append(_truncated(max(beyond), last_seq))
     if end is not None and end.signed_seq is not None:
         heads.last_signed_seq = max(heads.last_signed_seq or 0, end.signed_seq)
+    if end is not None and exported_after is not None and end.payload.time < exported_after:
+        findings.append(
+            error(
+                AuditExportStale.code,
+                f"the export head was signed at {end.payload.time}, before {exported_after}: "
+                "this is an older export, entries appended since may be missing",
+                seq=end.payload.seq + 1,
+                line=parsed.export_heads[0][0],
+            )
+        )
     signed = heads.last_signed_seq or 0
     if last_seq > signed:
         findings.append(
@@ -343,9 +362,13 @@ def audit_lines(
 
 
 def audit_file(
-    path: Path, *, verifier_key: PublicKey, reverify: Reverify | None = None
+    path: Path,
+    *,
+    verifier_key: PublicKey,
+    reverify: Reverify | None = None,
+    exported_after: int | None = None,
 ) -> AuditReport:
-    """Audit an export file (JSON Lines, UTF-8).
+    """Audit an export file (JSON Lines, UTF-8); the arguments are :func:`audit_lines`'s.
 
     Raises:
         StoreError: the file cannot be read.
@@ -353,7 +376,12 @@ def audit_file(
     """
     try:
         with path.open("r", encoding="utf-8", newline="\n") as stream:
-            return audit_lines(stream, verifier_key=verifier_key, reverify=reverify)
+            return audit_lines(
+                stream,
+                verifier_key=verifier_key,
+                reverify=reverify,
+                exported_after=exported_after,
+            )
     except UnicodeDecodeError as exc:
         raise MalformedInput(f"{path.name} is not UTF-8 text") from exc
     except OSError as exc:

@@ -3,7 +3,7 @@
 These are plain click commands, exported as :data:`log_commands` for the ``audit``
 group to attach::
 
-    onceonly audit log export.jsonl --verifier-key verifier.pub.jwk [--json]
+    onceonly audit log export.jsonl --verifier-key verifier.pub.jwk [--exported-after T] [--json]
     onceonly audit export-log --store audit.sqlite3 --out export.jsonl --signing-key key.jwk
 
 ``log`` exits 0 when the export is clean and 1 when there is any finding (warnings
@@ -119,6 +119,13 @@ def render_report(report: AuditReport, source: str) -> str:
     multiple=True,
     help="A trust authority public JWK (file or JSON) for --evidence; repeatable.",
 )
+@click.option(
+    "--exported-after",
+    type=int,
+    metavar="EPOCH",
+    help="When you asked for the export (epoch seconds): an export signed earlier is "
+    "reported as audit_export_stale (an old export may lack recent entries).",
+)
 @json_option
 @click.pass_context
 def log_command(
@@ -127,6 +134,7 @@ def log_command(
     verifier_key: str,
     evidence: Path | None,
     trust_anchors: tuple[str, ...],
+    exported_after: int | None,
 ) -> None:
     """Check an exported audit log FILE: chain, hashes and signed heads.
 
@@ -156,7 +164,12 @@ def log_command(
                 consumers=nonce_consumers(entries),
                 requests=recorded_requests(entries),
             )
-        report = audit_file(file, verifier_key=load_public_key(verifier_key), reverify=reverify)
+        report = audit_file(
+            file,
+            verifier_key=load_public_key(verifier_key),
+            reverify=reverify,
+            exported_after=exported_after,
+        )
     except OnceOnlyError as exc:
         fail(ctx, exc)
         return

@@ -83,6 +83,25 @@ def test_missing_evidence_and_trust_rollback_in_text_and_json(
     assert located == [("audit_missing_evidence", 2, 3), ("audit_trust_rollback", 3, 4)]
 
 
+def test_an_older_export_is_stale(
+    tmp_path: Path, key: PrivateKey, public_jwk_file: Path, runner: CliRunner
+) -> None:
+    lines = build_export(tmp_path, key, entries=12)
+    exported_at = json.loads(lines[0])["log"]["exported_at"]
+    arguments = [str(tmp_path / "export.jsonl"), "--verifier-key", str(public_jwk_file)]
+    fresh = runner.invoke(log_command, [*arguments, "--exported-after", str(exported_at)])
+    assert fresh.exit_code == 0, fresh.output
+    # An old, genuine export handed over when a current one was asked for.
+    result = runner.invoke(log_command, [*arguments, "--exported-after", str(exported_at + 1)])
+    assert result.exit_code == 1
+    assert f"ERROR audit_export_stale [entry 13, line {len(lines)}]" in result.output
+    result = runner.invoke(
+        log_command, [*arguments, "--exported-after", str(exported_at + 1), "--json"]
+    )
+    [finding] = json.loads(result.output)["findings"]
+    assert (finding["code"], finding["seq"]) == ("audit_export_stale", 13)
+
+
 def test_tampered_log_exits_1_listing_every_finding(
     tmp_path: Path, key: PrivateKey, public_jwk_file: Path, runner: CliRunner
 ) -> None:
