@@ -13,7 +13,8 @@ auditor reports *every* problem it can locate, not just the first:
 * signed heads, or the export head, beyond the last exported entry
   (``audit_truncated``): the export's tail was cut;
 * an export without a valid export head (``audit_export_unsigned``), whose end
-  therefore nobody vouched for;
+  therefore nobody vouched for, and (given the time the auditor asked for it) an
+  export head signed before that time (``audit_export_stale``);
 * entries after the last signed head, whose removal could not be detected
   (``audit_unsigned_tail``, a warning);
 * a verdict recorded as verified without its presentation or trust list
