@@ -534,6 +534,30 @@ class AuditReverifyMismatch(AuditLogError):
     code = "audit_reverify_mismatch"
 
 
+class AuditExportUnsigned(AuditLogError):
+    """The export carries no valid export head: where it ends is not vouched for."""
+
+    code = "audit_export_unsigned"
+
+
+class AuditExportStale(AuditLogError):
+    """The export head was signed before the time the auditor asked for the export."""
+
+    code = "audit_export_stale"
+
+
+class AuditMissingEvidence(AuditLogError):
+    """A verdict recorded as verified lacks the presentation or trust list it rests on."""
+
+    code = "audit_missing_evidence"
+
+
+class AuditTrustRollback(AuditLogError):
+    """A verdict relied on an older trust list than an earlier verdict had used."""
+
+    code = "audit_trust_rollback"
+
+
 # Add new error classes above this line, in the section of their area.
 
 

@@ -10,9 +10,16 @@ auditor reports *every* problem it can locate, not just the first:
 * entries out of order in the file (``audit_reordered``);
 * a head whose signature does not verify (``audit_bad_head_signature``), or a
   correctly signed head that names another hash or log (``audit_head_mismatch``);
-* signed heads beyond the last exported entry (``audit_truncated``);
+* signed heads, or the export head, beyond the last exported entry
+  (``audit_truncated``): the export's tail was cut;
+* an export without a valid export head (``audit_export_unsigned``), whose end
+  therefore nobody vouched for, and (given the time the auditor asked for it) an
+  export head signed before that time (``audit_export_stale``);
 * entries after the last signed head, whose removal could not be detected
-  (``audit_unsigned_tail``, a warning).
+  (``audit_unsigned_tail``, a warning);
+* a verdict recorded as verified without its presentation or trust list
+  (``audit_missing_evidence``), and a verdict under an older trust list than an
+  earlier one used (``audit_trust_rollback``), see :mod:`verifier.audit_checks`.
 
 Re-verification of recorded presentations is a hook: pass ``reverify``, a callable
 that re-checks an entry's presentation (with the trust and status list versions the
@@ -37,10 +44,9 @@ from pydantic import ValidationError
 
 from onceonly.errors import (
     AuditAltered,
-    AuditBadHeadSignature,
     AuditDuplicate,
+    AuditExportStale,
     AuditGap,
-    AuditHeadMismatch,
     AuditReordered,
     AuditReverifyMismatch,
     AuditTruncated,
@@ -49,12 +55,18 @@ from onceonly.errors import (
     OnceOnlyError,
     StoreError,
 )
-from onceonly.jose import PublicKey, strict_json_loads, verify_compact
+from onceonly.jose import PublicKey, strict_json_loads
+from verifier.audit_checks import (
+    ChainItem,
+    check_evidence,
+    check_export_head,
+    check_heads,
+    check_trust_rollback,
+    error,
+)
 from verifier.audit_format import (
     EXPORT_FORMAT,
-    HEAD_TYP,
     AuditEntry,
-    HeadPayload,
     VerificationOutcome,
     compute_entry_hash,
     genesis_hash,
@@ -68,23 +80,14 @@ Reverify = Callable[[AuditEntry], VerificationOutcome]
 """Re-verifies an entry's recorded presentation and returns the fresh outcome."""
 
 
-@dataclass(frozen=True)
-class _Entry:
-    line: int
-    entry: AuditEntry
-    hash_ok: bool
-
-
 @dataclass
 class _Parsed:
     log_id: str | None = None
-    entries: list[_Entry] = field(default_factory=list)
+    exported_at: int | None = None
+    entries: list[ChainItem] = field(default_factory=list)
     heads: list[tuple[int, str]] = field(default_factory=list)
+    export_heads: list[tuple[int, str]] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
-
-
-def _error(code: str, message: str, *, seq: int | None = None, line: int | None = None) -> Finding:
-    return Finding(code, Severity.ERROR, message, seq=seq, line=line)
 
 
 def _parse(lines: Iterable[str]) -> _Parsed:
@@ -96,35 +99,39 @@ def _parse(lines: Iterable[str]) -> _Parsed:
         try:
             record = strict_json_loads(raw, max_bytes=MAX_LINE_BYTES)
         except MalformedInput as exc:
-            parsed.findings.append(_error(exc.code, f"unreadable line: {exc.message}", line=number))
+            parsed.findings.append(error(exc.code, f"unreadable line: {exc.message}", line=number))
             continue
         if not isinstance(record, dict) or len(record) != 1:
-            parsed.findings.append(_error(MalformedInput.code, "not an export record", line=number))
+            parsed.findings.append(error(MalformedInput.code, "not an export record", line=number))
             continue
         ((kind, value),) = record.items()
         if kind == "log" and not saw_header and not parsed.entries and not parsed.heads:
             saw_header = True
             parsed.log_id = _parse_header(value, number, parsed.findings)
+            if parsed.log_id is not None and isinstance(value.get("exported_at"), int):
+                parsed.exported_at = value["exported_at"]
         elif kind == "entry" and isinstance(value, dict):
             _parse_entry(value, number, parsed)
         elif kind == "head" and isinstance(value, str):
             parsed.heads.append((number, value))
+        elif kind == "export_head" and isinstance(value, str):
+            parsed.export_heads.append((number, value))
         else:
             parsed.findings.append(
-                _error(MalformedInput.code, f"unexpected {kind[:40]!r} record", line=number)
+                error(MalformedInput.code, f"unexpected {kind[:40]!r} record", line=number)
             )
     if not saw_header:
-        parsed.findings.append(_error(MalformedInput.code, "export has no log header line", line=1))
+        parsed.findings.append(error(MalformedInput.code, "export has no log header line", line=1))
     return parsed
 
 
 def _parse_header(value: Any, line: int, findings: list[Finding]) -> str | None:
     if not isinstance(value, dict) or value.get("format") != EXPORT_FORMAT:
-        findings.append(_error(MalformedInput.code, f"header is not {EXPORT_FORMAT}", line=line))
+        findings.append(error(MalformedInput.code, f"header is not {EXPORT_FORMAT}", line=line))
         return None
     log_id = value.get("log_id")
     if not isinstance(log_id, str) or not log_id:
-        findings.append(_error(MalformedInput.code, "header has no log_id", line=line))
+        findings.append(error(MalformedInput.code, "header has no log_id", line=line))
         return None
     return log_id
 
@@ -135,7 +142,7 @@ def _parse_entry(value: dict[str, Any], line: int, parsed: _Parsed) -> None:
         entry = AuditEntry.model_validate(value)
     except ValidationError as exc:
         parsed.findings.append(
-            _error(
+            error(
                 MalformedInput.code,
                 f"invalid entry ({exc.error_count()} problem(s))",
                 seq=seq,
@@ -148,21 +155,21 @@ def _parse_entry(value: dict[str, Any], line: int, parsed: _Parsed) -> None:
     hash_ok = compute_entry_hash(value) == entry.entry_hash
     if not hash_ok:
         parsed.findings.append(
-            _error(
+            error(
                 AuditAltered.code,
                 f"entry {entry.seq} does not match its entry_hash: its content was changed",
                 seq=entry.seq,
                 line=line,
             )
         )
-    parsed.entries.append(_Entry(line, entry, hash_ok))
+    parsed.entries.append(ChainItem(line, entry, hash_ok))
 
 
-def _check_order(entries: list[_Entry], findings: list[Finding]) -> None:
+def _check_order(entries: list[ChainItem], findings: list[Finding]) -> None:
     for before, after in pairwise(entries):
         if after.entry.seq < before.entry.seq:
             findings.append(
-                _error(
+                error(
                     AuditReordered.code,
                     f"entry {after.entry.seq} (line {after.line}) comes after entry "
                     f"{before.entry.seq} (line {before.line})",
@@ -172,15 +179,15 @@ def _check_order(entries: list[_Entry], findings: list[Finding]) -> None:
             )
 
 
-def _by_seq(entries: list[_Entry], findings: list[Finding]) -> dict[int, _Entry]:
-    chosen: dict[int, _Entry] = {}
+def _by_seq(entries: list[ChainItem], findings: list[Finding]) -> dict[int, ChainItem]:
+    chosen: dict[int, ChainItem] = {}
     for item in entries:
         seq = item.entry.seq
         if seq not in chosen:
             chosen[seq] = item
             continue
         findings.append(
-            _error(
+            error(
                 AuditDuplicate.code,
                 f"entry {seq} appears again (first at line {chosen[seq].line})",
                 seq=seq,
@@ -192,16 +199,16 @@ def _by_seq(entries: list[_Entry], findings: list[Finding]) -> dict[int, _Entry]
     return chosen
 
 
-def _check_chain(chain: dict[int, _Entry], log_id: str | None, findings: list[Finding]) -> None:
+def _check_chain(chain: dict[int, ChainItem], log_id: str | None, findings: list[Finding]) -> None:
     expected_seq = 1
     expected_prev = genesis_hash(log_id) if log_id is not None else None
-    previous: _Entry | None = None
+    previous: ChainItem | None = None
     for seq in sorted(chain):
         item = chain[seq]
         if seq > expected_seq:
             after = f"after line {previous.line}" if previous else "at the start"
             findings.append(
-                _error(
+                error(
                     AuditGap.code,
                     f"entries {_range(expected_seq, seq - 1)} are missing ({after}, "
                     f"before line {item.line})",
@@ -212,7 +219,7 @@ def _check_chain(chain: dict[int, _Entry], log_id: str | None, findings: list[Fi
         elif expected_prev is not None and item.entry.prev_hash != expected_prev:
             if previous is None:
                 findings.append(
-                    _error(
+                    error(
                         AuditAltered.code,
                         "entry 1 does not start from this log's genesis hash",
                         seq=seq,
@@ -221,7 +228,7 @@ def _check_chain(chain: dict[int, _Entry], log_id: str | None, findings: list[Fi
                 )
             else:
                 findings.append(
-                    _error(
+                    error(
                         AuditAltered.code,
                         f"entry {previous.entry.seq} was changed and re-hashed: entry {seq} "
                         f"(line {item.line}) recorded a different hash for it",
@@ -236,82 +243,17 @@ def _range(first: int, last: int) -> str:
     return str(first) if first == last else f"{first}..{last}"
 
 
-@dataclass
-class _HeadResult:
-    valid: int = 0
-    last_signed_seq: int | None = None
+def _truncated(beyond: tuple[int, int], last_seq: int) -> Finding:
+    return error(
+        AuditTruncated.code,
+        f"a signed head covers entry {beyond[0]} but the export ends at entry "
+        f"{last_seq}: entries {_range(last_seq + 1, beyond[0])} were removed",
+        seq=last_seq + 1,
+        line=beyond[1],
+    )
 
 
-def _check_heads(
-    heads: list[tuple[int, str]],
-    chain: dict[int, _Entry],
-    log_id: str | None,
-    key: PublicKey,
-    findings: list[Finding],
-) -> _HeadResult:
-    result = _HeadResult()
-    last_seq = max(chain, default=0)
-    beyond: tuple[int, int] | None = None  # (head seq, line) of the furthest head past the end
-    for line, jws in heads:
-        try:
-            payload = HeadPayload.model_validate(
-                verify_compact(jws, key, expected_typ=HEAD_TYP).payload
-            )
-        except (OnceOnlyError, ValidationError) as exc:
-            reason = exc.code if isinstance(exc, OnceOnlyError) else "not a head statement"
-            findings.append(
-                _error(
-                    AuditBadHeadSignature.code, f"signed head does not verify: {reason}", line=line
-                )
-            )
-            continue
-        mismatch = _head_mismatch(payload, chain, log_id, last_seq)
-        if mismatch == "beyond":
-            if beyond is None or payload.seq > beyond[0]:
-                beyond = (payload.seq, line)
-            continue
-        if mismatch:
-            findings.append(_error(AuditHeadMismatch.code, mismatch, seq=payload.seq, line=line))
-            continue
-        if payload.seq in chain or payload.seq == 0:
-            result.valid += 1
-            result.last_signed_seq = max(result.last_signed_seq or 0, payload.seq)
-    if beyond is not None:
-        findings.append(
-            _error(
-                AuditTruncated.code,
-                f"a signed head covers entry {beyond[0]} but the export ends at entry "
-                f"{last_seq}: entries {_range(last_seq + 1, beyond[0])} were removed",
-                seq=last_seq + 1,
-                line=beyond[1],
-            )
-        )
-    return result
-
-
-def _head_mismatch(
-    payload: HeadPayload, chain: dict[int, _Entry], log_id: str | None, last_seq: int
-) -> str | None:
-    if log_id is not None and payload.log_id != log_id:
-        return f"signed head is for log {payload.log_id!r}, not {log_id!r}"
-    if payload.seq == 0:
-        if payload.entry_hash != genesis_hash(payload.log_id):
-            return "signed head for the empty log does not name the genesis hash"
-        return None
-    if payload.seq > last_seq:
-        return "beyond"
-    item = chain.get(payload.seq)
-    if item is None:
-        return None  # the entry is missing: already reported as a gap
-    if item.entry.entry_hash != payload.entry_hash:
-        return (
-            f"signed head for entry {payload.seq} names another hash: entries up to "
-            f"{payload.seq} were changed after the head was signed"
-        )
-    return None
-
-
-def _reverify(chain: dict[int, _Entry], reverify: Reverify, findings: list[Finding]) -> int:
+def _reverify(chain: dict[int, ChainItem], reverify: Reverify, findings: list[Finding]) -> int:
     count = 0
     for seq in sorted(chain):
         item = chain[seq]
@@ -325,7 +267,7 @@ def _reverify(chain: dict[int, _Entry], reverify: Reverify, findings: list[Findi
             fresh = VerificationOutcome.rejected(exc.code)
         if fresh != recorded:
             findings.append(
-                _error(
+                error(
                     AuditReverifyMismatch.code,
                     f"entry {seq} recorded {_describe(recorded)} but re-verification gives "
                     f"{_describe(fresh)}",
@@ -343,7 +285,11 @@ def _describe(outcome: VerificationOutcome) -> str:
 
 
 def audit_lines(
-    lines: Iterable[str], *, verifier_key: PublicKey, reverify: Reverify | None = None
+    lines: Iterable[str],
+    *,
+    verifier_key: PublicKey,
+    reverify: Reverify | None = None,
+    exported_after: int | None = None,
 ) -> AuditReport:
     """Audit an export given as lines of text.
 
@@ -351,6 +297,10 @@ def audit_lines(
         lines: The export's lines (with or without trailing newlines).
         verifier_key: The verifier's public key, obtained independently of the export.
         reverify: Optional hook re-verifying recorded presentations.
+        exported_after: When the auditor asked for the export (epoch seconds): an
+            export head signed earlier means an older export stands in for the
+            current one, which may lack everything appended since
+            (``audit_export_stale``).
 
     Returns:
         The report; ``report.clean`` is true only if there is nothing to report.
@@ -360,8 +310,31 @@ def audit_lines(
     _check_order(parsed.entries, findings)
     chain = _by_seq(parsed.entries, findings)
     _check_chain(chain, parsed.log_id, findings)
-    heads = _check_heads(parsed.heads, chain, parsed.log_id, verifier_key, findings)
+    heads = check_heads(parsed.heads, chain, parsed.log_id, verifier_key, findings)
     last_seq = max(chain, default=0)
+    end = check_export_head(
+        parsed.export_heads,
+        chain,
+        log_id=parsed.log_id,
+        exported_at=parsed.exported_at,
+        key=verifier_key,
+        findings=findings,
+    )
+    beyond = [b for b in (heads.beyond, end.beyond if end else None) if b is not None]
+    if beyond:
+        findings.append(_truncated(max(beyond), last_seq))
+    if end is not None and end.signed_seq is not None:
+        heads.last_signed_seq = max(heads.last_signed_seq or 0, end.signed_seq)
+    if end is not None and exported_after is not None and end.payload.time < exported_after:
+        findings.append(
+            error(
+                AuditExportStale.code,
+                f"the export head was signed at {end.payload.time}, before {exported_after}: "
+                "this is an older export, entries appended since may be missing",
+                seq=end.payload.seq + 1,
+                line=parsed.export_heads[0][0],
+            )
+        )
     signed = heads.last_signed_seq or 0
     if last_seq > signed:
         findings.append(
@@ -373,6 +346,8 @@ def audit_lines(
                 seq=signed + 1,
             )
         )
+    check_evidence(chain, findings)
+    check_trust_rollback(chain, findings)
     reverified = _reverify(chain, reverify, findings) if reverify is not None else 0
     return AuditReport(
         log_id=parsed.log_id,
@@ -381,15 +356,20 @@ def audit_lines(
         valid_heads=heads.valid,
         last_seq=last_seq,
         last_signed_seq=heads.last_signed_seq,
+        exported_at=end.payload.time if end is not None and end.signed_seq is not None else None,
         reverified=reverified,
         findings=tuple(findings),
     )
 
 
 def audit_file(
-    path: Path, *, verifier_key: PublicKey, reverify: Reverify | None = None
+    path: Path,
+    *,
+    verifier_key: PublicKey,
+    reverify: Reverify | None = None,
+    exported_after: int | None = None,
 ) -> AuditReport:
-    """Audit an export file (JSON Lines, UTF-8).
+    """Audit an export file (JSON Lines, UTF-8); the arguments are :func:`audit_lines`'s.
 
     Raises:
         StoreError: the file cannot be read.
@@ -397,7 +377,12 @@ def audit_file(
     """
     try:
         with path.open("r", encoding="utf-8", newline="\n") as stream:
-            return audit_lines(stream, verifier_key=verifier_key, reverify=reverify)
+            return audit_lines(
+                stream,
+                verifier_key=verifier_key,
+                reverify=reverify,
+                exported_after=exported_after,
+            )
     except UnicodeDecodeError as exc:
         raise MalformedInput(f"{path.name} is not UTF-8 text") from exc
     except OSError as exc:

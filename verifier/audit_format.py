@@ -15,9 +15,14 @@ is simple enough to re-implement independently:
 * **Signed head.** A compact JWS, ``typ`` :data:`HEAD_TYP`, signed by the
   verifier's key over ``{seq, entry_hash, time, log_id}``. A head at ``seq`` 0
   names the genesis hash (an empty log).
+* **Export head.** A compact JWS, ``typ`` :data:`EXPORT_HEAD_TYP`, signed at
+  export time over ``{seq, entry_hash, time, entries, log_id}``: the exact last
+  entry written, the export time (the header's ``exported_at``) and how many
+  entries the export holds. It binds the export's *end*: an export cut back to an
+  earlier signed head no longer reaches the ``seq`` its export head names.
 * **Export.** JSON Lines: first ``{"log": {"format", "log_id", "exported_at"}}``,
   then one ``{"entry": {...}}`` per entry in ``seq`` order, then one
-  ``{"head": "<jws>"}`` per signed head.
+  ``{"head": "<jws>"}`` per signed head, and last one ``{"export_head": "<jws>"}``.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from onceonly.jose import PrivateKey, json_dumps_compact, sign_compact
 
 EXPORT_FORMAT: Final = "onceonly-audit-log/1"
 HEAD_TYP: Final = "onceonly-audit-head+jwt"
+EXPORT_HEAD_TYP: Final = "onceonly-audit-export+jwt"
 _ENTRY_DOMAIN: Final = b"onceonly-audit-entry-v1\n"
 _GENESIS_DOMAIN: Final = b"onceonly-audit-genesis-v1\n"
 _HEX_SHA256: Final = r"^[0-9a-f]{64}$"
@@ -153,6 +159,17 @@ class HeadPayload(_Frozen):
     log_id: str = Field(min_length=1)
 
 
+class ExportHeadPayload(_Frozen):
+    """The signed statement "this export of ``log_id``, made at ``time``, ends at entry
+    ``seq`` (hash ``entry_hash``) and holds ``entries`` entries"."""
+
+    seq: StrictInt = Field(ge=0)
+    entry_hash: str = Field(pattern=_HEX_SHA256)
+    time: StrictInt
+    entries: StrictInt = Field(ge=0)
+    log_id: str = Field(min_length=1)
+
+
 def genesis_hash(log_id: str) -> str:
     """The ``prev_hash`` of a log's first entry (and the hash a ``seq`` 0 head names)."""
     return hashlib.sha256(_GENESIS_DOMAIN + log_id.encode("utf-8")).hexdigest()
@@ -211,14 +228,25 @@ def sign_head(key: PrivateKey, *, log_id: str, seq: int, entry_hash: str, time: 
     return sign_compact(payload.model_dump(mode="json"), key, typ=HEAD_TYP)
 
 
+def sign_export_head(key: PrivateKey, payload: ExportHeadPayload) -> str:
+    """Sign an export head with the verifier's key; returns a compact JWS."""
+    return sign_compact(payload.model_dump(mode="json"), key, typ=EXPORT_HEAD_TYP)
+
+
 def export_lines(
-    *, log_id: str, exported_at: int, entries: list[AuditEntry], heads: list[str]
+    *,
+    log_id: str,
+    exported_at: int,
+    entries: list[AuditEntry],
+    heads: list[str],
+    export_head: str | None = None,
 ) -> list[str]:
     """Serialize a whole log to JSON Lines (each string is one line, without the newline)."""
     return [
         export_header_line(log_id=log_id, exported_at=exported_at),
         *(export_entry_line(entry) for entry in entries),
         *(export_head_line(head) for head in heads),
+        *([] if export_head is None else [export_final_line(export_head)]),
     ]
 
 
@@ -236,3 +264,8 @@ def export_entry_line(entry: AuditEntry) -> str:
 def export_head_line(head: str) -> str:
     """One signed-head line of an export."""
     return json_dumps_compact({"head": head})
+
+
+def export_final_line(export_head: str) -> str:
+    """The last line of an export: its signed export head."""
+    return json_dumps_compact({"export_head": export_head})

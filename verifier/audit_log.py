@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -32,13 +33,16 @@ from onceonly.sql import Database, Schema, SqlHandle, Tx, open_schema
 from verifier.audit_format import (
     AuditEntry,
     EntryKind,
+    ExportHeadPayload,
     StatusListVersion,
     TrustListVersion,
     VerificationOutcome,
     build_entry,
+    export_final_line,
     export_head_line,
     export_header_line,
     genesis_hash,
+    sign_export_head,
     sign_head,
 )
 
@@ -89,12 +93,15 @@ class ExportSummary:
         entries: Number of entries written.
         heads: Number of signed heads written.
         last_seq: The highest ``seq`` written (0 for an empty log).
+        export_head: Whether the export ends with a signed export head (only a log
+            opened with its signing key can sign one).
     """
 
     log_id: str
     entries: int
     heads: int
     last_seq: int
+    export_head: bool = False
 
 
 class AuditLog(SqlHandle):
@@ -285,7 +292,9 @@ class AuditLog(SqlHandle):
         """Write the log as JSON Lines for an auditor (atomically: a temp file, then rename).
 
         Entries are copied verbatim from the database, so an export shows the log
-        as stored, tampering included; it never repairs anything.
+        as stored, tampering included; it never repairs anything. With the signing
+        key, the export ends with an export head signed now over the exact last entry
+        written (and the number of entries), so cutting the export's tail is visible.
 
         Args:
             out: The file to write.
@@ -307,17 +316,44 @@ class AuditLog(SqlHandle):
     def _write_export(self, stream: TextIO, *, now: int) -> ExportSummary:
         stream.write(export_header_line(log_id=self._log_id, exported_at=now) + "\n")
         count = last_seq = 0
+        last_text: str | None = None
         # One snapshot, so the heads written below never name entries missing above.
         with self._db.read() as tx:
             for seq, text in _iter_entry_rows(tx):
                 stream.write('{"entry":' + text + "}\n")
-                count, last_seq = count + 1, seq
+                count, last_seq, last_text = count + 1, seq, text
             heads = _signed_heads(tx)
         for head in heads:
             stream.write(export_head_line(head) + "\n")
+        if self._signing_key is not None:
+            payload = ExportHeadPayload(
+                seq=last_seq,
+                entry_hash=_stored_hash(last_text) if last_text else genesis_hash(self._log_id),
+                time=now,
+                entries=count,
+                log_id=self._log_id,
+            )
+            stream.write(export_final_line(sign_export_head(self._signing_key, payload)) + "\n")
         return ExportSummary(
-            log_id=self._log_id, entries=count, heads=len(heads), last_seq=last_seq
+            log_id=self._log_id,
+            entries=count,
+            heads=len(heads),
+            last_seq=last_seq,
+            export_head=self._signing_key is not None,
         )
+
+
+def _stored_hash(text: str) -> str:
+    """The ``entry_hash`` an exported entry carries, as stored (tampering included)."""
+    try:
+        value = json.loads(text).get("entry_hash")
+    except (ValueError, AttributeError):
+        value = None
+    # An unreadable row is exported as it is; the head then names no real hash and
+    # the auditor reports the mismatch along with the unreadable line.
+    if isinstance(value, str) and re.fullmatch(r"[0-9a-f]{64}", value):
+        return value
+    return "0" * 64
 
 
 def _read_tip(tx: Tx, *, lock: bool) -> tuple[str, int, str]:

@@ -3,8 +3,8 @@
 These are plain click commands, exported as :data:`log_commands` for the ``audit``
 group to attach::
 
-    onceonly audit log export.jsonl --verifier-key verifier.pub.jwk [--json]
-    onceonly audit export-log --store audit.sqlite3 --out export.jsonl [--signing-key key.jwk]
+    onceonly audit log export.jsonl --verifier-key verifier.pub.jwk [--exported-after T] [--json]
+    onceonly audit export-log --store audit.sqlite3 --out export.jsonl --signing-key key.jwk
 
 ``log`` exits 0 when the export is clean and 1 when there is any finding (warnings
 included: an auditor should not have to read the output to learn that part of the
@@ -78,6 +78,8 @@ def render_report(report: AuditReport, source: str) -> str:
         if report.last_signed_seq is None
         else f"signed up to entry {report.last_signed_seq}"
     )
+    if report.exported_at is not None:
+        signed += f", export signed at {report.exported_at} (epoch seconds)"
     lines = [
         f"audit log {report.log_id or '(unknown)'} from {source}: {report.entries} entries, "
         f"{report.heads} signed heads ({report.valid_heads} valid), {signed}"
@@ -117,6 +119,13 @@ def render_report(report: AuditReport, source: str) -> str:
     multiple=True,
     help="A trust authority public JWK (file or JSON) for --evidence; repeatable.",
 )
+@click.option(
+    "--exported-after",
+    type=int,
+    metavar="EPOCH",
+    help="When you asked for the export (epoch seconds): an export signed earlier is "
+    "reported as audit_export_stale (an old export may lack recent entries).",
+)
 @json_option
 @click.pass_context
 def log_command(
@@ -125,6 +134,7 @@ def log_command(
     verifier_key: str,
     evidence: Path | None,
     trust_anchors: tuple[str, ...],
+    exported_after: int | None,
 ) -> None:
     """Check an exported audit log FILE: chain, hashes and signed heads.
 
@@ -140,14 +150,26 @@ def log_command(
         if evidence is not None:
             # Imported here: the chain check alone needs none of the SD-JWT machinery.
             from verifier.evidence import EvidenceArchive
-            from verifier.reverify import Reverifier, nonce_consumers, read_export_entries
+            from verifier.reverify import (
+                Reverifier,
+                nonce_consumers,
+                read_export_entries,
+                recorded_requests,
+            )
 
+            entries = read_export_entries(file)
             reverify = Reverifier(
                 evidence=EvidenceArchive(evidence),
                 anchors=[load_public_key(anchor) for anchor in trust_anchors],
-                consumers=nonce_consumers(read_export_entries(file)),
+                consumers=nonce_consumers(entries),
+                requests=recorded_requests(entries),
             )
-        report = audit_file(file, verifier_key=load_public_key(verifier_key), reverify=reverify)
+        report = audit_file(
+            file,
+            verifier_key=load_public_key(verifier_key),
+            reverify=reverify,
+            exported_after=exported_after,
+        )
     except OnceOnlyError as exc:
         fail(ctx, exc)
         return
@@ -169,13 +191,15 @@ def log_command(
 )
 @click.option(
     "--signing-key",
-    help="The verifier's private JWK (file or JSON): sign the current head first, "
-    "so the export ends with a signed head.",
+    required=True,
+    help="The verifier's private JWK (file or JSON): signs the current head and the "
+    "export head that vouches for where the export ends.",
 )
 @json_option
 @click.pass_context
-def export_log_command(ctx: click.Context, store: str, out: Path, signing_key: str | None) -> None:
-    """Export the verifier's audit log for an auditor (entries verbatim, then signed heads)."""
+def export_log_command(ctx: click.Context, store: str, out: Path, signing_key: str) -> None:
+    """Export the verifier's audit log for an auditor (entries verbatim, signed heads, and
+    an export head over the last entry)."""
     ctx.find_root().ensure_object(dict)
     try:
         summary = _export(store, out, signing_key)
@@ -197,16 +221,15 @@ def export_log_command(ctx: click.Context, store: str, out: Path, signing_key: s
     )
 
 
-def _export(store: str, out: Path, signing_key: str | None) -> ExportSummary:
+def _export(store: str, out: Path, signing_key: str) -> ExportSummary:
     # Opening a missing SQLite file would create an empty log and export that:
     # a typo in --store must not look like an empty audit trail.
     if not is_postgres_location(store) and not Path(store).is_file():
         raise ConfigError(f"no audit log at {store!r}")
-    key = load_private_key(signing_key) if signing_key is not None else None
+    key = load_private_key(signing_key)
     now = int(time.time())
     with AuditLog.open(store, signing_key=key) as log:
-        if key is not None:
-            log.sign_head(now=now)
+        log.sign_head(now=now)
         return log.export(out, now=now)
 
 

@@ -58,6 +58,8 @@ class AuditReport:
         valid_heads: Heads whose signature verifies and that match the chain.
         last_seq: Highest entry ``seq`` in the export (0 if none).
         last_signed_seq: Highest ``seq`` covered by a valid head (``None`` if none).
+        exported_at: When a valid export head vouched for the export's end (epoch
+            seconds; ``None`` without one): an auditor checks it is recent enough.
         reverified: Entries passed to the ``reverify`` hook.
         findings: Every problem found, in the order the checks found them.
     """
@@ -68,6 +70,7 @@ class AuditReport:
     valid_heads: int
     last_seq: int
     last_signed_seq: int | None
+    exported_at: int | None
     reverified: int
     findings: tuple[Finding, ...] = ()
 
@@ -94,6 +97,7 @@ class AuditReport:
             "valid_heads": self.valid_heads,
             "last_seq": self.last_seq,
             "last_signed_seq": self.last_signed_seq,
+            "exported_at": self.exported_at,
             "reverified": self.reverified,
             "clean": self.clean,
             "findings": [f.to_dict() for f in self.findings],

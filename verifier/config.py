@@ -47,6 +47,13 @@ class VerifierConfig(BaseModel):
         trust_room: Room (alias or id) where the trust authority publishes the list;
             the service refreshes its cached list from there. ``None``: only
             ``onceonly trust fetch`` updates it.
+        refused_per_sender: Refused answers of one sender recorded in the audit log
+            per window; beyond it they are only counted, and the count recorded.
+        refused_window_seconds: The length of that window.
+        nonce_retention_seconds: How long after its expiry a nonce is kept (an
+            expired nonce is refused either way; purging it only frees space).
+        request_retention_seconds: How long after its expiry a request is kept in
+            the request store (the audit log keeps it for good).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -62,6 +69,10 @@ class VerifierConfig(BaseModel):
     request_ttl: Annotated[int, Field(ge=10, le=7 * 24 * 3600)] = 900
     head_every: Annotated[int, Field(ge=0)] = 100
     trust_room: Annotated[str, Field(min_length=2, max_length=255)] | None = None
+    refused_per_sender: Annotated[int, Field(ge=0)] = 20
+    refused_window_seconds: Annotated[int, Field(ge=60)] = 3600
+    nonce_retention_seconds: Annotated[int, Field(ge=0)] = 24 * 3600
+    request_retention_seconds: Annotated[int, Field(ge=0)] = 30 * 24 * 3600
 
     def store_location(self, data_dir: Path) -> str:
         """The store as :func:`~onceonly.sql.open_database` expects it."""

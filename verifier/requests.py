@@ -290,6 +290,29 @@ class RequestStore(SqlStore):
             )
         return _row_to_request(rows[0])
 
+    def purge(self, *, now: int, retention: int) -> int:
+        """Delete requests whose expiry passed more than ``retention`` seconds ago.
+
+        Any answer to such a request is late anyway (and its nonce is past its
+        expiry, so it cannot be accepted whatever the nonce store still holds): an
+        answer that comes later is refused as naming no request of ours. The audit
+        log keeps the request and its verdict.
+
+        Returns:
+            The number of requests deleted.
+
+        Raises:
+            ValueError: ``retention`` is negative.
+            StoreError: the database failed.
+        """
+        if retention < 0:
+            raise ValueError("request retention must be >= 0")
+        rows = self._db.execute(
+            "DELETE FROM verifier_requests WHERE expires_at <= ? RETURNING exchange_id",
+            (now - retention,),
+        )
+        return len(rows)
+
     def open_requests(self, *, limit: int = 1000) -> list[StoredRequest]:
         """Requests not settled yet, oldest first."""
         rows = self._db.execute(

@@ -10,9 +10,13 @@
 * an ``error`` from the citizen in one of our exchanges: recorded and settled;
 * an answer the runtime refused before this handler saw it (malformed, a second
   answer, a late one, one naming no request of ours): recorded as a ``response``
-  entry with the code the citizen was told and the raw content as received
-  (bounded, with its SHA-256), through the runtime's refusal hook; a request that
-  the refusal ended is settled with it;
+  entry with the code the sender was told and a digest of the content as received
+  (SHA-256, size and the first :data:`MAX_RECORDED_PREFIX` bytes), through the
+  runtime's refusal hook; a request that the refusal ended is settled with it.
+  Any account can send such events, and the audit log only grows, so each sender
+  gets a quota per window (:class:`~verifier.refusal_quota.RefusalQuota`): beyond
+  it refusals are only counted, and once the window has ended one entry records
+  the count (``refused_by`` ``quota``);
 * a handler re-run after a restart: the stored verdict stands and is told again
   if the citizen has not been told yet (the nonce is used up, so verifying again
   would turn a verified answer into a replay).
@@ -36,13 +40,16 @@ from onceonly.service import ProtocolService, Received, Refused
 from onceonly.types import ExchangeId, RoomId
 from verifier.audit_format import EntryKind, VerificationOutcome
 from verifier.audit_log import AuditLog
+from verifier.config import VerifierConfig
 from verifier.nonce_store import NonceStore
+from verifier.refusal_quota import RefusalQuota
 from verifier.requests import PendingRequest, RequestStore, StoredRequest
 from verifier.verification import VerificationResult, Verifier, request_details
 
-MAX_RECORDED_CONTENT: Final = 64 * 1024
-"""Characters of a refused event's raw content kept in its audit entry (events are
-at most 64 KiB, so this cuts only what the homeserver should not have delivered)."""
+MAX_RECORDED_PREFIX: Final = 512
+"""Bytes (UTF-8) of a refused event's raw content kept in its audit entry, beside the
+SHA-256 and size of the whole: enough to tell what it was, too little to make the
+agency store what a sender likes."""
 
 _RESPONSE_TYPE: Final = NAMESPACE + PresentationResponse.EVENT_TYPE
 
@@ -57,6 +64,10 @@ class ResponseHandlers:
         _nonces: NonceStore
         _audit: AuditLog
         _verifier: Verifier
+        _refusals: RefusalQuota
+
+        @property
+        def config(self) -> VerifierConfig: ...
 
         @property
         def runtime(self) -> ProtocolService: ...
@@ -199,16 +210,7 @@ class ResponseHandlers:
         stored = self._request_of(refused)
         if refused.handler_ran and (stored is None or stored.outcome is not None):
             return  # the handler recorded its own verdict
-        details = received_details(refused)
-        if stored is not None:
-            details = request_details(stored.pending) | details
-        self._audit.append(
-            kind=EntryKind.RESPONSE,
-            exchange_id=refused.exchange_id or "",
-            now=refused.now,
-            outcome=VerificationOutcome.rejected(refused.code),
-            details=details,
-        )
+        self._record_refused(refused, stored)
         exchange = self.runtime.exchanges.get(refused.exchange_id or "")
         if stored is None or stored.outcome is not None or exchange is None:
             return
@@ -219,6 +221,51 @@ class ResponseHandlers:
             else:
                 self._reject_unjudged(stored.pending, refused.code, refused.message, refused.now)
             self._announce(stored.pending.exchange_id)
+
+    def _record_refused(self, refused: Refused, stored: StoredRequest | None) -> None:
+        """The refusal's audit entry, within the sender's quota (beyond it: counted)."""
+        self._record_suppressed(refused.now)
+        if not self._refusals.admit(refused.sender, now=refused.now):
+            return
+        details = received_details(refused)
+        if stored is not None:
+            details = request_details(stored.pending) | details
+        self._audit.append(
+            kind=EntryKind.RESPONSE,
+            exchange_id=refused.exchange_id or "",
+            now=refused.now,
+            outcome=VerificationOutcome.rejected(refused.code),
+            details=details,
+        )
+
+    def _record_suppressed(self, now: int) -> None:
+        """One entry per ended window in which a sender's refusals were only counted."""
+        for window in self._refusals.ended_windows(now=now):
+            # Recorded first, then forgotten: a crash in between repeats the entry
+            # (same sender and window) rather than losing the count.
+            self._audit.append(
+                kind=EntryKind.RESPONSE,
+                exchange_id="",
+                now=now,
+                details={
+                    "refused_by": "quota",
+                    "sender": window.sender,
+                    "window_start": str(window.window_start),
+                    "window_end": str(window.window_end),
+                    "recorded": str(window.recorded),
+                    "suppressed": str(window.suppressed),
+                },
+            )
+            self._refusals.forget(window)
+
+    async def purge(self) -> None:
+        """Record ended quota windows and drop what retention allows (also run every
+        ``purge_interval`` seconds by the service)."""
+        config, now = self.config, self.runtime.now()
+        self._record_suppressed(now)
+        self._refusals.purge(now=now)
+        self._nonces.purge(now=now, grace=config.nonce_retention_seconds)
+        self._requests.purge(now=now, retention=config.request_retention_seconds)
 
     def _request_of(self, refused: Refused) -> StoredRequest | None:
         """Our request the refused answer names, if its sender is the citizen we asked."""
@@ -232,15 +279,14 @@ class ResponseHandlers:
 
 
 def received_details(refused: Refused) -> dict[str, str]:
-    """Audit details of a refused event: who sent what, and the raw content (bounded)."""
-    raw = refused.raw_content
-    details = {
+    """Audit details of a refused event: who sent it, and a digest of what (bounded)."""
+    raw = refused.raw_content.encode("utf-8")
+    return {
         "refused_by": "handler" if refused.handler_ran else "runtime",
         "sender": refused.sender,
         "event_id": refused.event_id,
-        "received": raw[:MAX_RECORDED_CONTENT],
-        "received_sha256": hashlib.sha256(raw.encode("utf-8")).hexdigest(),
+        "received_sha256": hashlib.sha256(raw).hexdigest(),
+        "received_bytes": str(len(raw)),
+        # A character cut in two at the end is dropped, so the prefix stays text.
+        "received_prefix": raw[:MAX_RECORDED_PREFIX].decode("utf-8", errors="ignore"),
     }
-    if len(raw) > MAX_RECORDED_CONTENT:
-        details["received_truncated"] = str(len(raw))
-    return details

@@ -14,8 +14,16 @@ the entry's time, and returns the outcome they give:
    the nonce that does not itself record a replay. Two entries that both claim
    to have consumed a nonce, or a replay without any consumer, therefore
    re-verify differently from what they record;
+   With the recorded requests (:func:`recorded_requests`), the verdict must also
+   be bound to the request the log recorded for its exchange, earlier in the
+   chain: the same nonce, audience, expiry, query and purpose. The KB-JWT's
+   ``aud`` and ``nonce`` are then checked against what was really asked, not
+   against whatever the verdict entry claims;
 2. the trust list the entry names, read from the evidence archive by its hash,
-   must verify against the auditor's trust anchors and be valid at that time;
+   must verify against the auditor's trust anchors and be valid at that time,
+   and under it the verifier must be registered for the query and purpose
+   (:func:`~verifier.verification.check_registration`): over-asking recorded as
+   verified is a mismatch;
 3. the SD-JWT VC checks, issuer trust and query satisfaction
    (:func:`~verifier.verification.check_presentations`);
 4. the status list tokens the entry names, read from the archive and verified
@@ -28,13 +36,16 @@ apart from reading the archive; no clock (the entry's time is "now").
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
 from pydantic import ValidationError
 
 from onceonly import jose
 from onceonly.errors import (
     MalformedInput,
+    NonceMismatch,
     OnceOnlyError,
     ReplayDetected,
     RequestExpired,
@@ -48,12 +59,13 @@ from onceonly.status_list import check_status, status_reference_from_claims
 from onceonly.trust import check_validity_period, verify_trust_list_signature
 from onceonly.trust.token import MAX_TRUST_LIST_BYTES
 from verifier.audit import MAX_LINE_BYTES
-from verifier.audit_format import AuditEntry, VerificationOutcome
+from verifier.audit_format import AuditEntry, EntryKind, VerificationOutcome
 from verifier.evidence import EvidenceArchive
 from verifier.verification import (
     VerifierOptions,
     VpToken,
     check_presentations,
+    check_registration,
     status_key_resolver,
     verified_outcome,
 )
@@ -89,6 +101,8 @@ class Reverifier:
         consumers: Nonce to the ``seq`` of the entry that consumed it
             (:func:`nonce_consumers`); without it, the first entry seen in ``seq``
             order counts as the consumer.
+        requests: The recorded requests by exchange (:func:`recorded_requests`);
+            when given, every verdict must match its exchange's recorded request.
     """
 
     def __init__(
@@ -98,11 +112,13 @@ class Reverifier:
         anchors: Sequence[jose.PublicKey],
         options: VerifierOptions | None = None,
         consumers: Mapping[str, int] | None = None,
+        requests: Mapping[str, RecordedRequest] | None = None,
     ) -> None:
         self._evidence = evidence
         self._anchors = tuple(anchors)
         self._options = options or VerifierOptions()
         self._consumers = dict(consumers) if consumers is not None else None
+        self._requests = dict(requests) if requests is not None else None
         self._seen_nonces: set[str] = set()
 
     def __call__(self, entry: AuditEntry) -> VerificationOutcome:
@@ -113,6 +129,8 @@ class Reverifier:
                 rejected outcome with that code).
         """
         details = entry.details
+        if self._requests is not None:
+            _check_bound_to_request(entry, self._requests.get(entry.exchange_id))
         nonce = _detail(details, "nonce")
         consumer = None if self._consumers is None else self._consumers.get(nonce)
         if consumer is None:
@@ -142,9 +160,11 @@ class Reverifier:
             raise TrustError(
                 "the verifier's trust list is not usable", detail={"cause": exc.code}
             ) from exc
+        query = parse_query(_detail(details, "query"))
+        check_registration(trust_list, _detail(details, "audience"), query, details.get("purpose"))
         parts = check_presentations(
             _vp_token(entry.presentation),
-            query=parse_query(_detail(details, "query")),
+            query=query,
             trust_list=trust_list,
             audience=_detail(details, "audience"),
             nonce=nonce,
@@ -167,6 +187,41 @@ class Reverifier:
             )
             check_status(reference, token, issuer_key=key, now=entry.time)
         return verified_outcome(parts)
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """A ``request`` entry of the log: where it is and what it asked."""
+
+    seq: int
+    details: Mapping[str, str]
+
+
+BOUND_FIELDS: Final = ("nonce", "audience", "expires_at", "query", "purpose")
+"""What a verdict entry must share with the request entry of its exchange."""
+
+
+def _check_bound_to_request(entry: AuditEntry, request: RecordedRequest | None) -> None:
+    if request is None or request.seq >= entry.seq:
+        raise NonceMismatch(
+            "the log records no earlier request for this exchange",
+            detail={"exchange_id": entry.exchange_id},
+        )
+    for name in BOUND_FIELDS:
+        if entry.details.get(name) != request.details.get(name):
+            raise NonceMismatch(
+                f"the verdict's {name} is not the recorded request's",
+                detail={"field": name, "request_seq": request.seq},
+            )
+
+
+def recorded_requests(entries: Iterable[AuditEntry]) -> dict[str, RecordedRequest]:
+    """The first ``request`` entry of each exchange, by exchange id."""
+    found: dict[str, RecordedRequest] = {}
+    for entry in entries:
+        if entry.kind is EntryKind.REQUEST and entry.exchange_id not in found:
+            found[entry.exchange_id] = RecordedRequest(entry.seq, dict(entry.details))
+    return found
 
 
 def nonce_consumers(entries: Iterable[AuditEntry]) -> dict[str, int]:

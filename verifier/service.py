@@ -14,8 +14,10 @@
 Events the runtime refuses before they reach the verifier (a second response in a
 finished exchange, a response after the deadline, malformed content, a response
 naming no request of ours) are answered by the runtime with an ``error`` event
-carrying the code; the runtime's refusal hook appends each to the audit log
-(:meth:`~verifier.responses.ResponseHandlers._on_refused`).
+carrying the code; the runtime's refusal hook records each in the audit log as a
+digest, within the sender's quota
+(:meth:`~verifier.responses.ResponseHandlers._on_refused`). Expired nonces and
+requests are purged after their retention (:meth:`~verifier.responses.ResponseHandlers.purge`).
 
 Room keys for what *we* send may go to every device of the citizen: requests and
 statuses carry no personal data (the query and purpose are public by the trust
@@ -49,6 +51,7 @@ from verifier.audit_log import AuditLog
 from verifier.config import VerifierConfig, load_config
 from verifier.evidence import EvidenceArchive
 from verifier.nonce_store import NonceStore
+from verifier.refusal_quota import RefusalQuota
 from verifier.requests import PendingRequest, RequestStore, prepare_request
 from verifier.responses import ResponseHandlers
 from verifier.sources import AnyDevice, refresh_trust_list
@@ -59,7 +62,7 @@ from verifier.verification import (
     request_details,
 )
 
-_Store = TypeVar("_Store", NonceStore, RequestStore, AuditLog)
+_Store = TypeVar("_Store", NonceStore, RequestStore, AuditLog, RefusalQuota)
 
 _POLL_SECONDS: Final = 1.0
 
@@ -87,6 +90,8 @@ class VerifierService(ResponseHandlers, PartyService):
         sweep_interval: Seconds between the runtime's expiry sweeps.
         trust_refresh_interval: Seconds between trust list refreshes from the
             configured ``trust_room`` (none without one).
+        purge_interval: Seconds between purges of expired nonces and requests (after
+            the configured retention) and the recording of ended refusal quotas.
     """
 
     label = "verifier service"
@@ -102,6 +107,7 @@ class VerifierService(ResponseHandlers, PartyService):
         options: VerifierOptions | None = None,
         sweep_interval: float = 30.0,
         trust_refresh_interval: float = 300.0,
+        purge_interval: float = 600.0,
     ) -> None:
         super().__init__(clock=clock)
         self._data_dir = data_dir
@@ -114,6 +120,7 @@ class VerifierService(ResponseHandlers, PartyService):
         self._results: dict[str, VerificationResult] = {}
         self._settled: dict[str, asyncio.Event] = {}
         self._trust_refresh_interval = trust_refresh_interval
+        self._purge_interval = purge_interval
 
     def _lock_dir(self) -> Path:
         return self._data_dir
@@ -133,6 +140,11 @@ class VerifierService(ResponseHandlers, PartyService):
                 location,
                 signing_key=config.signing_key(self._data_dir),
                 head_every=config.head_every,
+            )
+        )
+        self._refusals = self._keep(
+            RefusalQuota.open(
+                location, limit=config.refused_per_sender, window=config.refused_window_seconds
             )
         )
         self._trust = TrustCache.in_data_dir(self._data_dir, config.anchors())
@@ -163,6 +175,7 @@ class VerifierService(ResponseHandlers, PartyService):
         )
 
     async def _started(self) -> None:
+        self._every(self._purge_interval, self.purge, what="verifier store purge")
         room = self.config.trust_room
         if room is not None:
             self._every(

@@ -30,6 +30,7 @@ from typing import Any
 
 from onceonly.errors import (
     InvalidClaim,
+    NotAuthorizedToRequest,
     OnceOnlyError,
     StoreError,
     TrustError,
@@ -146,6 +147,23 @@ def check_presentations(
             by_query.setdefault(query_id, []).append(claims)
     claims_satisfy(query, by_query)
     return parts
+
+
+def check_registration(
+    trust_list: TrustList, verifier_id: str, query: DcqlQuery, purpose: str | None
+) -> None:
+    """The verifier must be registered for ``query`` and ``purpose`` in ``trust_list``.
+
+    Checked when the request is made (:func:`~verifier.requests.prepare_request`)
+    and again under the trust list in force when its answer is judged, online and
+    by the auditor: a registration withdrawn meanwhile must not yield a verdict.
+
+    Raises:
+        NotAuthorizedToRequest: the query or purpose is not (or no longer) registered.
+    """
+    if not purpose:
+        raise NotAuthorizedToRequest("the request names no purpose")
+    trust_list.may_request_query(verifier_id, query, purpose)
 
 
 def verified_outcome(parts: Sequence[tuple[str, VerifiedCredential]]) -> VerificationOutcome:
@@ -279,6 +297,7 @@ class Verifier:
         tracker.trust_list = TrustListVersion(
             sequence=current.trust_list.seq, hash=self._evidence.put(current.token)
         )
+        check_registration(current.trust_list, self._verifier_id, pending.query, pending.purpose)
         parts = check_presentations(
             vp_token,
             query=pending.query,
@@ -367,6 +386,7 @@ __all__ = [
     "VerifierOptions",
     "VpToken",
     "check_presentations",
+    "check_registration",
     "status_key_resolver",
     "token_hash",
     "verified_outcome",

@@ -15,6 +15,7 @@ status-room publishing is the issuer's part).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import inspect
 import json
 import time
@@ -44,6 +45,7 @@ from onceonly.protocol.bodies import build_presentation_response
 from onceonly.protocol.envelope import to_wire
 from onceonly.protocol.fields import Attachment, LocalizedText
 from onceonly.service import ProtocolService, Received
+from onceonly.service.refused import raw_json
 from onceonly.trust_cache import TrustCache
 from onceonly.types import UserId
 from tests.integration.test_transport_support import register
@@ -51,7 +53,7 @@ from tests.unit.verifier.verification_world import VERIFIER_ID, World, address_q
 from verifier.api import VerifierApi
 from verifier.audit import audit_file
 from verifier.audit_format import AuditEntry, EntryKind, VerificationOutcome
-from verifier.config import init_verifier
+from verifier.config import init_verifier, load_config
 from verifier.evidence import EvidenceArchive
 from verifier.reverify import Reverifier
 from verifier.service import VerifierService
@@ -250,7 +252,7 @@ async def test_verifier_requests_and_judges_answers_over_synapse(
         assert isinstance(error, ErrorContent) and error.code == "replay"
         [replayed] = refused_entries(service, good_exchange)
         assert replayed.outcome == VerificationOutcome.rejected("replay")
-        assert json.loads(replayed.details["received"]) == citizen.sent[good_exchange]
+        assert_digest_of(replayed, citizen.sent[good_exchange])
         assert replayed.details["nonce"] == citizen.requests[good_exchange][0].nonce
         assert replayed.details["sender"] == citizen_creds.user_id
         assert service.requests.get(good_exchange).outcome == "verified"  # the verdict stands
@@ -278,7 +280,7 @@ async def test_verifier_requests_and_judges_answers_over_synapse(
         error = await citizen.wait_told(pending.exchange_id)
         assert isinstance(error, ErrorContent) and error.code == "malformed"
         [refused] = refused_entries(service, pending.exchange_id)
-        assert json.loads(refused.details["received"]) == junk
+        assert_digest_of(refused, junk)
         assert refused.outcome == VerificationOutcome.rejected("malformed")
 
         # An answer naming no request of ours is audited too (nothing to settle).
@@ -288,7 +290,7 @@ async def test_verifier_requests_and_judges_answers_over_synapse(
         error = await citizen.wait_told("S" * 22)
         assert isinstance(error, ErrorContent) and error.code == "unknown_exchange"
         [unknown] = refused_entries(service, "S" * 22)
-        assert json.loads(unknown.details["received"]) == stray
+        assert_digest_of(unknown, stray)
         assert "nonce" not in unknown.details
 
         # 8. An answer after the request expired.
@@ -307,7 +309,7 @@ async def test_verifier_requests_and_judges_answers_over_synapse(
         assert isinstance(error, ErrorContent) and error.code == "request_expired"
         [late_entry] = refused_entries(service, pending.exchange_id)
         assert late_entry.outcome == VerificationOutcome.rejected("request_expired")
-        assert json.loads(late_entry.details["received"]) == to_wire(late)[1]
+        assert_digest_of(late_entry, to_wire(late)[1])
         assert service.requests.get(pending.exchange_id).outcome == "expired"
 
         # The audit log holds every verdict, and an auditor reproduces each offline.
@@ -343,6 +345,16 @@ def presentation_answer(world: World, request: PresentationRequest) -> Presentat
     )
 
 
+def assert_digest_of(entry: AuditEntry, sent: dict[str, Any]) -> None:
+    """``entry`` records a bounded digest of the content ``sent``, never the content."""
+    raw = raw_json(sent).encode("utf-8")
+    assert entry.details["received_sha256"] == hashlib.sha256(raw).hexdigest()
+    assert entry.details["received_bytes"] == str(len(raw))
+    prefix = entry.details["received_prefix"].encode("utf-8")
+    assert len(prefix) <= 512 and raw.startswith(prefix)
+    assert "received" not in entry.details
+
+
 def refused_entries(service: VerifierService, exchange_id: str) -> list[AuditEntry]:
     """The audit entries of answers the runtime refused in one exchange."""
     return [
@@ -352,3 +364,69 @@ def refused_entries(service: VerifierService, exchange_id: str) -> list[AuditEnt
         and entry.kind is EntryKind.RESPONSE
         and entry.details.get("refused_by") == "runtime"
     ]
+
+
+JUNK_EVENTS = 40
+JUNK_QUOTA = 5
+
+
+async def test_junk_from_a_citizen_is_bounded_over_synapse(
+    synapse: Homeserver, tmp_path: Path
+) -> None:
+    verifier_creds, verifier_dir = register(synapse, "elterngeldstelle", tmp_path)
+    citizen_creds, citizen_dir = register(synapse, "mallory", tmp_path)
+    world = World(now=int(time.time()), verifier_matrix_id=verifier_creds.user_id)
+    init_verifier(verifier_dir, verifier_id=VERIFIER_ID, anchors=[world.authority.public()])
+    config = load_config(verifier_dir).model_copy(update={"refused_per_sender": JUNK_QUOTA})
+    TrustCache.in_data_dir(verifier_dir, [world.authority.public()]).offer(
+        world.trust_token(), now=world.now
+    )
+    citizen = Citizen(citizen_dir, verifier_creds.user_id)
+    service = VerifierService(
+        verifier_dir, config=config, status_fetch=world.fetch, sweep_interval=1.0
+    )
+    api = VerifierApi(service)
+    user = UserId(citizen_creds.user_id)
+    async with service, citizen.runtime:
+        citizen.answer = presentation(world)
+        first = await api.request_proof(user, address_query(), PURPOSE, WAIT)
+        assert first.verified, first.message
+        room = citizen.requests[first.exchange_id][1]
+        before = audit_bytes(service)
+        # A citizen with a mailbox floods it: responses of ~40 KB naming no request.
+        wire = citizen.sent[first.exchange_id]
+        junk_ids = [f"J{number:021d}" for number in range(JUNK_EVENTS)]
+        for exchange_id in junk_ids:
+            await citizen.send_raw(room, dict(wire, exchange_id=exchange_id, body="x" * 40_000))
+        await until(
+            lambda: all(exchange_id in citizen.told for exchange_id in junk_ids),
+            "the verifier did not answer every junk event",
+        )
+        recorded = [
+            entry
+            for entry in service.audit.entries()
+            if entry.details.get("sender") == citizen_creds.user_id
+        ]
+        assert len(recorded) == JUNK_QUOTA  # the rest are counted, not recorded
+        grown = audit_bytes(service) - before
+        assert grown < JUNK_QUOTA * 2048, grown  # was ~40 KB per junk event
+
+        # The same citizen, honest now: verified, and the presentation audited in full.
+        result = await api.request_proof(user, address_query(), PURPOSE, WAIT)
+        assert result.verified, result.message
+        [verdict] = [
+            entry
+            for entry in service.audit.entries()
+            if entry.exchange_id == result.exchange_id and entry.kind is EntryKind.VERIFICATION
+        ]
+        sent = citizen.sent[result.exchange_id]["vp_token"]
+        assert verdict.presentation is not None and json.loads(verdict.presentation) == sent
+
+
+def audit_bytes(service: VerifierService) -> int:
+    """The size of the service's audit log entries, as exported."""
+    total, after = 0, 0
+    while batch := service.audit.entries(after_seq=after):
+        total += sum(len(json.dumps(entry.to_json())) for entry in batch)
+        after = batch[-1].seq
+    return total

@@ -9,9 +9,22 @@ import pytest
 
 from onceonly import errors
 from onceonly.jose import EDDSA, ES256, PrivateKey, generate_private_key, sign_compact
-from tests.unit.verifier.audit_samples import OUTCOME, build_export, entry_line, entry_of
+from tests.unit.verifier.audit_samples import (
+    OUTCOME,
+    build_export,
+    cut_tail,
+    entry_line,
+    entry_of,
+    export_of,
+    verdict,
+)
 from verifier.audit import Severity, audit_file, audit_lines
-from verifier.audit_format import HEAD_TYP, AuditEntry, VerificationOutcome
+from verifier.audit_format import (
+    HEAD_TYP,
+    AuditEntry,
+    EntryKind,
+    VerificationOutcome,
+)
 
 
 @pytest.fixture(params=[ES256, EDDSA])
@@ -33,7 +46,8 @@ def test_clean_log_verifies(tmp_path: Path, key: PrivateKey) -> None:
     assert report.clean, report.findings
     assert (report.entries, report.last_seq, report.last_signed_seq) == (30, 30, 30)
     assert report.heads == report.valid_heads == 4  # every 10 entries, plus the final one
-    assert len(lines) == 1 + 30 + 4
+    assert len(lines) == 1 + 30 + 4 + 1  # header, entries, heads, export head
+    assert report.exported_at == json.loads(lines[0])["log"]["exported_at"]
 
 
 def test_deleted_entry_is_a_gap(tmp_path: Path, key: PrivateKey) -> None:
@@ -86,10 +100,12 @@ def test_rewritten_chain_is_caught_by_signed_heads(tmp_path: Path, key: PrivateK
         lines[seq] = entry_line(entry, rehash=True)
         prev_hash = entry_of(lines[seq])["entry_hash"]
     report = audit(lines, key)
-    # The chain is consistent again; only the heads at 20 and 30 (twice) expose it,
-    # and nothing after the last matching head (10) is covered by a signature any more.
+    # The chain is consistent again; only the heads at 20 and 30 (twice) and the
+    # export head expose it, and nothing after the last matching head (10) is covered
+    # by a signature any more.
     assert located(report) == [
         ("audit_head_mismatch", 20),
+        ("audit_head_mismatch", 30),
         ("audit_head_mismatch", 30),
         ("audit_head_mismatch", 30),
         ("audit_unsigned_tail", 11),
@@ -145,7 +161,7 @@ def test_wrong_verifier_key_rejects_every_head(tmp_path: Path, key: PrivateKey) 
     lines = build_export(tmp_path, key, entries=30)
     report = audit_lines(lines, verifier_key=generate_private_key(key.alg).public())
     codes = report.codes()
-    assert codes.count("audit_bad_head_signature") == 4
+    assert codes.count("audit_bad_head_signature") == 5  # four heads and the export head
     assert codes[-1] == "audit_unsigned_tail"
     assert report.valid_heads == 0 and report.last_signed_seq is None
 
@@ -170,11 +186,59 @@ def test_truncation_below_a_signed_head(tmp_path: Path, key: PrivateKey) -> None
     assert "26..30 were removed" in report.findings[0].message  # type: ignore[attr-defined]
 
 
+def test_tail_cut_back_to_an_earlier_signed_head_is_truncation(
+    tmp_path: Path, key: PrivateKey
+) -> None:
+    lines = build_export(tmp_path, key, entries=30)
+    # Entries 21..30 and the heads over them removed: what is left ends exactly at
+    # the signed head of entry 20, so every regular head still matches.
+    cut = cut_tail(lines, 20, keep_export_head=True)
+    report = audit(cut, key)
+    assert [(f.code, f.seq, f.line) for f in report.findings] == [  # type: ignore[attr-defined]
+        ("audit_truncated", 21, len(cut))
+    ]
+    assert "21..30 were removed" in report.findings[0].message  # type: ignore[attr-defined]
+    # Dropping the export head as well leaves an export whose end nobody signed.
+    report = audit(cut_tail(lines, 20, keep_export_head=False), key)
+    assert located(report) == [("audit_export_unsigned", 21)]
+    assert report.errors  # type: ignore[attr-defined]
+
+
+def test_export_head_bound_to_the_export(tmp_path: Path, key: PrivateKey) -> None:
+    lines = build_export(tmp_path, key, entries=12)
+    (tmp_path / "later").mkdir()
+    later = build_export(tmp_path / "later", key, entries=3)
+    # An export head of another export (another log) does not vouch for this one.
+    swapped = [*lines[:-1], later[-1]]
+    assert located(audit(swapped, key)) == [("audit_head_mismatch", 3)]
+    # The header's export time is what the export head signed.
+    retimed = [lines[0].replace('"exported_at":', '"exported_at":1'), *lines[1:]]
+    assert located(audit(retimed, key)) == [("audit_head_mismatch", 12)]
+    # Entries added after the export head's end, and a second export head.
+    assert located(audit([*lines, lines[-1]], key)) == [("malformed", None)]
+    extra = entry_of(lines[12])
+    extra["seq"], extra["prev_hash"] = 13, extra["entry_hash"]
+    grown = [*lines[:13], entry_line(extra, rehash=True), *lines[13:]]
+    assert located(audit(grown, key)) == [
+        ("audit_head_mismatch", 13),
+        ("audit_unsigned_tail", 13),
+    ]
+
+
 def test_unsigned_tail_is_a_warning(tmp_path: Path, key: PrivateKey) -> None:
+    lines = build_export(tmp_path, key, entries=25, final_head=False, export_head=False)
+    report = audit(lines, key)
+    assert located(report) == [("audit_export_unsigned", 26), ("audit_unsigned_tail", 21)]
+    assert [f.severity for f in report.findings] == [  # type: ignore[attr-defined]
+        Severity.ERROR,
+        Severity.WARNING,
+    ]
+
+
+def test_export_head_signs_the_tail(tmp_path: Path, key: PrivateKey) -> None:
     lines = build_export(tmp_path, key, entries=25, final_head=False)
     report = audit(lines, key)
-    assert located(report) == [("audit_unsigned_tail", 21)]
-    assert report.errors == () and not report.clean  # type: ignore[attr-defined]
+    assert report.clean and report.last_signed_seq == 25  # type: ignore[attr-defined]
 
 
 def test_empty_log_with_head_is_clean(tmp_path: Path, key: PrivateKey) -> None:
@@ -213,7 +277,7 @@ def test_first_entry_from_another_log(tmp_path: Path, key: PrivateKey) -> None:
     lines[0] = lines[0].replace('"log_id":"', '"log_id":"x')
     codes = located(audit(lines, key))
     assert ("audit_altered", 1) in codes
-    assert codes.count(("audit_head_mismatch", 10)) == 2
+    assert codes.count(("audit_head_mismatch", 10)) == 3  # two heads and the export head
 
 
 def test_reverify_hook_agreeing_is_clean(tmp_path: Path, key: PrivateKey) -> None:
@@ -271,3 +335,45 @@ def test_oversized_and_deep_lines_are_findings_not_crashes(tmp_path: Path, key: 
         ("too_large", 3),
         ("too_large", 4),
     ]
+
+
+def test_verified_without_evidence_is_a_finding(tmp_path: Path, key: PrivateKey) -> None:
+    lines = export_of(
+        tmp_path,
+        key,
+        [
+            verdict(7),
+            verdict(7, presentation=None),  # "verified", but nothing to re-verify
+            {"kind": EntryKind.VERIFICATION, "presentation": "{}", "outcome": OUTCOME},
+            verdict(7, presentation=None, verified=False),  # a rejection needs none
+        ],
+    )
+    report = audit(lines, key)
+    assert [(f.code, f.seq, f.line) for f in report.findings] == [  # type: ignore[attr-defined]
+        ("audit_missing_evidence", 2, 3),
+        ("audit_missing_evidence", 3, 4),
+    ]
+    assert "without its presentation" in report.findings[0].message  # type: ignore[attr-defined]
+    assert "without its trust list" in report.findings[1].message  # type: ignore[attr-defined]
+
+
+def test_trust_list_rollback_is_a_finding(tmp_path: Path, key: PrivateKey) -> None:
+    lines = export_of(
+        tmp_path,
+        key,
+        [
+            verdict(3),
+            verdict(5),
+            {"kind": EntryKind.REQUEST, "details": {"nonce": "n"}},
+            verdict(4, verified=False),  # judged under a list it had already replaced
+            verdict(5),
+            verdict(6),
+            verdict(3),
+        ],
+    )
+    report = audit(lines, key)
+    assert [(f.code, f.seq) for f in report.findings] == [  # type: ignore[attr-defined]
+        ("audit_trust_rollback", 4),
+        ("audit_trust_rollback", 7),
+    ]
+    assert "trust list 4 after entry 2 had used trust list 5" in report.findings[0].message  # type: ignore[attr-defined]

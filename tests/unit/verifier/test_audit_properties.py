@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from onceonly.jose import PrivateKey, generate_private_key
-from tests.unit.verifier.audit_samples import build_export, entry_line, entry_of
+from tests.unit.verifier.audit_samples import build_export, cut_tail, entry_line, entry_of
 from verifier.audit import audit_lines
 
 ENTRIES = 30
@@ -71,4 +71,19 @@ def test_any_alteration_is_found_at_that_entry(
     expected = [("audit_altered", seq)]
     if rehash and seq in HEADS_AT:  # the head signed over this very entry disagrees too
         expected.append(("audit_head_mismatch", seq))
+    assert findings(key, lines) == expected
+
+
+@settings(max_examples=60, deadline=None)
+@given(keep=st.integers(0, ENTRIES - 1), keep_export_head=st.booleans())
+def test_any_tail_cut_is_found_where_the_export_now_ends(
+    signed_export: tuple[PrivateKey, list[str]], keep: int, keep_export_head: bool
+) -> None:
+    key, original = signed_export
+    lines = cut_tail(original, keep, keep_export_head=keep_export_head)
+    code = "audit_truncated" if keep_export_head else "audit_export_unsigned"
+    expected = [(code, keep + 1)]
+    last_head = max((at for at in HEADS_AT if at <= keep), default=0)
+    if keep > last_head:  # what is left after the last remaining head is unsigned
+        expected.append(("audit_unsigned_tail", last_head + 1))
     assert findings(key, lines) == expected

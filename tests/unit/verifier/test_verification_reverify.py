@@ -7,14 +7,37 @@ from pathlib import Path
 from typing import Any
 
 from onceonly.jose import generate_private_key
+from onceonly.query import parse_query
 from verifier.audit import AuditReport, audit_file
-from verifier.audit_format import EntryKind, VerificationOutcome
+from verifier.audit_format import (
+    EntryKind,
+    StatusListVersion,
+    TrustListVersion,
+    VerificationOutcome,
+)
 from verifier.audit_log import AuditLog
 from verifier.evidence import EvidenceArchive
-from verifier.reverify import Reverifier, nonce_consumers, read_export_entries
+from verifier.requests import PendingRequest
+from verifier.reverify import (
+    Reverifier,
+    nonce_consumers,
+    read_export_entries,
+    recorded_requests,
+)
+from verifier.verification import request_details
 
 from .test_verification import Setup, make_setup
-from .verification_world import NOW, World
+from .verification_world import (
+    CITIZEN,
+    ISSUER_ID,
+    NOW,
+    PURPOSE,
+    RESIDENCE,
+    STATUS_URI,
+    VERIFIER_ID,
+    World,
+    exchange,
+)
 
 
 async def record_mixed_history(setup: Setup) -> None:
@@ -180,3 +203,118 @@ async def test_two_entries_claiming_one_nonce_are_found(tmp_path: Path) -> None:
     assert [(finding.code, finding.seq) for finding in report.findings] == [
         ("audit_reverify_mismatch", 2)
     ]
+
+
+def over_asking_request(setup: Setup) -> PendingRequest:
+    """A request for a claim the verifier is not registered for (family_name), made
+    behind prepare_request's back (which would refuse it)."""
+    query = parse_query(
+        {
+            "credentials": [
+                {
+                    "id": "residence",
+                    "format": "dc+sd-jwt",
+                    "meta": {"vct_values": [RESIDENCE]},
+                    "claims": [{"path": ["family_name"]}],
+                }
+            ]
+        }
+    )
+    issued = setup.nonces.issue(exchange_id=exchange(99), audience=VERIFIER_ID, now=NOW, ttl=600)
+    return PendingRequest(
+        exchange_id=exchange(99),
+        citizen=CITIZEN,
+        verifier_id=VERIFIER_ID,
+        nonce=issued.nonce,
+        query=query,
+        purpose=PURPOSE,
+        created_at=NOW,
+        expires_at=issued.expires_at,
+    )
+
+
+async def test_over_asking_is_refused_online(tmp_path: Path) -> None:
+    setup = make_setup(World(), str(tmp_path / "v.sqlite3"), tmp_path)
+    pending = over_asking_request(setup)
+    disclosed = setup.world.present(
+        setup.world.credential(), nonce=pending.nonce, disclose=[("family_name",)]
+    )
+    result = await setup.answer(pending, disclosed)
+    assert (result.verified, result.error_code) == (False, "not_authorized_to_request")
+    # ... and the auditor agrees with that verdict.
+    assert audit(setup, export(setup, tmp_path)).clean
+
+
+async def test_over_asking_recorded_as_verified_is_found(tmp_path: Path) -> None:
+    setup = make_setup(World(), str(tmp_path / "v.sqlite3"), tmp_path)
+    world = setup.world
+    pending = over_asking_request(setup)
+    disclosed = world.present(world.credential(), nonce=pending.nonce, disclose=[("family_name",)])
+    status = world.status_token()
+    # A verifier that asked for more than it is registered for and recorded the answer
+    # as verified, with all the evidence an honest verdict would have.
+    setup.audit.append(
+        kind=EntryKind.VERIFICATION,
+        exchange_id=pending.exchange_id,
+        now=NOW + 5,
+        presentation=json.dumps({"residence": [disclosed]}),
+        outcome=VerificationOutcome(
+            verified=True,
+            issuer=ISSUER_ID,
+            vct=RESIDENCE,
+            disclosed=("residence:family_name",),
+        ),
+        trust_list=TrustListVersion(sequence=1, hash=setup.evidence.put(world.trust_token())),
+        status_lists=(StatusListVersion(uri=STATUS_URI, hash=setup.evidence.put(status)),),
+        details=request_details(pending),
+    )
+    report = audit(setup, export(setup, tmp_path))
+    assert [(finding.code, finding.seq) for finding in report.findings] == [
+        ("audit_reverify_mismatch", 1)
+    ]
+    assert "rejected (not_authorized_to_request)" in report.findings[0].message
+
+
+async def test_verdicts_are_bound_to_the_recorded_request(tmp_path: Path) -> None:
+    setup = make_setup(World(), str(tmp_path / "v.sqlite3"), tmp_path)
+    world = setup.world
+    asked = setup.request()
+    setup.audit.append(
+        kind=EntryKind.REQUEST,
+        exchange_id=asked.exchange_id,
+        now=NOW,
+        details=request_details(asked),
+    )
+    presentation = world.present(world.credential(), nonce=asked.nonce)
+    assert (await setup.answer(asked, presentation)).verified
+    # Another request of the same verifier, never recorded in the log: its verdict
+    # entry, though honestly verified, is bound to no recorded request.
+    unrecorded = setup.request()
+    other = world.present(world.credential(), nonce=unrecorded.nonce)
+    assert (await setup.answer(unrecorded, other)).verified
+    # A verdict recorded for the first exchange but under another nonce and audience:
+    # its KB-JWT (made for that nonce and audience) verifies against its own details,
+    # but not against what the recorded request asked.
+    forged = world.present(world.credential(), nonce=unrecorded.nonce, aud="https://x.example")
+    verified = setup.audit.entries()[1]
+    setup.audit.append(
+        kind=EntryKind.VERIFICATION,
+        exchange_id=asked.exchange_id,
+        now=NOW + 7,
+        presentation=json.dumps({"residence": [forged]}),
+        outcome=verified.outcome,
+        trust_list=verified.trust_list,
+        status_lists=verified.status_lists,
+        details=request_details(asked)
+        | {"nonce": "Zm9yZ2VkLW5vbmNlLWZvcmdlZC1ub25jZQ", "audience": "https://x.example"},
+    )
+    exported = export(setup, tmp_path)
+    entries = read_export_entries(exported)
+    report = audit(setup, exported, requests=recorded_requests(entries))
+    assert [(finding.code, finding.seq) for finding in report.findings] == [
+        ("audit_reverify_mismatch", 3),
+        ("audit_reverify_mismatch", 4),
+    ]
+    assert all("nonce_mismatch" in finding.message for finding in report.findings)
+    # Without the recorded requests only the verdicts' own details count.
+    assert [finding.seq for finding in audit(setup, exported).findings] == [4]
