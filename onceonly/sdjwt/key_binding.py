@@ -88,7 +88,7 @@ def verify_kb_jwt(
     """
     jws = jose.parse_compact(kb_jwt, max_bytes=max_bytes)
     alg = jose.check_header(jws.header, allowed_algs=allowed_algs, expected_typ=KB_JWT_TYP)
-    if alg != holder_key.alg:
+    if not holder_key.accepts(alg):
         raise UnsupportedAlgorithm(f"KB-JWT alg {alg!r} does not match the cnf key")
     if not holder_key.verify(jws.signing_input, jws.signature):
         raise KeyBindingError("KB-JWT signature does not verify with the cnf key")
