@@ -19,16 +19,15 @@ from typing import Any, Final
 
 from onceonly import jose
 from onceonly.errors import (
-    Expired,
     InvalidClaim,
     InvalidDisclosure,
     KeyBindingError,
     KeyBindingMissing,
     MalformedInput,
-    NotYetValid,
     UnknownKey,
     UnsupportedAlgorithm,
 )
+from onceonly.jwt_claims import audience_admits, check_validity_window
 from onceonly.sdjwt.claims import (
     LEGACY_SD_JWT_VC_TYP,
     NEVER_DISCLOSABLE,
@@ -150,17 +149,6 @@ def _holder_key(claims: dict[str, Any], required: bool) -> jose.PublicKey | None
         raise InvalidClaim(f"'cnf.jwk' is not a usable key: {exc.message}") from exc
 
 
-def _check_times(
-    iat: int | float, exp: int | float | None, nbf: int | float | None, now: int, leeway: int
-) -> None:
-    if exp is not None and now - leeway >= exp:
-        raise Expired("the credential has expired", detail={"token": "sd-jwt"})
-    if nbf is not None and now + leeway < nbf:
-        raise NotYetValid("the credential is not valid yet ('nbf')", detail={"token": "sd-jwt"})
-    if iat > now + leeway:
-        raise NotYetValid("the credential's 'iat' is in the future", detail={"token": "sd-jwt"})
-
-
 def _guarded(key: jose.PublicKey | jose.KeyResolver) -> jose.PublicKey | jose.KeyResolver:
     if isinstance(key, jose.PublicKey):
         return key
@@ -230,7 +218,20 @@ def verify_presentation(
         raise InvalidClaim(f"vct {vct!r} is not the expected type", detail={"claim": "vct"})
     iat = _number(claims, "iat")
     exp, nbf = _optional_number(claims, "exp"), _optional_number(claims, "nbf")
-    _check_times(iat, exp, nbf, now, policy.leeway_seconds)
+    check_validity_window(
+        kind="sd-jwt",
+        what="credential",
+        now=now,
+        leeway=policy.leeway_seconds,
+        issued_at=iat,
+        expires_at=exp,
+        not_before=nbf,
+    )
+    # RFC 7519 §4.1.3: a recipient not named in a present 'aud' must reject.
+    if "aud" in claims and not audience_admits(claims["aud"], policy.expected_audience):
+        raise InvalidClaim(
+            "the credential's 'aud' does not name this verifier", detail={"claim": "aud"}
+        )
     status = claims.get("status")
     if status is not None and not isinstance(status, dict):
         raise InvalidClaim("'status' must be an object", detail={"claim": "status"})
