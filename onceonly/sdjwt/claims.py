@@ -22,7 +22,7 @@ NEVER_DISCLOSABLE: Final[frozenset[str]] = frozenset(
 """Top-level claims the SD-JWT VC draft forbids making selectively disclosable."""
 
 ISSUER_SET_CLAIMS: Final[frozenset[str]] = frozenset(
-    {"iss", "iat", "nbf", "exp", "cnf", "vct", "status", "_sd_alg"}
+    {"iss", "iat", "nbf", "exp", "cnf", "vct", "vct#integrity", "status", "_sd_alg"}
 )
 """Top-level claims :func:`issue_sd_jwt_vc` sets from its arguments.
 

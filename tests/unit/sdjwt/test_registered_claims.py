@@ -103,3 +103,16 @@ def test_credential_aud_must_name_the_verifier(
         _verify(token(AUD), issuer_key, require_key_binding=False, expected_audience=None)
     _verify(token(AUD), issuer_key, **lenient)
     _verify(token(["x", AUD]), issuer_key, **lenient)
+
+
+@pytest.mark.parametrize("name", ["iss", "iat"])
+def test_iss_and_iat_are_a_profile_rule_and_the_error_says_so(
+    name: str, holder_key: jose.PrivateKey, issuer_key: jose.PrivateKey
+) -> None:
+    # Both are OPTIONAL in the SD-JWT VC draft; onceonly's profile requires them.
+    payload = {"iss": ISSUER, "iat": NOW, "vct": VCT, "cnf": {"jwk": holder_key.public().to_jwk()}}
+    del payload[name]
+    token = jose.sign_compact(payload, issuer_key, typ="dc+sd-jwt") + "~"
+    with pytest.raises(InvalidClaim, match="required by the onceonly profile") as info:
+        _verify(token, issuer_key, require_key_binding=False)
+    assert info.value.detail == {"claim": name, "rule": "onceonly-profile"}
