@@ -39,3 +39,10 @@ def test_verifier_and_wallet_views_leave_vct_integrity_out() -> None:
     sd_jwt = parse_sd_jwt(text)
     view = verifier_view(sd_jwt, [d.disclosure.encoded for d in sd_jwt.disclosures])
     assert view == {"given_name": "Ana"}
+
+
+def test_demo_narration_lists_only_subject_claims() -> None:
+    from scenario.issuing import subject_claims
+
+    claims = {"vct#integrity": "sha256-x", "vct": "v", "_sd": [], "given_name": "Ana"}
+    assert subject_claims(claims) == ["given_name"]
