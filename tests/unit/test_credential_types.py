@@ -134,3 +134,17 @@ def test_malformed_claim_metadata_is_a_config_error(tmp_path: Path) -> None:
     (tmp_path / "pid.vct.json").write_text(json.dumps(document), encoding="utf-8")
     with pytest.raises(ConfigError, match="sd"):
         ct.all_types.__wrapped__(tmp_path)
+
+
+@pytest.mark.parametrize("vct", sorted(EXPECTED))
+def test_mandatory_claims_are_required_by_the_schema(vct: str) -> None:
+    # The wallet enforces "mandatory" (draft: a holder with every disclosure can
+    # tell a mandatory claim is missing) through the type's JSON Schema.
+    ctype = ct.get_type(vct)
+    for claim in ctype.type_metadata.claims:
+        if not claim.mandatory or not all(isinstance(p, str) for p in claim.path):
+            continue
+        node: Any = ctype.schema
+        for name in claim.path:
+            assert name in node.get("required", []), (vct, claim.path)
+            node = node["properties"][name]
