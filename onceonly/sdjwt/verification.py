@@ -7,11 +7,12 @@ processed, then claims, then key binding.
 
 Key binding when the policy does not require it: a KB-JWT that is present is
 still verified in full (signature by ``cnf``, ``typ``, ``iat``, ``exp``/``nbf`` when
-present, ``sd_hash``; ``aud``/``nonce`` when the policy names them).
+present, ``sd_hash``; ``aud``/``nonce`` when the policy names them). Accepting a
+broken one because "it was optional" would let an attacker's garbage ride along
+unnoticed.
 
 Type Metadata: when the policy holds metadata for the credential's ``vct``, its
-claim ``sd`` rules and ``vct#integrity`` are checked too (see :mod:`type_metadata`). Accepting a broken one because
-"it was optional" would let an attacker's garbage ride along unnoticed.
+claim ``sd`` rules and ``vct#integrity`` are checked too (see :mod:`type_metadata`).
 """
 
 from __future__ import annotations
