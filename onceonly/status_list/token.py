@@ -116,15 +116,6 @@ def check_token_times(
         )
 
 
-def require_int(value: Any, name: str, *, positive: bool = False) -> int:
-    """Return ``value`` if it is an integer (not a bool), else raise :class:`InvalidClaim`."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidClaim(f"claim {name!r} must be an integer", detail={"claim": name})
-    if value < 0 or (positive and value == 0):
-        raise InvalidClaim(f"claim {name!r} must be positive", detail={"claim": name})
-    return value
-
-
 def require_subject(value: Any, expected_uri: str | None) -> str:
     """Return the ``sub`` claim after checking it names the referenced list.
 
