@@ -249,13 +249,23 @@ def _b64_to_int(text: Any, length: int, what: str) -> int:
     return int.from_bytes(_b64_fixed(text, length, what), "big")
 
 
+@functools.cache
+def _key_kind(cls: type) -> str | None:
+    # By class, once: isinstance against these ABCs costs about a microsecond,
+    # and keys are built on hot paths (a KB-JWT's key, every presentation).
+    if issubclass(cls, ed25519.Ed25519PublicKey | ed25519.Ed25519PrivateKey):
+        return "OKP"
+    if issubclass(cls, ec.EllipticCurvePublicKey | ec.EllipticCurvePrivateKey):
+        return "EC"
+    return None
+
+
 def _algs_of(key: object) -> frozenset[str]:
     """The JWS algorithms a key of this type can sign or verify (RFC 9864 §2)."""
-    if isinstance(key, ed25519.Ed25519PublicKey | ed25519.Ed25519PrivateKey):
+    kind = _key_kind(cast(Any, type(key)))  # classes hash; typeshed's type[object] does not say so
+    if kind == "OKP":
         return ED25519_ALGS
-    if isinstance(key, ec.EllipticCurvePublicKey | ec.EllipticCurvePrivateKey) and isinstance(
-        key.curve, ec.SECP256R1
-    ):
+    if kind == "EC" and isinstance(cast(Any, key).curve, ec.SECP256R1):
         return P256_ALGS
     return frozenset()
 
