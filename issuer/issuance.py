@@ -40,7 +40,7 @@ from issuer.offers import credential_display, require_issued_type
 from issuer.register import PID_VCT, BindingMethod, Register
 from issuer.status_registry import StatusRegistry
 from onceonly import jose
-from onceonly.credential_types import ClaimPath, get_type
+from onceonly.credential_types import ClaimPath, get_type, type_metadata
 from onceonly.errors import (
     IdentityNotBound,
     InvalidClaim,
@@ -230,7 +230,10 @@ async def _identity_from_pid(
     if request.identity_presentation is None:
         raise IdentityNotBound("this agency requires a PID presentation (identity_presentation)")
     policy = VerificationPolicy(
-        expected_audience=ctx.config.agency_id, expected_nonce=nonce, expected_vct=PID_VCT
+        expected_audience=ctx.config.agency_id,
+        expected_nonce=nonce,
+        expected_vct=PID_VCT,
+        type_metadata=type_metadata,
     )
     verified = verify_presentation(
         request.identity_presentation,
@@ -302,6 +305,7 @@ def sign_credential(
         expires_at=expires_at,
         status=reference.to_claim(),
         random_bytes=ctx.random_bytes,
+        type_metadata=credential_type.type_metadata,
     )
     sd_jwt = issued.serialize()
     processed = dict(parse_sd_jwt(sd_jwt).claims)

@@ -1,9 +1,9 @@
 """Minimal COSE_Sign1 (RFC 9052) for CWT-form status list tokens.
 
 Pure: no I/O, no clock. Only what the status list CWT needs: one signer,
-algorithms ES256 (-7) and EdDSA (-8), the tagged form (CBOR tag 18), an empty
-external AAD, and strict decoding (no duplicate map keys, no indefinite
-lengths, bounded size and depth, no ``crit`` extensions).
+algorithms ES256 (-7), EdDSA (-8), ESP256 (-9) and Ed25519 (-19) (RFC 9864),
+the tagged form (CBOR tag 18), an empty external AAD, and strict decoding (no
+duplicate map keys, no indefinite lengths, bounded size and depth, no ``crit`` extensions).
 
 Signatures are the raw forms RFC 9053 prescribes: ``r || s`` (64 bytes) for
 ES256 and the 64-byte Ed25519 signature, which is exactly what
@@ -27,7 +27,7 @@ from onceonly.errors import (
     MalformedInput,
     UnsupportedAlgorithm,
 )
-from onceonly.jose import EDDSA, ES256, PrivateKey, PublicKey
+from onceonly.jose import ED25519, EDDSA, ES256, ESP256, PrivateKey, PublicKey
 
 COSE_SIGN1_TAG: Final = 18
 
@@ -40,8 +40,15 @@ HEADER_TYP: Final = 16
 
 COSE_ALG_ES256: Final = -7
 COSE_ALG_EDDSA: Final = -8
+COSE_ALG_ESP256: Final = -9  # RFC 9864 fully-specified algorithms
+COSE_ALG_ED25519: Final = -19
 
-_JOSE_TO_COSE_ALG: Final[dict[str, int]] = {ES256: COSE_ALG_ES256, EDDSA: COSE_ALG_EDDSA}
+_JOSE_TO_COSE_ALG: Final[dict[str, int]] = {
+    ES256: COSE_ALG_ES256,
+    EDDSA: COSE_ALG_EDDSA,
+    ESP256: COSE_ALG_ESP256,
+    ED25519: COSE_ALG_ED25519,
+}
 _COSE_TO_JOSE_ALG: Final[dict[int, str]] = {v: k for k, v in _JOSE_TO_COSE_ALG.items()}
 
 DEFAULT_MAX_COSE_BYTES: Final = 1024 * 1024
@@ -56,7 +63,7 @@ class CoseSign1:
         protected: The decoded protected header map.
         unprotected: The unprotected header map (not covered by the signature).
         payload: The payload bytes.
-        alg: The JOSE name of the algorithm (``ES256`` or ``EdDSA``).
+        alg: The JOSE name of the algorithm (``ES256``, ``ESP256``, ``EdDSA`` or ``Ed25519``).
     """
 
     protected: dict[Any, Any]
@@ -195,14 +202,14 @@ def verify_sign1(
     key: PublicKey,
     *,
     expected_typ: str | int | None,
-    allowed_algs: Collection[str] = (ES256, EDDSA),
+    allowed_algs: Collection[str] = (ES256, EDDSA, ESP256, ED25519),
     max_bytes: int = DEFAULT_MAX_COSE_BYTES,
 ) -> CoseSign1:
     """Decode and verify a tagged COSE_Sign1 message with the verifier's key.
 
     Args:
         data: The encoded message.
-        key: The key the verifier chose; its algorithm must equal the message's.
+        key: The key the verifier chose; it must accept the message's algorithm.
         expected_typ: Exact protected ``typ`` (label 16) required, or ``None`` to skip.
         allowed_algs: JOSE names of acceptable algorithms.
         max_bytes: Upper bound on the encoded size.
@@ -220,7 +227,7 @@ def verify_sign1(
         typ = message.protected.get(HEADER_TYP)
         if isinstance(typ, bool) or typ != expected_typ:
             raise InvalidTokenType(f"COSE typ {typ!r} is not {expected_typ!r}")
-    if key.alg != message.alg:
+    if not key.accepts(message.alg):
         raise UnsupportedAlgorithm(
             f"message alg {message.alg!r} does not match key alg {key.alg!r}"
         )

@@ -4,6 +4,13 @@ Each type lives in ``schemas/credentials/<name>.vct.json`` (SD-JWT VC type
 metadata: display names in German and English, claim labels, which claims are
 selectively disclosable) beside ``<name>.schema.json`` (the JSON Schema an issued
 credential's processed payload must satisfy).
+
+The current SD-JWT VC draft has no member for a JSON Schema, so the schema's file
+name sits under onceonly's own, collision-resistant member
+``"urn:onceonly:type-metadata": {"schema_uri": ...}`` (other consumers ignore it,
+as the draft requires of members they do not understand). The document's octets
+are kept: our issuer signs ``vct#integrity`` over them and holders and verifiers
+check it against their copy.
 """
 
 from __future__ import annotations
@@ -17,10 +24,14 @@ from typing import Any
 
 import jsonschema
 
-from onceonly.errors import ConfigError, InvalidClaim
+from onceonly.errors import ConfigError, InvalidClaim, MalformedInput
+from onceonly.sdjwt.type_metadata import TypeMetadata
 from onceonly.types import Vct
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas" / "credentials"
+
+ONCEONLY_MEMBER = "urn:onceonly:type-metadata"
+"""Our extension member of a type metadata document (holds ``schema_uri``)."""
 
 ClaimPath = tuple[str | int | None, ...]
 
@@ -47,6 +58,7 @@ class CredentialType:
     claims: tuple[ClaimDisplay, ...]
     schema: Mapping[str, Any]
     metadata: Mapping[str, Any]
+    type_metadata: TypeMetadata
 
     @property
     def disclosable_paths(self) -> tuple[ClaimPath, ...]:
@@ -85,9 +97,16 @@ def _display(entries: list[Mapping[str, Any]], locale_prefix: str, field: str) -
 
 
 def _load(path: Path) -> CredentialType:
-    metadata = json.loads(path.read_text(encoding="utf-8"))
-    schema_path = path.with_name(metadata["schema_uri"])
-    schema = json.loads(schema_path.read_text(encoding="utf-8"))
+    try:
+        parsed = TypeMetadata.from_document(path.read_bytes())
+    except MalformedInput as exc:
+        raise ConfigError(f"type metadata {path.name}: {exc.message}") from exc
+    metadata = parsed.content
+    ours = metadata.get(ONCEONLY_MEMBER)
+    schema_name = ours.get("schema_uri") if isinstance(ours, dict) else None
+    if not isinstance(schema_name, str) or Path(schema_name).name != schema_name:
+        raise ConfigError(f"type metadata {path.name} names no schema file in {ONCEONLY_MEMBER}")
+    schema = json.loads(path.with_name(schema_name).read_text(encoding="utf-8"))
     claims = tuple(
         ClaimDisplay(
             path=tuple(c["path"]),
@@ -106,6 +125,7 @@ def _load(path: Path) -> CredentialType:
         claims=claims,
         schema=schema,
         metadata=metadata,
+        type_metadata=parsed,
     )
 
 
@@ -114,6 +134,12 @@ def all_types(directory: Path = SCHEMA_DIR) -> dict[Vct, CredentialType]:
     """Every shipped credential type, by ``vct``."""
     types = [_load(p) for p in sorted(directory.glob("*.vct.json"))]
     return {t.vct: t for t in types}
+
+
+def type_metadata(vct: str) -> TypeMetadata | None:
+    """The shipped Type Metadata for ``vct``, or ``None`` (a ``VerificationPolicy`` resolver)."""
+    credential_type = all_types().get(Vct(vct))
+    return None if credential_type is None else credential_type.type_metadata
 
 
 def get_type(vct: str, directory: Path = SCHEMA_DIR) -> CredentialType:

@@ -120,6 +120,18 @@ class InvalidClaim(VerificationError):
     code = "invalid_claim"
 
 
+class ClaimMetadataViolation(InvalidClaim):
+    """A claim breaks its type metadata: ``sd: always`` in plain view, ``sd: never`` disclosed."""
+
+    code = "claim_metadata_violation"
+
+
+class IntegrityMismatch(VerificationError):
+    """A document does not match its ``#integrity`` value (e.g. ``vct#integrity``)."""
+
+    code = "integrity_mismatch"
+
+
 class Expired(VerificationError):
     """The token or request is past its ``exp`` (beyond the leeway)."""
 
@@ -205,6 +217,12 @@ class ForbiddenDisclosableClaim(IssuanceError):
     """An always-visible claim (iss, nbf, exp, cnf, vct, status) was made disclosable."""
 
     code = "forbidden_disclosable_claim"
+
+
+class ClaimMetadataNotMet(IssuanceError):
+    """The credential would break its type metadata (``sd``, ``mandatory``): not issued."""
+
+    code = "claim_metadata_not_met"
 
 
 class UnknownStatusEntry(IssuanceError):

@@ -40,9 +40,15 @@ from onceonly.errors import (
 )
 
 ES256: Final = "ES256"
+ESP256: Final = "ESP256"
 EDDSA: Final = "EdDSA"
-SUPPORTED_ALGS: Final[frozenset[str]] = frozenset({ES256, EDDSA})
-"""Algorithms we can sign and verify. ``none`` and HS* are never accepted."""
+ED25519: Final = "Ed25519"
+P256_ALGS: Final[frozenset[str]] = frozenset({ES256, ESP256})
+"""ECDSA with P-256 and SHA-256: ``ES256`` and RFC 9864's fully-specified ``ESP256``."""
+ED25519_ALGS: Final[frozenset[str]] = frozenset({EDDSA, ED25519})
+"""Ed25519 signatures: polymorphic ``EdDSA`` (Ed25519 curve only) and RFC 9864's ``Ed25519``."""
+SUPPORTED_ALGS: Final[frozenset[str]] = P256_ALGS | ED25519_ALGS
+"""Algorithms we can sign and verify. ``none``, HS* and Ed448 are never accepted."""
 
 DEFAULT_MAX_TOKEN_BYTES: Final = 256 * 1024
 DEFAULT_MAX_JSON_DEPTH: Final = 32
@@ -243,23 +249,60 @@ def _b64_to_int(text: Any, length: int, what: str) -> int:
     return int.from_bytes(_b64_fixed(text, length, what), "big")
 
 
+@functools.cache
+def _key_kind(cls: type) -> str | None:
+    # By class, once: isinstance against these ABCs costs about a microsecond,
+    # and keys are built on hot paths (a KB-JWT's key, every presentation).
+    if issubclass(cls, ed25519.Ed25519PublicKey | ed25519.Ed25519PrivateKey):
+        return "OKP"
+    if issubclass(cls, ec.EllipticCurvePublicKey | ec.EllipticCurvePrivateKey):
+        return "EC"
+    return None
+
+
+def _algs_of(key: object) -> frozenset[str]:
+    """The JWS algorithms a key of this type can sign or verify (RFC 9864 §2)."""
+    kind = _key_kind(cast(Any, type(key)))  # classes hash; typeshed's type[object] does not say so
+    if kind == "OKP":
+        return ED25519_ALGS
+    if kind == "EC" and isinstance(cast(Any, key).curve, ec.SECP256R1):
+        return P256_ALGS
+    return frozenset()
+
+
 @dataclass(frozen=True)
 class PublicKey:
     """A verification key with its algorithm.
 
     Attributes:
-        alg: ``ES256`` or ``EdDSA``.
+        alg: The key's algorithm: ``ES256``/``ESP256`` (P-256) or ``EdDSA``/``Ed25519``.
         key: The ``cryptography`` public key object.
         kid: Optional key id.
+        alg_pinned: The key's JWK declared ``alg``: only that algorithm verifies
+            with it (RFC 7517 §4.4). Otherwise any algorithm of the key's type does.
+
+    Raises:
+        ValueError: ``alg`` is not an algorithm of the key's type (a programming error).
     """
 
     alg: str
     key: ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey
     kid: str | None = None
+    alg_pinned: bool = field(default=False, compare=False)
     # The key's public JWK members, filled once: exporting a key costs
     # microseconds and never changes. init=False, so dataclasses.replace()
     # (which may swap the key) starts from an empty one.
     _jwk: dict[str, str] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.alg not in _algs_of(self.key):
+            raise ValueError(f"alg {self.alg!r} does not fit a {type(self.key).__name__}")
+
+    def accepts(self, alg: str) -> bool:
+        """Whether a signature with JWS ``alg`` may be verified with this key."""
+        if alg == self.alg:
+            return True
+        return not self.alg_pinned and alg in _algs_of(self.key)
 
     def _public_members(self) -> dict[str, str]:
         if not self._jwk:
@@ -267,8 +310,10 @@ class PublicKey:
         return self._jwk
 
     def to_jwk(self) -> dict[str, str]:
-        """Return the public JWK (with ``kid`` when set)."""
+        """Return the public JWK (with ``kid`` when set, ``alg`` when pinned)."""
         jwk = dict(self._public_members())
+        if self.alg_pinned:
+            jwk["alg"] = self.alg
         if self.kid is not None:
             jwk["kid"] = self.kid
         return jwk
@@ -332,6 +377,10 @@ class PrivateKey:
     alg: str
     key: ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
     kid: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.alg not in _algs_of(self.key):
+            raise ValueError(f"alg {self.alg!r} does not fit a {type(self.key).__name__}")
 
     def public(self) -> PublicKey:
         """The matching :class:`PublicKey` (same ``alg`` and ``kid``)."""
@@ -425,7 +474,7 @@ def _public_key_from_members(
             )
         except ValueError as exc:
             raise MalformedInput("EC point is not on P-256") from exc
-        alg = ES256
+        family, alg = P256_ALGS, ES256
         # Strict decoding made x and y canonical: they are exactly what
         # exporting this key would produce, so they serve as its JWK.
         exported = {"kty": "EC", "crv": "P-256", "x": x_text, "y": y_text}
@@ -434,13 +483,16 @@ def _public_key_from_members(
         if len(x_raw) != 32:  # Ed25519 public keys are 32 bytes
             raise MalformedInput("Ed25519 JWK x must be 32 bytes")
         key = ed25519.Ed25519PublicKey.from_public_bytes(x_raw)
-        alg = EDDSA
+        family, alg = ED25519_ALGS, EDDSA
         exported = {"kty": "OKP", "crv": "Ed25519", "x": x_text}
     else:
         raise UnsupportedAlgorithm(f"unsupported JWK kty/crv {kty!r}/{crv!r}")
-    if declared is not None and declared != alg:
+    # RFC 9864: a fully-specified alg names its key type, so "Ed25519" only
+    # with an Ed25519 OKP key and "ESP256"/"ES256" only with a P-256 EC key.
+    if declared is not None and declared not in family:
         raise UnsupportedAlgorithm(f"JWK alg {declared!r} does not match its key type")
-    public = PublicKey(alg=alg, key=key, kid=kid)
+    pinned = declared is not None
+    public = PublicKey(alg=declared if pinned else alg, key=key, kid=kid, alg_pinned=pinned)
     public._jwk.update(exported)
     return public
 
@@ -464,7 +516,7 @@ def private_key_from_jwk(jwk: Mapping[str, Any]) -> PrivateKey:
     if "d" not in jwk:
         raise MalformedInput("private JWK has no 'd' member")
     key: ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
-    if public.alg == ES256:
+    if public.alg in P256_ALGS:
         d = _b64_to_int(jwk["d"], _P256_COORD_BYTES, "d")
         try:
             key = ec.derive_private_key(d, ec.SECP256R1())
@@ -484,11 +536,11 @@ def generate_private_key(alg: str = ES256, kid: str | None = None) -> PrivateKey
     """Create a fresh signing key from the OS CSPRNG (for key creation, not verification).
 
     Raises:
-        UnsupportedAlgorithm: ``alg`` is not ES256 or EdDSA.
+        UnsupportedAlgorithm: ``alg`` is not one of :data:`SUPPORTED_ALGS`.
     """
-    if alg == ES256:
+    if alg in P256_ALGS:
         return PrivateKey(alg=alg, key=ec.generate_private_key(ec.SECP256R1()), kid=kid)
-    if alg == EDDSA:
+    if alg in ED25519_ALGS:
         return PrivateKey(alg=alg, key=ed25519.Ed25519PrivateKey.generate(), kid=kid)
     raise UnsupportedAlgorithm(f"cannot generate keys for {alg!r}")
 
@@ -636,7 +688,8 @@ def verify_compact(
 
     The key is the verifier's choice: either a fixed :class:`PublicKey` or a
     resolver that looks at the (untrusted) header and payload to pick one of the
-    keys the verifier already trusts. The token's ``alg`` must equal the key's.
+    keys the verifier already trusts. The token's ``alg`` must be one the key
+    accepts (:meth:`PublicKey.accepts`).
 
     Raises:
         UnsupportedAlgorithm, InvalidTokenType, InvalidSignature, UnknownKey, MalformedInput.
@@ -646,7 +699,7 @@ def verify_compact(
     public = key if isinstance(key, PublicKey) else key(jws.header, jws.payload)
     if not isinstance(public, PublicKey):
         raise UnknownKey("no verification key for this token")
-    if public.alg != alg:
+    if not public.accepts(alg):
         raise UnsupportedAlgorithm(f"token alg {alg!r} does not match key alg {public.alg!r}")
     if not public.verify(jws.signing_input, jws.signature):
         raise InvalidSignature("JWS signature does not verify")

@@ -191,7 +191,7 @@ class StatusCache:
             verified=verified,
             key=used_key,
             fetched_at=now,
-            fresh_until=now + keep,
+            fresh_until=now + int(keep),  # a fractional ttl rounds down: never cache longer
         )
 
 

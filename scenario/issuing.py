@@ -9,12 +9,13 @@ from issuer.eid_check import complete_eid_check, start_eid_check
 from issuer.register import PID_VCT, RESIDENCE_VCT, BindingMethod
 from onceonly.errors import IssuanceError
 from onceonly.sdjwt import parse_sd_jwt
+from onceonly.sdjwt.claims import TECHNICAL_CLAIMS
 from scenario import cast
 from scenario.narrator import Outcome
 from scenario.parties import services_of
 from scenario.scene import Scene
 
-_TECHNICAL = frozenset({"iss", "iat", "nbf", "exp", "cnf", "status", "vct", "_sd", "_sd_alg"})
+_TECHNICAL = TECHNICAL_CLAIMS | {"_sd"}
 
 
 def holding(scene: Scene, credential_id: str) -> tuple[str, dict[str, Any]]:

@@ -10,9 +10,10 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from onceonly.sdjwt import VerifiedCredential, format_path
+from onceonly.sdjwt.claims import TECHNICAL_CLAIMS
 from verifier.audit_format import StatusListVersion, TrustListVersion
 
-_TECHNICAL_CLAIMS: Final = frozenset({"cnf", "status", "iss", "vct", "iat", "exp", "nbf"})
+_TECHNICAL_CLAIMS: Final = TECHNICAL_CLAIMS
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from onceonly.credential_types import type_metadata
 from onceonly.errors import (
     InvalidClaim,
     NotAuthorizedToRequest,
@@ -115,6 +116,7 @@ def check_presentations(
         expected_nonce=nonce,
         leeway_seconds=options.leeway_seconds,
         max_kb_age_seconds=options.max_kb_age_seconds,
+        type_metadata=type_metadata,
     )
     resolver = trust_list.issuer_key_resolver()
     parts: list[tuple[str, VerifiedCredential]] = []

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any
 
 from onceonly.errors import (
     OnceOnlyError,
@@ -49,15 +49,13 @@ from onceonly.query import (
     select_presentation,
 )
 from onceonly.sdjwt import SdJwt, parse_sd_jwt, present_disclosures
+from onceonly.sdjwt.claims import TECHNICAL_CLAIMS
 from onceonly.sdjwt.serialization import compact_without_kb
 from onceonly.trust import Agency, Purpose, TrustList
 from wallet.holdings import exact_disclosures, held_from_sd_jwt
 from wallet.records import StoredCredential
 from wallet.sight import shown_leaves, verifier_would_accept, within_registration
 from wallet.store import WalletStore
-
-TECHNICAL_CLAIMS: Final = frozenset({"iss", "iat", "nbf", "exp", "vct", "cnf", "status", "_sd_alg"})
-"""Always-visible claims about the credential rather than the citizen (not shown as data)."""
 
 
 @dataclass(frozen=True)

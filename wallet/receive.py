@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from onceonly import jose
-from onceonly.credential_types import all_types
+from onceonly.credential_types import all_types, type_metadata
 from onceonly.errors import (
     InvalidClaim,
     KeyBindingError,
@@ -129,7 +129,10 @@ def verify_issued_credential(
     """
     if not text.endswith("~"):
         raise MalformedInput("an issued credential must end with '~' and carry no KB-JWT")
-    policy = VerificationPolicy(require_key_binding=False, expected_vct=awaited.vct)
+    # type_metadata: the claim sd rules and vct#integrity checked against our copy.
+    policy = VerificationPolicy(
+        require_key_binding=False, expected_vct=awaited.vct, type_metadata=type_metadata
+    )
     verified = verify_presentation(
         text, issuer_key=trust.issuer_key_resolver(), policy=policy, now=now
     )

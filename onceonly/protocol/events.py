@@ -49,7 +49,7 @@ class EcPublicJwk(Frozen):
     x: B64UrlCoordinate
     y: B64UrlCoordinate
     kid: Annotated[str, StringConstraints(max_length=128)] | None = None
-    alg: Literal["ES256"] | None = None
+    alg: Literal["ES256", "ESP256"] | None = None
 
 
 class OkpPublicJwk(Frozen):
@@ -59,7 +59,7 @@ class OkpPublicJwk(Frozen):
     crv: Literal["Ed25519"]
     x: B64UrlCoordinate
     kid: Annotated[str, StringConstraints(max_length=128)] | None = None
-    alg: Literal["EdDSA"] | None = None
+    alg: Literal["EdDSA", "Ed25519"] | None = None
 
 
 PublicJwk = Annotated[EcPublicJwk | OkpPublicJwk, Field(discriminator="kty")]

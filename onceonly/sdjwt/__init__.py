@@ -50,7 +50,9 @@ from onceonly.sdjwt.issuance import IssuedSdJwt, issue_sd_jwt_vc
 from onceonly.sdjwt.key_binding import KeyBinding
 from onceonly.sdjwt.processing import PathedDisclosure, ProcessingLimits
 from onceonly.sdjwt.serialization import RawSdJwt, serialize_compact, serialize_json, split_sd_jwt
+from onceonly.sdjwt.type_metadata import ClaimMetadata, TypeMetadata
 from onceonly.sdjwt.verification import (
+    TypeMetadataResolver,
     VerificationPolicy,
     VerifiedCredential,
     verify_presentation,
@@ -61,6 +63,7 @@ __all__ = [
     "LEGACY_SD_JWT_VC_TYP",
     "NEVER_DISCLOSABLE",
     "SD_JWT_VC_TYP",
+    "ClaimMetadata",
     "ClaimPath",
     "Disclosure",
     "IssuedSdJwt",
@@ -69,6 +72,8 @@ __all__ = [
     "ProcessingLimits",
     "RawSdJwt",
     "SdJwt",
+    "TypeMetadata",
+    "TypeMetadataResolver",
     "VerificationPolicy",
     "VerifiedCredential",
     "format_path",

@@ -21,8 +21,13 @@ NEVER_DISCLOSABLE: Final[frozenset[str]] = frozenset(
 )
 """Top-level claims the SD-JWT VC draft forbids making selectively disclosable."""
 
+TECHNICAL_CLAIMS: Final[frozenset[str]] = frozenset(
+    {"iss", "iat", "nbf", "exp", "vct", "vct#integrity", "cnf", "status", "_sd_alg"}
+)
+"""Always-visible claims about the credential rather than its subject (not shown as data)."""
+
 ISSUER_SET_CLAIMS: Final[frozenset[str]] = frozenset(
-    {"iss", "iat", "nbf", "exp", "cnf", "vct", "status", "_sd_alg"}
+    {"iss", "iat", "nbf", "exp", "cnf", "vct", "vct#integrity", "status", "_sd_alg"}
 )
 """Top-level claims :func:`issue_sd_jwt_vc` sets from its arguments.
 

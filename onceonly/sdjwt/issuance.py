@@ -38,6 +38,7 @@ from onceonly.sdjwt.disclosures import (
 )
 from onceonly.sdjwt.processing import PathedDisclosure
 from onceonly.sdjwt.serialization import serialize_compact, serialize_json
+from onceonly.sdjwt.type_metadata import TypeMetadata, claim_paths
 
 DEFAULT_DECOYS: Final = 2
 # Exact types value() returns unchanged (subclasses take the general path).
@@ -204,6 +205,7 @@ def issue_sd_jwt_vc(
     random_bytes: Callable[[int], bytes],
     hash_alg: str = "sha-256",
     extra_header: Mapping[str, Any] | None = None,
+    type_metadata: TypeMetadata | None = None,
 ) -> IssuedSdJwt:
     """Issue an SD-JWT VC bound to ``holder_key``.
 
@@ -224,8 +226,12 @@ def issue_sd_jwt_vc(
         random_bytes: Randomness source, ``random_bytes(n) -> n bytes`` (e.g. ``os.urandom``).
         hash_alg: ``_sd_alg`` (IANA name).
         extra_header: More protected header members (not alg/typ/crit/jwk/x5c/jku).
+        type_metadata: The type's metadata (its ``vct`` must be ``vct``): the
+            credential must meet its claim ``sd`` and ``mandatory`` rules, and
+            carries ``vct#integrity`` over the document.
 
     Raises:
+        ClaimMetadataNotMet: the credential would break ``type_metadata``.
         ForbiddenDisclosableClaim: a path starts at an always-visible claim.
         ReservedClaimName: ``_sd``/``...`` used as a claim name, or an issuer-set claim given.
         IssuanceError: a disclosable path names no claim, or bad arguments.
@@ -241,11 +247,19 @@ def issue_sd_jwt_vc(
         raise IssuanceError(
             "disclosable paths name no claim: " + ", ".join(format_path(p) for p in missing)
         )
+    if type_metadata is not None:
+        if type_metadata.vct != vct:
+            raise IssuanceError(f"the type metadata describes {type_metadata.vct!r}, not {vct!r}")
+        type_metadata.check_issued(
+            visible=claim_paths(claims), disclosed=[d.path for d in builder.disclosures]
+        )
     payload: dict[str, Any] = {"iss": issuer, "iat": now}
     if not_before is not None:
         payload["nbf"] = not_before
     payload["exp"] = expires_at
     payload["vct"] = vct
+    if type_metadata is not None:
+        payload["vct#integrity"] = type_metadata.integrity
     payload["cnf"] = {"jwk": holder_key.to_jwk()}
     if status is not None:
         payload["status"] = dict(status)

@@ -18,10 +18,10 @@ from onceonly.errors import (
     Expired,
     KeyBindingError,
     NonceMismatch,
-    NotYetValid,
     SdHashMismatch,
     UnsupportedAlgorithm,
 )
+from onceonly.jwt_claims import check_validity_window, numeric_date
 from onceonly.sdjwt.claims import KB_JWT_TYP
 from onceonly.sdjwt.disclosures import digest_of
 
@@ -84,23 +84,33 @@ def verify_kb_jwt(
         UnsupportedAlgorithm, InvalidTokenType, MalformedInput: header problems.
         KeyBindingError: bad signature or missing/mistyped claims.
         AudienceMismatch, NonceMismatch, SdHashMismatch: the binding does not match.
-        NotYetValid, Expired: ``iat`` in the future or older than ``max_age_seconds``.
+        NotYetValid, Expired: ``iat`` in the future or older than ``max_age_seconds``;
+            an ``exp`` or ``nbf`` that is present puts ``now`` outside the token's
+            window (RFC 9901 §7.3: the KB-JWT must be a valid JWT in all other respects).
     """
     jws = jose.parse_compact(kb_jwt, max_bytes=max_bytes)
     alg = jose.check_header(jws.header, allowed_algs=allowed_algs, expected_typ=KB_JWT_TYP)
-    if alg != holder_key.alg:
+    if not holder_key.accepts(alg):
         raise UnsupportedAlgorithm(f"KB-JWT alg {alg!r} does not match the cnf key")
     if not holder_key.verify(jws.signing_input, jws.signature):
         raise KeyBindingError("KB-JWT signature does not verify with the cnf key")
     claims = jws.payload
     iat, aud = claims.get("iat"), claims.get("aud")
     nonce, sd_hash = claims.get("nonce"), claims.get("sd_hash")
-    if not isinstance(iat, int | float) or isinstance(iat, bool):
-        raise KeyBindingError("KB-JWT 'iat' must be a number")
+    iat = numeric_date(iat, "iat", error=KeyBindingError)
+    exp = None if "exp" not in claims else numeric_date(claims["exp"], "exp", error=KeyBindingError)
+    nbf = None if "nbf" not in claims else numeric_date(claims["nbf"], "nbf", error=KeyBindingError)
     if not isinstance(aud, str) or not isinstance(nonce, str) or not isinstance(sd_hash, str):
         raise KeyBindingError("KB-JWT 'aud', 'nonce' and 'sd_hash' must be strings")
-    if iat > now + leeway_seconds:
-        raise NotYetValid("KB-JWT 'iat' is in the future", detail={"token": "kb-jwt"})
+    check_validity_window(
+        kind="kb-jwt",
+        what="KB-JWT",
+        now=now,
+        leeway=leeway_seconds,
+        issued_at=iat,
+        expires_at=exp,
+        not_before=nbf,
+    )
     if iat < now - max_age_seconds - leeway_seconds:
         raise Expired("KB-JWT is older than the accepted age", detail={"token": "kb-jwt"})
     if expected_aud is not None and aud != expected_aud:

@@ -6,29 +6,32 @@ been checked with a key *the verifier* chose (a fixed key or its resolver; a
 processed, then claims, then key binding.
 
 Key binding when the policy does not require it: a KB-JWT that is present is
-still verified in full (signature by ``cnf``, ``typ``, ``iat``, ``sd_hash``;
-``aud``/``nonce`` when the policy names them). Accepting a broken one because
-"it was optional" would let an attacker's garbage ride along unnoticed.
+still verified in full (signature by ``cnf``, ``typ``, ``iat``, ``exp``/``nbf`` when
+present, ``sd_hash``; ``aud``/``nonce`` when the policy names them). Accepting a
+broken one because "it was optional" would let an attacker's garbage ride along
+unnoticed.
+
+Type Metadata: when the policy holds metadata for the credential's ``vct``, its
+claim ``sd`` rules and ``vct#integrity`` are checked too (see :mod:`type_metadata`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 from onceonly import jose
 from onceonly.errors import (
-    Expired,
     InvalidClaim,
     InvalidDisclosure,
     KeyBindingError,
     KeyBindingMissing,
     MalformedInput,
-    NotYetValid,
     UnknownKey,
     UnsupportedAlgorithm,
 )
+from onceonly.jwt_claims import audience_admits, check_validity_window
 from onceonly.sdjwt.claims import (
     LEGACY_SD_JWT_VC_TYP,
     NEVER_DISCLOSABLE,
@@ -36,11 +39,22 @@ from onceonly.sdjwt.claims import (
     ClaimPath,
 )
 from onceonly.sdjwt.disclosures import DEFAULT_HASH_ALG, SD_ALG_KEY
+from onceonly.sdjwt.integrity import parse_integrity, verify_integrity
 from onceonly.sdjwt.key_binding import KeyBinding, verify_kb_jwt
-from onceonly.sdjwt.processing import ProcessingLimits, decode_all, process_payload
+from onceonly.sdjwt.processing import (
+    ProcessedPayload,
+    ProcessingLimits,
+    decode_all,
+    process_payload,
+)
 from onceonly.sdjwt.serialization import DEFAULT_MAX_PRESENTATION_BYTES, split_sd_jwt
+from onceonly.sdjwt.type_metadata import TypeMetadata
 
 MAX_LEEWAY_SECONDS: Final = 300
+VCT_INTEGRITY: Final = "vct#integrity"
+
+TypeMetadataResolver = Callable[[str], TypeMetadata | None]
+"""The verifier's Type Metadata for a ``vct`` (``None``: it has none for that type)."""
 
 
 @dataclass(frozen=True)
@@ -59,6 +73,11 @@ class VerificationPolicy:
         accept_legacy_typ: Also accept ``typ: vc+sd-jwt`` (pre-2024 drafts).
         max_presentation_bytes: Bound on the whole presentation.
         limits: Bounds on disclosures and nesting.
+        type_metadata: The Type Metadata the verifier holds per ``vct``. When it
+            has some for the credential's type, the credential must satisfy its
+            claim ``sd`` rules and, if it carries ``vct#integrity``, match the
+            document's octets. ``None``: no Type Metadata processing (a
+            ``vct#integrity`` is still checked for syntax).
     """
 
     require_key_binding: bool = True
@@ -72,6 +91,7 @@ class VerificationPolicy:
     accept_legacy_typ: bool = False
     max_presentation_bytes: int = DEFAULT_MAX_PRESENTATION_BYTES
     limits: ProcessingLimits = field(default_factory=ProcessingLimits)
+    type_metadata: TypeMetadataResolver | None = None
 
     def __post_init__(self) -> None:
         if self.require_key_binding and (not self.expected_audience or not self.expected_nonce):
@@ -127,6 +147,23 @@ def _optional_number(claims: dict[str, Any], name: str) -> int | float | None:
     return _number(claims, name) if name in claims else None
 
 
+# Optional in the SD-JWT VC draft, required by onceonly's profile (specs/protocol.md,
+# "Profile restrictions"); the error names the rule and its reason.
+_PROFILE_REQUIRED: Final[dict[str, str]] = {
+    "iss": "the trust list authorises issuers per credential type by their 'iss'",
+    "iat": "an issuer's authority and key are judged at the time of issuance",
+}
+
+
+def _require_by_profile(claims: dict[str, Any], name: str) -> None:
+    if name not in claims:
+        raise InvalidClaim(
+            f"'{name}' is optional in SD-JWT VC but required by the onceonly profile: "
+            f"{_PROFILE_REQUIRED[name]}",
+            detail={"claim": name, "rule": "onceonly-profile"},
+        )
+
+
 def _string(claims: dict[str, Any], name: str) -> str:
     value = claims.get(name)
     if not isinstance(value, str) or not value:
@@ -150,15 +187,32 @@ def _holder_key(claims: dict[str, Any], required: bool) -> jose.PublicKey | None
         raise InvalidClaim(f"'cnf.jwk' is not a usable key: {exc.message}") from exc
 
 
-def _check_times(
-    iat: int | float, exp: int | float | None, nbf: int | float | None, now: int, leeway: int
+def _type_metadata_for(policy: VerificationPolicy, vct: Any) -> TypeMetadata | None:
+    if policy.type_metadata is None or not isinstance(vct, str):
+        return None
+    metadata = policy.type_metadata(vct)
+    if metadata is not None and metadata.vct != vct:
+        raise InvalidClaim(f"the type metadata found for {vct!r} describes another type")
+    return metadata
+
+
+def _check_type_metadata(
+    claims: dict[str, Any], processed: ProcessedPayload, metadata: TypeMetadata | None
 ) -> None:
-    if exp is not None and now - leeway >= exp:
-        raise Expired("the credential has expired", detail={"token": "sd-jwt"})
-    if nbf is not None and now + leeway < nbf:
-        raise NotYetValid("the credential is not valid yet ('nbf')", detail={"token": "sd-jwt"})
-    if iat > now + leeway:
-        raise NotYetValid("the credential's 'iat' is in the future", detail={"token": "sd-jwt"})
+    if VCT_INTEGRITY in claims:
+        try:
+            parse_integrity(claims[VCT_INTEGRITY])
+        except MalformedInput as exc:
+            raise InvalidClaim(
+                f"'vct#integrity' is not SRI integrity metadata: {exc.message}",
+                detail={"claim": VCT_INTEGRITY},
+            ) from exc
+        if metadata is not None:
+            verify_integrity(claims[VCT_INTEGRITY], metadata.document, what=VCT_INTEGRITY)
+    if metadata is not None:
+        metadata.check_received(
+            visible=processed.node_paths, disclosed=[item.path for item in processed.disclosures]
+        )
 
 
 def _guarded(key: jose.PublicKey | jose.KeyResolver) -> jose.PublicKey | jose.KeyResolver:
@@ -219,18 +273,39 @@ def verify_presentation(
     if not isinstance(hash_alg, str) or hash_alg not in policy.accepted_hash_algs:
         raise UnsupportedAlgorithm(f"'_sd_alg' {hash_alg!r} is not accepted")
     by_digest = decode_all(raw.disclosures, hash_alg, limits)
-    processed = process_payload(jws.payload, by_digest, max_depth=limits.max_depth)
+    # vct is never disclosable, so the signed payload names the type; visible
+    # paths are only collected (a cost) when its metadata has rules to check.
+    metadata = _type_metadata_for(policy, jws.payload.get("vct"))
+    processed = process_payload(
+        jws.payload, by_digest, max_depth=limits.max_depth, collect_paths=metadata is not None
+    )
     claims = processed.claims
     for item in processed.disclosures:
         if len(item.path) == 1 and item.path[0] in NEVER_DISCLOSABLE:
             raise InvalidDisclosure(f"'{item.path[0]}' must not be selectively disclosed")
 
+    _require_by_profile(claims, "iss")
     issuer, vct = _string(claims, "iss"), _string(claims, "vct")
     if policy.expected_vct is not None and vct != policy.expected_vct:
         raise InvalidClaim(f"vct {vct!r} is not the expected type", detail={"claim": "vct"})
+    _check_type_metadata(claims, processed, metadata)
+    _require_by_profile(claims, "iat")
     iat = _number(claims, "iat")
     exp, nbf = _optional_number(claims, "exp"), _optional_number(claims, "nbf")
-    _check_times(iat, exp, nbf, now, policy.leeway_seconds)
+    check_validity_window(
+        kind="sd-jwt",
+        what="credential",
+        now=now,
+        leeway=policy.leeway_seconds,
+        issued_at=iat,
+        expires_at=exp,
+        not_before=nbf,
+    )
+    # RFC 7519 §4.1.3: a recipient not named in a present 'aud' must reject.
+    if "aud" in claims and not audience_admits(claims["aud"], policy.expected_audience):
+        raise InvalidClaim(
+            "the credential's 'aud' does not name this verifier", detail={"claim": "aud"}
+        )
     status = claims.get("status")
     if status is not None and not isinstance(status, dict):
         raise InvalidClaim("'status' must be an object", detail={"claim": "status"})

@@ -3,8 +3,8 @@
 Pure. Layout per the draft (section "Status List Token in CWT Format"):
 protected header ``{1: alg, 16: "application/statuslist+cwt"}``, claims
 ``2`` (sub), ``6`` (iat), ``4`` (exp), ``65534`` (ttl) and ``65533`` (the CBOR
-status list map, with ``lst`` as a byte string). The message is tagged
-COSE_Sign1 (tag 18) and never wrapped in the CWT tag 61.
+status list map, with ``lst`` as a byte string); ``5`` (nbf) and ``3`` (aud) are
+checked when present. The message is tagged COSE_Sign1 (tag 18) and never wrapped in the CWT tag 61.
 """
 
 from __future__ import annotations
@@ -30,7 +30,9 @@ from onceonly.status_list.token import (
 STATUS_LIST_CWT_TYP: Final = "application/statuslist+cwt"
 
 CLAIM_SUB: Final = 2
+CLAIM_AUD: Final = 3
 CLAIM_EXP: Final = 4
+CLAIM_NBF: Final = 5
 CLAIM_IAT: Final = 6
 CLAIM_STATUS_LIST: Final = 65533
 CLAIM_TTL: Final = 65534
@@ -42,6 +44,8 @@ CWT_CLAIM_KEYS: Final = ClaimKeys(
     ttl=CLAIM_TTL,
     status_list=CLAIM_STATUS_LIST,
     missing_list="status list CWT has no status list claim (65533)",
+    nbf=CLAIM_NBF,
+    aud=CLAIM_AUD,
 )
 
 
@@ -52,7 +56,7 @@ def sign_status_list_cwt(
     uri: str,
     issued_at: int,
     expires_at: int | None = None,
-    ttl: int | None = None,
+    ttl: float | None = None,
     extra_claims: Mapping[int, Any] | None = None,
 ) -> bytes:
     """Sign ``status_list`` as a Status List Token in CWT form.
@@ -87,6 +91,7 @@ def verify_status_list_cwt(
     max_token_bytes: int = DEFAULT_MAX_STATUS_TOKEN_BYTES,
     max_list_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES,
     max_entries: int | None = None,
+    audience: str | None = None,
 ) -> StatusListToken:
     """Verify a Status List Token in CWT form and decode its list.
 
@@ -114,4 +119,5 @@ def verify_status_list_cwt(
         now=now,
         leeway=leeway,
         max_age=max_age,
+        audience=audience,
     )

@@ -3,8 +3,9 @@
 Pure: the clock (``now``, Unix seconds) and keys are arguments. Verification
 follows the draft's "Validation Rules": signature with the key the verifier
 chose, exact ``typ``, required claims, ``sub`` equal to the URI the credential
-referenced, ``iat`` not in the future and ``exp`` not in the past (both with a
-small leeway for clock skew), and a bounded decompression of the list.
+referenced, ``iat`` and ``nbf`` not in the future and ``exp`` not in the past (with
+a small leeway for clock skew, :mod:`onceonly.jwt_claims`), no ``aud`` that leaves
+the verifier out, and a bounded decompression of the list.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Generic, Literal, TypeVar
 
-from onceonly.errors import Expired, InvalidClaim, NotYetValid
+from onceonly.errors import Expired, InvalidClaim
 from onceonly.jose import (
     DEFAULT_MAX_JSON_DEPTH,
     SUPPORTED_ALGS,
@@ -24,6 +25,7 @@ from onceonly.jose import (
     sign_compact,
     verify_compact,
 )
+from onceonly.jwt_claims import NumericDate, audience_admits, check_validity_window, numeric_date
 from onceonly.status_list.codec import DEFAULT_MAX_DECOMPRESSED_BYTES, StatusList
 
 STATUS_LIST_JWT_TYP: Final = "statuslist+jwt"
@@ -46,37 +48,44 @@ class StatusListToken:
         uri: The ``sub`` claim: the URI credentials use to reference this list.
         issued_at: ``iat`` (Unix seconds).
         expires_at: ``exp`` (Unix seconds), if the issuer set one.
-        ttl: ``ttl`` in seconds (how long a verifier may cache the token), if set.
+        ttl: ``ttl`` in seconds (how long a verifier may cache the token), if set;
+            any positive number.
         status_list: The decoded list. Treat it as read-only.
         form: ``"jwt"`` or ``"cwt"``.
     """
 
     uri: str
-    issued_at: int
-    expires_at: int | None
-    ttl: int | None
+    issued_at: NumericDate
+    expires_at: NumericDate | None
+    ttl: NumericDate | None
     status_list: StatusList
     form: Literal["jwt", "cwt"]
+    not_before: NumericDate | None = None
 
     def check_time(self, *, now: int, leeway: int = DEFAULT_LEEWAY_SECONDS) -> None:
-        """Check ``iat``/``exp`` against ``now`` (again, e.g. for a cached token).
+        """Check ``iat``/``nbf``/``exp`` against ``now`` (again, e.g. for a cached token).
 
         Raises:
-            NotYetValid: issued in the future.
+            NotYetValid: issued in the future, or before ``nbf``.
             Expired: past ``exp``.
         """
         check_token_times(
-            issued_at=self.issued_at, expires_at=self.expires_at, now=now, leeway=leeway
+            issued_at=self.issued_at,
+            expires_at=self.expires_at,
+            not_before=self.not_before,
+            now=now,
+            leeway=leeway,
         )
 
 
 def check_token_times(
     *,
-    issued_at: int,
-    expires_at: int | None,
+    issued_at: NumericDate,
+    expires_at: NumericDate | None,
     now: int,
     leeway: int,
     max_age: int | None = None,
+    not_before: NumericDate | None = None,
 ) -> None:
     """Enforce the time rules shared by the JWT and CWT forms.
 
@@ -86,28 +95,25 @@ def check_token_times(
         now: Current Unix time, from the caller.
         leeway: Seconds of tolerated clock skew.
         max_age: Optional freshness policy: reject tokens issued longer ago than this.
+        not_before: The token's ``nbf`` or ``None``.
 
     Raises:
         NotYetValid, Expired: as described.
     """
-    if issued_at > now + leeway:
-        raise NotYetValid("status list token is issued in the future", detail={"iat": issued_at})
-    if expires_at is not None and now - leeway >= expires_at:
-        raise Expired("status list token has expired", detail={"exp": expires_at})
+    check_validity_window(
+        kind="status-list",
+        what="status list token",
+        now=now,
+        leeway=leeway,
+        issued_at=issued_at,
+        expires_at=expires_at,
+        not_before=not_before,
+    )
     if max_age is not None and now - issued_at > max_age + leeway:
         raise Expired(
             "status list token is older than the accepted maximum age",
             detail={"iat": issued_at, "max_age": max_age},
         )
-
-
-def require_int(value: Any, name: str, *, positive: bool = False) -> int:
-    """Return ``value`` if it is an integer (not a bool), else raise :class:`InvalidClaim`."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidClaim(f"claim {name!r} must be an integer", detail={"claim": name})
-    if value < 0 or (positive and value == 0):
-        raise InvalidClaim(f"claim {name!r} must be positive", detail={"claim": name})
-    return value
 
 
 def require_subject(value: Any, expected_uri: str | None) -> str:
@@ -135,6 +141,8 @@ class ClaimKeys(Generic[_K]):
         iat: Issued at.
         exp: Expiry.
         ttl: Time to live.
+        nbf: Not before.
+        aud: Audience.
         status_list: The encoded list.
         missing_list: The error message when the list claim is absent.
     """
@@ -145,6 +153,8 @@ class ClaimKeys(Generic[_K]):
     ttl: _K
     status_list: _K
     missing_list: str
+    nbf: _K
+    aud: _K
 
 
 JWT_CLAIM_KEYS: Final = ClaimKeys(
@@ -154,6 +164,8 @@ JWT_CLAIM_KEYS: Final = ClaimKeys(
     ttl="ttl",
     status_list="status_list",
     missing_list="status list token has no 'status_list' claim",
+    nbf="nbf",
+    aud="aud",
 )
 
 
@@ -164,7 +176,7 @@ def token_claims(
     uri: str,
     issued_at: int,
     expires_at: int | None,
-    ttl: int | None,
+    ttl: NumericDate | None,
     extra_claims: Mapping[_K, Any] | None,
 ) -> dict[_K, Any]:
     """The claims of a token about to be signed (the same in both forms but for ``keys``).
@@ -176,7 +188,7 @@ def token_claims(
     if expires_at is not None:
         claims[keys.exp] = expires_at
     if ttl is not None:
-        claims[keys.ttl] = require_int(ttl, "ttl", positive=True)
+        claims[keys.ttl] = numeric_date(ttl, "ttl", positive=True)
     claims[keys.status_list] = encoded_list
     return claims
 
@@ -191,20 +203,36 @@ def token_from_claims(
     now: int,
     leeway: int,
     max_age: int | None,
+    audience: str | None = None,
 ) -> StatusListToken:
     """Check the claims of a token whose signature was verified, and decode its list.
 
+    Every registered claim that is present is checked (RFC 7519 §4.1): ``iat``,
+    ``exp``, ``nbf`` and ``ttl`` are numbers (NumericDate, not only integers), the
+    time window holds, and an ``aud`` names ``audience``.
+
     Raises:
-        InvalidClaim: a required claim is missing or wrong (including ``sub``).
+        InvalidClaim: a required claim is missing or wrong (including ``sub``), or
+            an ``aud`` that does not name ``audience`` (or any ``aud`` when it is ``None``).
         NotYetValid, Expired: time checks.
         MalformedInput, InputTooLarge: from ``parse_list``.
     """
     subject = require_subject(claims.get(keys.sub), uri)
-    issued_at = require_int(claims.get(keys.iat), "iat")
-    expires_at = None if keys.exp not in claims else require_int(claims[keys.exp], "exp")
-    ttl = None if keys.ttl not in claims else require_int(claims[keys.ttl], "ttl", positive=True)
+    issued_at = numeric_date(claims.get(keys.iat), "iat")
+    expires_at = None if keys.exp not in claims else numeric_date(claims[keys.exp], "exp")
+    not_before = None if keys.nbf not in claims else numeric_date(claims[keys.nbf], "nbf")
+    ttl = None if keys.ttl not in claims else numeric_date(claims[keys.ttl], "ttl", positive=True)
+    if keys.aud in claims and not audience_admits(claims[keys.aud], audience):
+        raise InvalidClaim(
+            "status list token 'aud' does not name this verifier", detail={"claim": "aud"}
+        )
     check_token_times(
-        issued_at=issued_at, expires_at=expires_at, now=now, leeway=leeway, max_age=max_age
+        issued_at=issued_at,
+        expires_at=expires_at,
+        not_before=not_before,
+        now=now,
+        leeway=leeway,
+        max_age=max_age,
     )
     if keys.status_list not in claims:
         raise InvalidClaim(keys.missing_list)
@@ -215,6 +243,7 @@ def token_from_claims(
         ttl=ttl,
         status_list=parse_list(claims[keys.status_list]),
         form=form,
+        not_before=not_before,
     )
 
 
@@ -225,7 +254,7 @@ def sign_status_list_jwt(
     uri: str,
     issued_at: int,
     expires_at: int | None = None,
-    ttl: int | None = None,
+    ttl: NumericDate | None = None,
     extra_claims: Mapping[str, Any] | None = None,
 ) -> str:
     """Sign ``status_list`` as a Status List Token in JWT form.
@@ -236,7 +265,7 @@ def sign_status_list_jwt(
         uri: The list's URI (``sub``), as referenced by credentials.
         issued_at: ``iat``, Unix seconds.
         expires_at: Optional ``exp``; the draft recommends setting it.
-        ttl: Optional ``ttl`` in seconds (positive).
+        ttl: Optional ``ttl`` in seconds (any positive number).
         extra_claims: Further claims (e.g. ``iss``); they cannot override the above.
 
     Returns:
@@ -266,6 +295,7 @@ def verify_status_list_jwt(
     max_token_bytes: int = DEFAULT_MAX_STATUS_TOKEN_BYTES,
     max_list_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES,
     max_entries: int | None = None,
+    audience: str | None = None,
 ) -> StatusListToken:
     """Verify a Status List Token in JWT form and decode its list.
 
@@ -282,11 +312,14 @@ def verify_status_list_jwt(
         max_token_bytes: Bound on the token size.
         max_list_bytes: Bound on the decompressed list size (zip-bomb guard).
         max_entries: Optional tighter bound on the list, as a number of entries.
+        audience: This verifier's identifier, to match a token's ``aud``. A token
+            with an ``aud`` is refused when it does not name ``audience`` (always
+            when ``audience`` is ``None``).
 
     Raises:
         InvalidTokenType: ``typ`` is not ``statuslist+jwt``.
         UnsupportedAlgorithm, InvalidSignature, UnknownKey: signature problems.
-        InvalidClaim: a required claim is missing or wrong (including ``sub``).
+        InvalidClaim: a required claim is missing or wrong (including ``sub`` and ``aud``).
         NotYetValid, Expired: time checks.
         MalformedInput, InputTooLarge: malformed token or list.
     """
@@ -303,4 +336,5 @@ def verify_status_list_jwt(
         now=now,
         leeway=leeway,
         max_age=max_age,
+        audience=audience,
     )

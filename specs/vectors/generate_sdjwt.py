@@ -33,6 +33,7 @@ from sdjwt_generator.negative_claims import (
     serialization_cases,
 )
 from sdjwt_generator.negative_tokens import disclosure_cases, header_cases
+from sdjwt_generator.profile_cases import algorithm_cases, kb_window_cases, metadata_cases
 from sdjwt_generator.valid_cases import valid_cases
 from vector_files import vector_tree, write_or_check
 
@@ -49,6 +50,9 @@ def build_cases() -> list[Case]:
         claim_cases,
         key_binding_cases,
         serialization_cases,
+        kb_window_cases,
+        metadata_cases,
+        algorithm_cases,
     ):
         section(context)
     names = [case.name for case in cases + context.cases]
@@ -70,6 +74,8 @@ def render(case: Case) -> dict[str, str]:
         inputs["valid_sibling"] = case.sibling
     if case.issuance:
         inputs["issuance"] = case.issuance
+    if case.type_metadata is not None:
+        inputs["type_metadata"] = case.type_metadata
     return {
         "input.json": json.dumps(inputs, indent=2, ensure_ascii=False) + "\n",
         "presentation.txt": case.presentation + "\n",

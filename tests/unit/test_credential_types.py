@@ -1,5 +1,7 @@
 """Shipped credential types: metadata and schemas agree, and validation bites."""
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -96,3 +98,53 @@ def test_labels() -> None:
     assert pid.label(("birthdate",), "de") == "Geburtsdatum"
     assert pid.label(("address", "locality"), "en") == "Locality"
     assert pid.label(("unknown", 0), "en") == "unknown.0"
+
+
+def test_schema_file_is_named_under_the_onceonly_member_not_a_draft_member() -> None:
+    # schema_uri left the SD-JWT VC draft: it lives in our namespaced extension member.
+    for ctype in ct.all_types().values():
+        assert "schema_uri" not in ctype.metadata
+        assert ctype.metadata[ct.ONCEONLY_MEMBER]["schema_uri"].endswith(".schema.json")
+        assert ctype.type_metadata.vct == ctype.vct
+        assert ct.type_metadata(ctype.vct) is ctype.type_metadata
+    assert ct.type_metadata("urn:nope") is None
+
+
+@pytest.mark.parametrize(
+    "member",
+    [None, {"schema_uri": 5}, {"schema_uri": "../secret.json"}, "pid.schema.json"],
+)
+def test_type_without_a_usable_schema_reference_is_a_config_error(
+    tmp_path: Path, member: object
+) -> None:
+    source = ct.SCHEMA_DIR / "pid.vct.json"
+    document = json.loads(source.read_text(encoding="utf-8"))
+    document.pop(ct.ONCEONLY_MEMBER)
+    if member is not None:
+        document[ct.ONCEONLY_MEMBER] = member
+    (tmp_path / "pid.vct.json").write_text(json.dumps(document), encoding="utf-8")
+    (tmp_path / "pid.schema.json").write_text("{}", encoding="utf-8")
+    with pytest.raises(ConfigError):
+        ct.all_types.__wrapped__(tmp_path)
+
+
+def test_malformed_claim_metadata_is_a_config_error(tmp_path: Path) -> None:
+    document = json.loads((ct.SCHEMA_DIR / "pid.vct.json").read_text(encoding="utf-8"))
+    document["claims"][0]["sd"] = "mostly"
+    (tmp_path / "pid.vct.json").write_text(json.dumps(document), encoding="utf-8")
+    with pytest.raises(ConfigError, match="sd"):
+        ct.all_types.__wrapped__(tmp_path)
+
+
+@pytest.mark.parametrize("vct", sorted(EXPECTED))
+def test_mandatory_claims_are_required_by_the_schema(vct: str) -> None:
+    # The wallet enforces "mandatory" (draft: a holder with every disclosure can
+    # tell a mandatory claim is missing) through the type's JSON Schema.
+    ctype = ct.get_type(vct)
+    for claim in ctype.type_metadata.claims:
+        if not claim.mandatory or not all(isinstance(p, str) for p in claim.path):
+            continue
+        node: Any = ctype.schema
+        for name in claim.path:
+            assert name in node.get("required", []), (vct, claim.path)
+            node = node["properties"][name]

@@ -196,3 +196,72 @@ def test_ed25519_signature_rfc8037_vector() -> None:
         "hgyY0il_MGCjP0JzlnLWG1PPOt7-09PGcvMg3AIbQR6dWbhijcNR4ki4iylGjg5BhVsPt9g7sVvpAr_MuM0KAg"
     )
     assert jose.b64url_encode(key.sign(signing_input)) == expected
+
+
+@pytest.mark.parametrize("alg", [jose.ESP256, jose.ED25519])
+def test_fully_specified_algorithms_sign_and_verify(alg: str) -> None:
+    # RFC 9864: ESP256 is ECDSA P-256/SHA-256, Ed25519 is EdDSA on Ed25519 only.
+    key = jose.generate_private_key(alg, kid="k")
+    token = jose.sign_compact({"a": 1}, key, typ="t")
+    assert jose.parse_compact(token).header["alg"] == alg
+    assert jose.verify_compact(token, key.public(), expected_typ="t").payload == {"a": 1}
+    restored = jose.private_key_from_jwk(key.to_jwk())
+    assert restored.alg == alg
+
+
+@pytest.mark.parametrize(
+    ("kind", "alg"), [(jose.ES256, jose.ED25519), (jose.EDDSA, jose.ESP256), (jose.EDDSA, "ES256")]
+)
+def test_token_alg_of_another_key_type_is_refused(kind: str, alg: str) -> None:
+    key = jose.generate_private_key(kind)
+    jws = jose.sign_compact({}, key, typ="t")
+    _header, payload, signature = jws.split(".")
+    forged = jose.json_object_b64({"alg": alg, "typ": "t"}) + "." + payload + "." + signature
+    with pytest.raises(errors.UnsupportedAlgorithm):
+        jose.verify_compact(forged, key.public(), expected_typ="t")
+
+
+def test_key_object_and_alg_must_agree() -> None:
+    ed = jose.generate_private_key(jose.EDDSA)
+    with pytest.raises(ValueError, match="does not fit"):
+        jose.PrivateKey(alg=jose.ESP256, key=ed.key)
+    with pytest.raises(ValueError, match="does not fit"):
+        jose.PublicKey(alg=jose.ES256, key=ed.key.public_key())
+
+
+def test_ed448_jwk_is_refused_whatever_its_alg() -> None:
+    for alg in (jose.EDDSA, jose.ED25519, None):
+        jwk = {"kty": "OKP", "crv": "Ed448", "x": jose.b64url_encode(bytes(57))}
+        if alg is not None:
+            jwk["alg"] = alg
+        with pytest.raises(errors.UnsupportedAlgorithm):
+            jose.public_key_from_jwk(jwk)
+
+
+@pytest.mark.parametrize(("alg", "label"), [(jose.ESP256, -9), (jose.ED25519, -19)])
+def test_cose_fully_specified_algorithm_labels(alg: str, label: int) -> None:
+    import cbor2
+
+    from onceonly import cose
+
+    key = jose.generate_private_key(alg)
+    message = cose.sign1(b"payload", key)
+    protected = cbor2.loads(cbor2.loads(message).value[0])
+    assert protected[1] == label
+    assert cose.verify_sign1(message, key.public(), expected_typ=None).alg == alg
+
+
+@pytest.mark.parametrize(("alg", "fits"), [("Ed25519", True), ("EdDSA", True), ("ESP256", False)])
+def test_holder_jwk_in_credential_request_takes_rfc9864_names(alg: str, fits: bool) -> None:
+    # The wire model of a holder key (credential.request) follows public_key_from_jwk.
+    import pydantic
+
+    from onceonly.protocol import OkpPublicJwk
+
+    jwk = dict(jose.generate_private_key(jose.ED25519).public().to_jwk(), alg=alg)
+    if fits:
+        assert OkpPublicJwk.model_validate(jwk).alg == alg
+        assert jose.public_key_from_jwk(jwk).alg == alg
+    else:
+        with pytest.raises(pydantic.ValidationError):
+            OkpPublicJwk.model_validate(jwk)

@@ -190,6 +190,8 @@ class Case:
     sibling: str | None = None
     issuance: dict[str, Any] | None = None
     now: int = NOW
+    type_metadata: str | None = None
+    """The Type Metadata document the verifier holds for the ``vct`` (exact text)."""
 
 
 def policy(**changes: Any) -> dict[str, Any]:

@@ -251,6 +251,15 @@ def token_cases(base: dict[str, Case]) -> list[Case]:
              token=_jwt(_claims(status_list=None)), expected=_invalid("invalid_claim")),
         make(jwt, "jwt_ttl_zero", "ttl must be positive.", "draft §5.1",
              token=_jwt(_claims(ttl=0)), expected=_invalid("invalid_claim")),
+        make(jwt, "jwt_nbf_in_future", "nbf is an hour ahead (leeway 60 s).", "RFC 7519 §4.1.5",
+             token=_jwt(_claims(nbf=NOW + 3600)), expected=_invalid("not_yet_valid")),
+        make(jwt, "jwt_aud_foreign", "aud names another party; this verifier is in no aud.",
+             "RFC 7519 §4.1.3", token=_jwt(_claims(aud="https://other-verifier.example")),
+             expected=_invalid("invalid_claim")),
+        make(jwt, "jwt_ttl_fractional", "ttl 0.5 s is valid: any positive number.",
+             "draft §5.1", token=_jwt(_claims(ttl=0.5)), sibling=None),
+        make(jwt, "jwt_ttl_string", "ttl is a string, not a number.", "draft §5.1",
+             token=_jwt(_claims(ttl="3600")), expected=_invalid("invalid_claim")),
         make(jwt, "jwt_bits_3", "bits is 3.", "draft §4.2",
              token=_jwt(_claims(status_list={"bits": 3, "lst": forged_list["lst"]})),
              expected=_invalid("malformed")),
@@ -287,6 +296,11 @@ def token_cases(base: dict[str, Case]) -> list[Case]:
              expected=_invalid("expired")),
         make(cwt, "cwt_sub_mismatch", "sub (2) names another list.", "draft §8.3 step 4a",
              token=_cwt(_cwt_claims(k2=URI + "0")), expected=_invalid("invalid_claim")),
+        make(cwt, "cwt_nbf_in_future", "nbf (5) is an hour ahead.", "RFC 8392 §3.1.5",
+             token=_cwt(_cwt_claims(k5=NOW + 3600)), expected=_invalid("not_yet_valid")),
+        make(cwt, "cwt_aud_foreign", "aud (3) names another party.", "RFC 8392 §3.1.3",
+             token=_cwt(_cwt_claims(k3="https://other-verifier.example")),
+             expected=_invalid("invalid_claim")),
     ]  # fmt: skip
 
 

@@ -25,7 +25,7 @@ CASES = case_dirs()
 @pytest.mark.parametrize("case", CASES, ids=[p.name for p in CASES])
 def test_vector(case: Path) -> None:
     inputs, presentation, expected = load_case(case)
-    policy = policy_from_json(inputs["policy"])
+    policy = policy_from_json(inputs["policy"], inputs.get("type_metadata"))
     if expected["valid"]:
         result = verify_presentation(
             presentation, issuer_key=issuer_key(inputs), policy=policy, now=inputs["now"]

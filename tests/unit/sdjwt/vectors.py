@@ -11,6 +11,7 @@ from typing import Any
 
 from onceonly import jose
 from onceonly.sdjwt import ProcessingLimits, VerificationPolicy, VerifiedCredential
+from onceonly.sdjwt.type_metadata import TypeMetadata
 
 VECTORS_DIR = Path(__file__).resolve().parents[3] / "specs" / "vectors"
 SDJWT_DIR = VECTORS_DIR / "sdjwt"
@@ -34,7 +35,9 @@ def load_generator() -> ModuleType:
     return module
 
 
-def policy_from_json(data: dict[str, Any]) -> VerificationPolicy:
+def policy_from_json(data: dict[str, Any], type_metadata: str | None = None) -> VerificationPolicy:
+    """The vector's policy; ``type_metadata`` is the input's Type Metadata document, if any."""
+    metadata = None if type_metadata is None else TypeMetadata.from_document(type_metadata.encode())
     return VerificationPolicy(
         require_key_binding=data["require_key_binding"],
         expected_audience=data["expected_audience"],
@@ -49,6 +52,7 @@ def policy_from_json(data: dict[str, Any]) -> VerificationPolicy:
         limits=ProcessingLimits(
             max_disclosures=data["max_disclosures"], max_depth=data["max_depth"]
         ),
+        type_metadata=None if metadata is None else {metadata.vct: metadata}.get,
     )
 
 

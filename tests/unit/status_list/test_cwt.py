@@ -230,3 +230,20 @@ def test_claims_set_must_be_a_map(issuer_key: PrivateKey) -> None:
     token = sign1(cbor2.dumps([1, 2]), issuer_key, protected={16: STATUS_LIST_CWT_TYP})
     with pytest.raises(MalformedInput):
         verify_status_list_cwt(token, issuer_key.public(), uri=URI, now=NOW)
+
+
+def test_cwt_future_nbf_and_foreign_aud_rejected(
+    issuer_key: PrivateKey, sample_list: StatusList
+) -> None:
+    protected = {16: STATUS_LIST_CWT_TYP}
+    claims = _claims(sample_list)
+    with pytest.raises(NotYetValid):
+        token = _resign(issuer_key, {**claims, 5: NOW + 3600}, protected)
+        verify_status_list_cwt(token, issuer_key.public(), uri=URI, now=NOW)
+    token = _resign(issuer_key, {**claims, 3: "https://other.example"}, protected)
+    with pytest.raises(InvalidClaim):
+        verify_status_list_cwt(token, issuer_key.public(), uri=URI, now=NOW)
+    verified = verify_status_list_cwt(
+        token, issuer_key.public(), uri=URI, now=NOW, audience="https://other.example"
+    )
+    assert verified.status_list == sample_list

@@ -163,9 +163,14 @@ def test_sub_mismatch_rejected(issuer_key: PrivateKey, sample_list: StatusList) 
         ({"iat": None}, InvalidClaim),
         ({"iat": "1800000000"}, InvalidClaim),
         ({"iat": True}, InvalidClaim),
-        ({"exp": 1.5e9}, InvalidClaim),
+        ({"exp": "1900000000"}, InvalidClaim),
+        ({"nbf": "0"}, InvalidClaim),
+        ({"nbf": True}, InvalidClaim),
         ({"ttl": 0}, InvalidClaim),
+        ({"ttl": 0.0}, InvalidClaim),
         ({"ttl": -5}, InvalidClaim),
+        ({"ttl": "600"}, InvalidClaim),
+        ({"aud": 7}, InvalidClaim),
         ({"status_list": None}, InvalidClaim),
         ({"status_list": "eNrbuRgAAhcBXQ"}, MalformedInput),
         ({"status_list": {"bits": 3, "lst": "eNrbuRgAAhcBXQ"}}, MalformedInput),
@@ -214,3 +219,55 @@ def test_oversized_token_rejected(issuer_key: PrivateKey, sample_list: StatusLis
 def test_structurally_broken_tokens_rejected(issuer_key: PrivateKey, token: str) -> None:
     with pytest.raises(MalformedInput):
         verify_status_list_jwt(token, issuer_key.public(), uri=URI, now=NOW)
+
+
+def _signed_claims(key: PrivateKey, **extra: object) -> str:
+    claims: dict[str, object] = {
+        "sub": URI,
+        "iat": NOW - 10,
+        "status_list": StatusList(8, 1).to_json(),
+    }
+    claims.update(extra)
+    return sign_compact(claims, key, typ="statuslist+jwt")
+
+
+def test_future_nbf_rejected_within_leeway_accepted(issuer_key: PrivateKey) -> None:
+    # RFC 7519 §4.1.5: before nbf the token must not be accepted (same skew as iat).
+    with pytest.raises(NotYetValid) as info:
+        verify_status_list_jwt(
+            _signed_claims(issuer_key, nbf=NOW + 61), issuer_key.public(), uri=URI, now=NOW
+        )
+    assert info.value.detail["nbf"] == NOW + 61
+    token = _signed_claims(issuer_key, nbf=NOW + 60)
+    verified = verify_status_list_jwt(token, issuer_key.public(), uri=URI, now=NOW)
+    assert verified.not_before == NOW + 60
+    with pytest.raises(NotYetValid):
+        verified.check_time(now=NOW - 5)  # a cached token is re-checked against nbf too
+
+
+@pytest.mark.parametrize("aud", ["https://other-verifier.example", ["https://other.example"], []])
+def test_foreign_aud_rejected(issuer_key: PrivateKey, aud: object) -> None:
+    token = _signed_claims(issuer_key, aud=aud)
+    for audience in (None, "https://verifier.example"):
+        with pytest.raises(InvalidClaim) as info:
+            verify_status_list_jwt(token, issuer_key.public(), uri=URI, now=NOW, audience=audience)
+        assert info.value.detail == {"claim": "aud"}
+
+
+@pytest.mark.parametrize("aud", ["https://verifier.example", ["x", "https://verifier.example"]])
+def test_aud_naming_the_verifier_accepted(issuer_key: PrivateKey, aud: object) -> None:
+    token = _signed_claims(issuer_key, aud=aud)
+    verify_status_list_jwt(
+        token, issuer_key.public(), uri=URI, now=NOW, audience="https://verifier.example"
+    )
+
+
+def test_fractional_times_and_ttl_accepted(issuer_key: PrivateKey, sample_list: StatusList) -> None:
+    # NumericDate and ttl are JSON numbers, not only integers.
+    token = _sign(sample_list, issuer_key, ttl=0.5)
+    assert verify_status_list_jwt(token, issuer_key.public(), uri=URI, now=NOW).ttl == 0.5
+    token = _signed_claims(issuer_key, iat=NOW - 0.25, exp=NOW + 99.5, ttl=1.5)
+    verified = verify_status_list_jwt(token, issuer_key.public(), uri=URI, now=NOW)
+    assert (verified.issued_at, verified.expires_at, verified.ttl) == (NOW - 0.25, NOW + 99.5, 1.5)
+    with pytest.raises(Expired):
+        verify_status_list_jwt(token, issuer_key.public(), uri=URI, now=NOW + 160)
