@@ -31,6 +31,7 @@ def test_publish_and_fetch_through_the_cli(synapse: Homeserver, tmp_path: Path) 
     tag = secrets.token_hex(4)
     authority_dir, party_dir = tmp_path / "authority", tmp_path / "party"
     save_credentials(authority_dir / "account", synapse.register(f"authority-{tag}"))
+    authority = f"@authority-{tag}:{synapse.server_name}"
     party = synapse.register(f"party-{tag}")
     save_credentials(party_dir, party)
     agency_key = tmp_path / "agency.jwk"
@@ -51,7 +52,12 @@ def test_publish_and_fetch_through_the_cli(synapse: Homeserver, tmp_path: Path) 
     assert published["room"] == f"#{room}:{synapse.server_name}"
 
     anchor = authority_dir / "authority-key.pub.jwk"
-    fetched = ok(run("fetch", "--room", room, "--authority-key", anchor, "--data-dir", party_dir))
+    # A plain alias could belong to anyone: the party must name the publishing account.
+    unbound = run("fetch", "--room", room, "--authority-key", anchor, "--data-dir", party_dir)
+    assert unbound.exit_code == 1
+    assert json.loads(unbound.output)["error"]["code"] == "config_error"
+    fetched = ok(run("fetch", "--room", room, "--authority-key", anchor, "--data-dir", party_dir,
+                     "--publisher", authority))  # fmt: skip
     assert fetched["updated"] is True and fetched["seq"] == 1
     cached = party_dir / "trust-list.jwt"
     assert cached.read_text().strip() == (authority_dir / "trust-list.jwt").read_text().strip()
@@ -61,24 +67,32 @@ def test_publish_and_fetch_through_the_cli(synapse: Homeserver, tmp_path: Path) 
     again = ok(run("publish", "--dir", authority_dir, "--room", room,
                    "--account-dir", authority_dir / "account"))  # fmt: skip
     assert again["created"] is False and again["room_id"] == published["room_id"]
-    assert (
-        ok(run("fetch", "--room", room, "--authority-key", anchor, "--data-dir", party_dir))["seq"]
-        == 2
-    )
+    second = ok(run("fetch", "--room", room, "--authority-key", anchor, "--data-dir", party_dir,
+                    "--publisher", authority))  # fmt: skip
+    assert second["seq"] == 2
+
+    # Without --room the authority publishes in its own #onceonly-trust.<account> room,
+    # which a party reads without naming the publisher.
+    own = ok(run("publish", "--dir", authority_dir, "--account-dir", authority_dir / "account"))
+    assert own["room"] == f"#onceonly-trust.authority-{tag}:{synapse.server_name}"
+    assert own["created"] is True and own["room_id"] != published["room_id"]
+    same = ok(run("fetch", "--room", own["room"], "--authority-key", anchor,
+                  "--data-dir", party_dir))  # fmt: skip
+    assert same["seq"] == 2 and same["updated"] is False
 
     # With the wrong anchor the party refuses the list and keeps its cache.
     other = tmp_path / "other.jwk"
     other.write_text(json.dumps(jose.generate_private_key().public().to_jwk()))
     before = cached.read_text()
     refused = run("fetch", "--room", room, "--authority-key", other, "--data-dir", tmp_path / "p2",
-                  "--account-dir", party_dir)  # fmt: skip
+                  "--account-dir", party_dir, "--publisher", authority)  # fmt: skip
     assert refused.exit_code == 1
     assert json.loads(refused.output)["error"]["code"] == "invalid_signature"
 
     # Offline: exit 1 with transport_error, the cache (seq 2) stays and is reported.
     offline = run(
         "fetch", "--room", room, "--authority-key", anchor, "--data-dir", party_dir,
-        "--homeserver", f"http://127.0.0.1:{free_loopback_port()}",
+        "--publisher", authority, "--homeserver", f"http://127.0.0.1:{free_loopback_port()}",
         "--user-id", party.user_id, "--access-token", party.access_token,
     )  # fmt: skip
     assert offline.exit_code == 1
