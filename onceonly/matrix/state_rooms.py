@@ -209,18 +209,29 @@ async def state_event(
     """
     for attempt in range(2):
         answer = await _call(_get_state_event(client, room_id, event_type, state_key))
-        if isinstance(answer, RoomGetStateEventResponse):
-            event = answer.content  # with format=event nio's "content" is the whole event
-            return event if isinstance(event, dict) else None
-        if isinstance(answer, RoomGetStateEventError):
-            if answer.status_code == "M_NOT_FOUND":
-                return None
-            if answer.status_code == "M_FORBIDDEN" and attempt == 0:
-                joined = await _call(client.join(room_id))
-                if isinstance(joined, JoinError):
-                    raise TransportError(f"cannot join {room_id}: {joined.message}")
-                continue
-        raise TransportError(f"cannot read {event_type} in {room_id}: {answer}")
+        # nio does not tell errors from events here: an error answer arrives as a
+        # "response" whose content is the error body, so look at its errcode.
+        body = answer.content if isinstance(answer, RoomGetStateEventResponse) else None
+        errcode = (
+            answer.status_code
+            if isinstance(answer, RoomGetStateEventError)
+            else body.get("errcode")
+            if isinstance(body, dict)
+            else None
+        )
+        if isinstance(body, dict) and errcode is None:
+            return body  # with format=event nio's "content" is the whole event
+        if errcode == "M_NOT_FOUND":
+            return None
+        if errcode == "M_FORBIDDEN" and attempt == 0:
+            joined = await _call(client.join(room_id))
+            if isinstance(joined, JoinError):
+                raise TransportError(f"cannot join {room_id}: {joined.message}")
+            continue
+        raise TransportError(
+            f"cannot read {event_type} in {room_id}: {errcode or answer}",
+            detail={"errcode": errcode} if isinstance(errcode, str) else None,
+        )
     raise TransportError(f"cannot read {event_type} in {room_id}")  # pragma: no cover
 
 

@@ -85,7 +85,13 @@ def squat(hostile: Credentials, alias: str, invite: str) -> str:
     status, body = create_room(hostile, room_alias_name=localpart, invite=[invite])
     assert status == 403, body  # "Not allowed to create alias"
     assert resolve(hostile, alias) is None
-    status, body = create_room(hostile, invite=[invite])
+    # Like the owner's room: public and world-readable, so readers need not join.
+    world_readable = {
+        "type": "m.room.history_visibility",
+        "state_key": "",
+        "content": {"history_visibility": "world_readable"},
+    }
+    status, body = create_room(hostile, invite=[invite], initial_state=[world_readable])
     assert status == 200, body
     room_id = str(body["room_id"])
     put = request_json(
@@ -199,6 +205,10 @@ async def test_state_sent_by_another_account_is_refused(synapse: Homeserver) -> 
         content = dict(levels.content)  # type: ignore[union-attr]
         content["users"] = {**content.get("users", {}), helper.user_id: 100}
         await put_state(client, room_id, "m.room.power_levels", content)
+    # Nothing published yet: unavailable because absent (the room itself is fine).
+    with pytest.raises(errors.StatusUnavailable) as missing:
+        await check_status_via_matrix(reader, reference, agency=issuer, now=world.now)
+    assert missing.value.__cause__ is None and "no status list" in missing.value.message
     await set_status(
         agency, room_id, status_token(world, revoked=False, issued_at=world.now - 60), 0
     )
