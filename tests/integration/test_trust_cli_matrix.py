@@ -13,6 +13,7 @@ from onceonly import jose
 from onceonly.cli import cli
 from onceonly.matrix.accounts import save_credentials
 from onceonly.matrix.homeserver import Homeserver
+from onceonly.matrix.homeserver_http import request_json
 from onceonly.matrix.homeserver_process import free_loopback_port
 
 pytestmark = pytest.mark.integration
@@ -116,3 +117,22 @@ def test_publish_refuses_an_unverifiable_file(synapse: Homeserver, tmp_path: Pat
                  "--account-dir", authority_dir / "account")  # fmt: skip
     assert result.exit_code == 1
     assert json.loads(result.output)["error"]["code"] == "invalid_signature"
+
+
+def test_publish_refuses_a_room_id_it_did_not_create(synapse: Homeserver, tmp_path: Path) -> None:
+    authority_dir = tmp_path / "authority"
+    ok(run("init", "--dir", authority_dir, "--id", "t", "--name-de", "T", "--name-en", "T"))
+    ok(run("sign", "--dir", authority_dir))
+    save_credentials(authority_dir / "account", synapse.register(f"a-{secrets.token_hex(4)}"))
+    hostile = synapse.register(f"h-{secrets.token_hex(4)}")
+    created = request_json(
+        "POST",
+        f"{hostile.homeserver}/_matrix/client/v3/createRoom",
+        body={"preset": "public_chat"},
+        access_token=hostile.access_token,
+    )
+    assert created.status == 200, created.body
+    result = run("publish", "--dir", authority_dir, "--room", created.body["room_id"],
+                 "--account-dir", authority_dir / "account")  # fmt: skip
+    assert result.exit_code == 1
+    assert json.loads(result.output)["error"]["code"] == "room_not_owned"
