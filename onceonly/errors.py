@@ -396,6 +396,17 @@ class UndecryptableEvent(TransportError):
     code = "undecryptable"
 
 
+class RoomNotOwned(TransportError):
+    """A public room (status or trust list) was not created, or its state not set, by its owner.
+
+    The account a public room belongs to (named by the room's ``#onceonly-<kind>.<localpart>``
+    alias, or the agency's account on the trust list) must have created the room and
+    sent the state read from it; anything else is a squatted or hijacked room.
+    """
+
+    code = "room_not_owned"
+
+
 class InternalError(OnceOnlyError):
     """This party failed unexpectedly; details stay in its own log, never on the wire."""
 

@@ -16,6 +16,14 @@ token that does not verify raises :class:`~onceonly.errors.StatusUnavailable`
 Entries are keyed by URI, signer and trust list version: a token verified as
 issuer A's never vouches for issuer B's credential, and a new trust list (which
 may have removed a key) forces a fresh verification.
+
+A list never goes back in time: the cache remembers, per URI and signer, the
+newest token it verified (a high-water mark on ``iat``, kept across
+:meth:`StatusCache.forget` and trust list changes). A fetched token older than
+that one is a replay (e.g. an old token put back in a room): the newer token is
+used instead while it is still valid (re-verified with the current trust list),
+else the list is unavailable, so a revocation once seen stays seen. The mark
+lives as long as the cache (the process); it is bounded like the entries.
 """
 
 from __future__ import annotations
@@ -24,7 +32,7 @@ import asyncio
 import hashlib
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
 from onceonly import jose
@@ -101,6 +109,7 @@ class StatusCache:
         self._max_entries = max_entries
         self._entries: OrderedDict[_Key, CachedStatusList] = OrderedDict()
         self._locks: dict[_Key, asyncio.Lock] = {}
+        self._newest: OrderedDict[tuple[str, str], CachedStatusList] = OrderedDict()
         self.fetches = 0
         """Number of fetches made (for tests and metrics)."""
 
@@ -108,7 +117,8 @@ class StatusCache:
         """Drop every cached token for ``uri``: the next :meth:`get` fetches it again.
 
         For a reader with a reason to doubt its copy before the ``ttl`` is over
-        (a wallet whose presentation was just rejected as revoked).
+        (a wallet whose presentation was just rejected as revoked). The high-water
+        mark stays: the fetched token must not be older than the newest one seen.
         """
         for key in [key for key in self._entries if key[0] == uri]:
             del self._entries[key]
@@ -156,7 +166,7 @@ class StatusCache:
             hit = self._fresh(cache_key, now)
             if hit is not None:
                 return hit
-            entry = await self._load(uri, signer, key, now)
+            entry = self._not_older(await self._load(uri, signer, key, now), signer, key, now)
             self._entries[cache_key] = entry
             while len(self._entries) > self._max_entries:
                 evicted, _ = self._entries.popitem(last=False)
@@ -182,7 +192,7 @@ class StatusCache:
                 "the status list fetch returned no token", detail={"uri": uri, "cause": "malformed"}
             )
         verified, used_key = verify_status_token(token, key, uri=uri, now=now)
-        keep = min(verified.ttl or self._default_ttl, self._max_age)
+        keep = self._keep_seconds(verified)
         return CachedStatusList(
             uri=uri,
             token=token,
@@ -192,6 +202,50 @@ class StatusCache:
             key=used_key,
             fetched_at=now,
             fresh_until=now + int(keep),  # a fractional ttl rounds down: never cache longer
+        )
+
+    def _keep_seconds(self, verified: StatusListToken) -> int:
+        return min(verified.ttl or self._default_ttl, self._max_age)
+
+    def _not_older(
+        self,
+        entry: CachedStatusList,
+        signer: Agency,
+        key: jose.PublicKey | jose.KeyResolver,
+        now: int,
+    ) -> CachedStatusList:
+        """Apply the high-water mark: ``entry`` if it is the newest seen, else the newest.
+
+        Raises:
+            StatusUnavailable: ``entry`` is older than a token seen before and that
+                token no longer verifies (expired, or its key left the trust list).
+        """
+        mark = (entry.uri, signer.id)
+        newest = self._newest.get(mark)
+        if newest is None or entry.verified.issued_at >= newest.verified.issued_at:
+            self._newest[mark] = entry
+            self._newest.move_to_end(mark)
+            while len(self._newest) > self._max_entries:
+                self._newest.popitem(last=False)
+            return entry
+        detail = {
+            "uri": entry.uri,
+            "cause": "rolled_back",
+            "fetched_iat": entry.verified.issued_at,
+            "newest_iat": newest.verified.issued_at,
+        }
+        try:
+            verified, used_key = verify_status_token(newest.token, key, uri=entry.uri, now=now)
+        except StatusUnavailable as exc:
+            raise StatusUnavailable(
+                "the published status list is older than one already seen", detail=detail
+            ) from exc
+        return replace(
+            newest,
+            verified=verified,
+            key=used_key,
+            fetched_at=now,
+            fresh_until=now + self._keep_seconds(verified),
         )
 
 

@@ -4,7 +4,11 @@ Every issuing agency publishes its Token Status Lists as ``status.list`` state
 events (state key: the list URI) in a public, read-only room whose alias is
 derived from the agency's Matrix account (:func:`status_room_alias`), so a
 verifier that knows the issuer from the trust list finds the room without any
-other configuration. The room only transports the token: the token's signature
+other configuration. The room must be the agency's: created by the account the
+trust list names for it, and the state sent by that account
+(:func:`~onceonly.matrix.state_rooms.read_owned_state`); a room someone else
+made under the alias is refused, so an old token replayed there is never read.
+The room only transports the token: the token's signature
 is checked with the issuer's key from the trust list, its ``sub`` against the
 credential's URI, its ``exp``/``iat``; a missing or unusable list fails with
 :class:`~onceonly.errors.StatusUnavailable`, never passes.
@@ -27,7 +31,8 @@ from onceonly.errors import (
     UnrecognisedStatus,
 )
 from onceonly.matrix.accounts import Credentials
-from onceonly.matrix.state_rooms import get_state, resolve_room, state_client
+from onceonly.matrix.alias_guard import owned_room_alias
+from onceonly.matrix.state_rooms import read_owned_state, state_client
 from onceonly.protocol import NAMESPACE, StatusListState, parse_state_event
 from onceonly.status_cache import StatusFetcher
 from onceonly.status_list import StatusReference, check_status
@@ -36,7 +41,7 @@ from onceonly.trust import Agency
 STATUS_LIST_EVENT_TYPE: Final = NAMESPACE + StatusListState.EVENT_TYPE
 """State event type of a published status list (state key: the list's URI)."""
 
-STATUS_ROOM_PREFIX: Final = "onceonly-status."
+STATUS_ROOM_KIND: Final = "status"
 
 
 def status_room_alias(agency_user_id: str) -> str:
@@ -47,34 +52,31 @@ def status_room_alias(agency_user_id: str) -> str:
     Raises:
         MalformedInput: not a Matrix user id.
     """
-    localpart, sep, server = agency_user_id.removeprefix("@").partition(":")
-    if not agency_user_id.startswith("@") or not sep or not localpart or not server:
-        raise MalformedInput(f"not a Matrix user id: {agency_user_id!r}")
-    return f"#{STATUS_ROOM_PREFIX}{localpart}:{server}"
+    return owned_room_alias(STATUS_ROOM_KIND, agency_user_id)
 
 
 async def fetch_status_state(
-    credentials: Credentials, *, room: str, uri: str
+    credentials: Credentials, *, room: str, uri: str, owner: str
 ) -> StatusListState | None:
-    """Read the ``status.list`` state for ``uri`` from ``room`` (unverified envelope).
+    """Read the ``status.list`` state for ``uri`` from ``owner``'s ``room`` (unverified token).
 
     Args:
         credentials: Any logged-in account (the room is world-readable).
         room: Room id or full alias of the issuer's status room.
         uri: The status list URI (the state key).
+        owner: The issuing agency's Matrix account (from the trust list): it must have
+            created the room and set the state.
 
     Returns:
         The envelope, or ``None`` when the room or the list does not exist.
 
     Raises:
+        RoomNotOwned: the room or the state is not ``owner``'s.
         MalformedInput: the state content is not a valid envelope or names another URI.
         TransportError: the homeserver is unreachable or refuses.
     """
     async with state_client(credentials) as client:
-        room_id = await resolve_room(client, room)
-        if room_id is None:
-            return None
-        content = await get_state(client, room_id, STATUS_LIST_EVENT_TYPE, uri)
+        content = await read_owned_state(client, room, owner, STATUS_LIST_EVENT_TYPE, uri)
     if not content:
         return None
     envelope = parse_state_event(STATUS_LIST_EVENT_TYPE, uri, content)
@@ -95,7 +97,9 @@ def matrix_status_fetch(credentials: Credentials) -> StatusFetcher:
 
     async def fetch(uri: str, agency: Agency) -> str:
         room = status_room_alias(agency.matrix_user_id)
-        envelope = await fetch_status_state(credentials, room=room, uri=uri)
+        envelope = await fetch_status_state(
+            credentials, room=room, uri=uri, owner=agency.matrix_user_id
+        )
         if envelope is None:
             raise StatusUnavailable("no status list is published for this URI")
         return envelope.token
@@ -153,7 +157,9 @@ async def check_status_via_matrix(
     """
     where = room or status_room_alias(agency.matrix_user_id)
     try:
-        envelope = await fetch_status_state(credentials, room=where, uri=reference.uri)
+        envelope = await fetch_status_state(
+            credentials, room=where, uri=reference.uri, owner=agency.matrix_user_id
+        )
     except OnceOnlyError as exc:
         raise StatusUnavailable(f"status list cannot be read: {exc.message}") from exc
     if envelope is None:

@@ -17,7 +17,6 @@ from issuer.register import PID_VCT, RESIDENCE_VCT, PersonRecord, parse_person
 TRUST_AUTHORITY_ID: Final = "https://vertrauensliste.bund.example"
 TRUST_AUTHORITY_NAME_DE: Final = "Vertrauensliste der Verwaltung (Demo)"
 TRUST_AUTHORITY_NAME_EN: Final = "Public Administration Trust List (Demo)"
-TRUST_ROOM_LOCALPART: Final = "onceonly-trust"
 
 CHILD_BENEFIT_PURPOSE: Final = "child_benefit_application"
 

@@ -36,8 +36,8 @@ from onceonly.matrix.homeserver_process import free_loopback_port, port_in_use
 from onceonly.matrix.state_rooms import (
     ensure_public_room,
     publish_trust_list,
-    room_alias,
     state_client,
+    trust_room_alias,
 )
 from onceonly.trust import (
     Agency,
@@ -278,11 +278,9 @@ def trust_list_draft(
     )
 
 
-async def publish_signed_list(
-    authority: Credentials, server_name: str, token: str, trust_list: TrustList
-) -> str:
+async def publish_signed_list(authority: Credentials, token: str, trust_list: TrustList) -> str:
     """Publish the signed list in the public trust room; return the room's alias."""
-    alias = room_alias(cast.TRUST_ROOM_LOCALPART, server_name)
+    alias = trust_room_alias(authority.user_id)
     async with state_client(authority) as client:
         room_id, _created = await ensure_public_room(
             client,
@@ -352,9 +350,7 @@ async def build_world(
     )
     token = sign_trust_list(trust_list, authority_key)
     write_atomically(authority_dir / TRUST_LIST_FILE, token)
-    alias = await publish_signed_list(
-        authority.credentials, homeserver.server_name, token, trust_list
-    )
+    alias = await publish_signed_list(authority.credentials, token, trust_list)
     progress(f"trust list {trust_list.seq} signed and published in {alias}")
     return World(
         data_dir=data_dir,

@@ -64,7 +64,11 @@ def verifier() -> None:
     help="A trust authority public JWK (file or JSON); repeatable.",
 )
 @click.option("--store", help="SQLite file (relative to the data dir) or postgresql:// DSN.")
-@click.option("--trust-room", help="Where the trust list is published (#alias:server or !id).")
+@click.option(
+    "--trust-room",
+    help="Where the trust list is published: the authority's #onceonly-trust.<account>:<server>"
+    " alias, or a room id.",
+)
 @click.option("--alg", type=click.Choice([ES256, EDDSA]), default=ES256, show_default=True)
 @json_option
 @click.pass_context

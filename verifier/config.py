@@ -44,8 +44,10 @@ class VerifierConfig(BaseModel):
         trust_anchors: Public JWKs of the trust authorities we accept.
         request_ttl: Default seconds a request stays answerable.
         head_every: Sign the audit log head every this many entries.
-        trust_room: Room (alias or id) where the trust authority publishes the list;
-            the service refreshes its cached list from there. ``None``: only
+        trust_room: Room where the trust authority publishes the list: its
+            ``#onceonly-trust.<account>:<server>`` alias (the account must have created
+            the room and sent the list) or a room id; the service refreshes its cached
+            list from there. ``None``: only
             ``onceonly trust fetch`` updates it.
         refused_per_sender: Refused answers of one sender recorded in the audit log
             per window; beyond it they are only counted, and the count recorded.

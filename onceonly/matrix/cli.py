@@ -69,7 +69,8 @@ def homeserver() -> None:
 @click.option(
     "--default-rate-limits/--relaxed-rate-limits",
     default=None,
-    help="Keep Synapse's default rate limits, or lift them (the default; stored per data dir).",
+    help="Keep Synapse's default rate limits (the default), or lift them for every account"
+    " (load tests only; agencies get `account create --unlimited` instead). Stored per data dir.",
 )
 @click.option(
     "--timeout",

@@ -108,7 +108,7 @@ class Homeserver:
 
         Stored settings are read if the data dir has any; the options given here
         override them (``None`` keeps stored values or defaults: port 8008, server
-        name ``localhost``, SQLite, relaxed rate limits). Nothing is written until
+        name ``localhost``, SQLite, Synapse's default rate limits). Nothing is written until
         :meth:`ensure_config` or :meth:`start`.
 
         Raises:

@@ -47,6 +47,9 @@ DEFAULT_PORT = 8008
 DEFAULT_SERVER_NAME = "localhost"
 LOOPBACK_HOST = "127.0.0.1"
 
+ALIAS_GUARD_MODULE = "onceonly.matrix.alias_guard.AliasGuard"
+"""The Synapse module reserving ``#onceonly-*`` aliases for their owners."""
+
 # Effectively "no limit" while keeping Synapse's token-bucket code paths in use.
 _UNLIMITED: dict[str, float] = {"per_second": 100_000, "burst_count": 1_000_000}
 
@@ -73,8 +76,11 @@ class HomeserverSettings(BaseModel):
             once the homeserver has been created, because every stored id contains it.
         port: The loopback TCP port of the client listener.
         database: The database settings, fixed once created.
-        relaxed_rate_limits: Raise Synapse's rate limits so tests and agencies can send
-            hundreds of events per second. ``False`` keeps Synapse's defaults.
+        relaxed_rate_limits: Lift Synapse's rate limits for *every* account (logins,
+            failed logins, registration, messages, invites, room creation, media), for
+            load tests only. ``False`` (the default) keeps Synapse's defaults; agency
+            accounts that send a lot get a per-user exemption instead
+            (``account create --unlimited``, the admin API's ``override_ratelimit``).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -83,7 +89,7 @@ class HomeserverSettings(BaseModel):
     server_name: str = Field(default=DEFAULT_SERVER_NAME, min_length=1, max_length=255)
     port: int = Field(default=DEFAULT_PORT, ge=1, le=65535)
     database: DatabaseSettings = DatabaseSettings()
-    relaxed_rate_limits: bool = True
+    relaxed_rate_limits: bool = False
 
 
 def data_root() -> Path:
@@ -325,6 +331,10 @@ def synapse_config(settings: HomeserverSettings, data_dir: Path) -> dict[str, An
         "federation_domain_whitelist": [],
         # Presence costs CPU on every sync and nothing here uses it.
         "presence": {"enabled": False},
+        # Readers find status and trust rooms by their #onceonly-<kind>.<owner> alias: only
+        # the owner may create one (Synapse's alias_creation_rules cannot relate the alias
+        # to the user, this module can).
+        "modules": [{"module": ALIAS_GUARD_MODULE, "config": {}}],
         **_rate_limits(settings.relaxed_rate_limits),
     }
     return config

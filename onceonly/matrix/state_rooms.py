@@ -8,17 +8,26 @@ level 100 for every event. Readers do not need to join: the room's history is
 as a fallback for servers that refuse peeking).
 
 Authenticity comes from the list's own signature, never from the room: a
-reader verifies what it reads against its configured trust anchors.
+reader verifies what it reads against its configured trust anchors. The room
+is still bound to its owner, because a signed but *old* document replayed in a
+squatted room would otherwise pass: every public room of onceonly has an
+alias that names its owner (``#onceonly-<kind>.<localpart>:<server>`` belongs
+to ``@<localpart>:<server>``, :func:`owned_room_alias`), and a reader takes
+state only from a room that owner created and only when the owner sent it
+(:func:`read_owned_state`). A publisher never writes into a room it did not
+create (:func:`ensure_public_room`), and the generated Synapse config lets only
+the owner create such an alias (:mod:`onceonly.matrix.alias_guard`).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import aiohttp
 from nio import (
+    Api,
     AsyncClient,
     AsyncClientConfig,
     JoinError,
@@ -31,10 +40,12 @@ from nio import (
     RoomResolveAliasResponse,
     RoomVisibility,
 )
+from nio.client.async_client import client_session
 
-from onceonly.errors import InputTooLarge, MalformedInput, TransportError
+from onceonly.errors import ConfigError, InputTooLarge, MalformedInput, RoomNotOwned, TransportError
 from onceonly.jose import json_dumps_compact
 from onceonly.matrix.accounts import Credentials
+from onceonly.matrix.alias_guard import alias_owner, is_reserved_alias, owned_room_alias
 from onceonly.protocol import NAMESPACE, TrustListState, parse_state_event
 from onceonly.trust import TrustList
 from onceonly.types import EventId, RoomId
@@ -46,6 +57,18 @@ MAX_STATE_CONTENT_BYTES: Final = 60 * 1024
 """Matrix caps a whole event at 64 KiB; leave room for the envelope."""
 
 _ADMIN_LEVEL: Final = 100
+
+TRUST_ROOM_KIND: Final = "trust"
+"""``#onceonly-trust.<localpart>:<server>`` is the trust room of ``@<localpart>:<server>``."""
+
+
+def trust_room_alias(authority_user_id: str) -> str:
+    """The alias of the trust room the authority speaking as ``authority_user_id`` publishes in.
+
+    Raises:
+        MalformedInput: not a Matrix user id.
+    """
+    return owned_room_alias(TRUST_ROOM_KIND, authority_user_id)
 
 
 @asynccontextmanager
@@ -130,10 +153,19 @@ async def ensure_public_room(
         The room id and whether it was created now.
 
     Raises:
+        RoomNotOwned: the alias belongs to another account, or points to a room the
+            publisher did not create (someone took the alias first): nothing is
+            published there.
         TransportError: the homeserver refused or is unreachable.
     """
+    if is_reserved_alias(alias) and alias_owner(alias) != client.user_id:
+        raise RoomNotOwned(
+            f"{alias} is not an alias of {client.user_id}",
+            detail={"alias": alias, "owner": alias_owner(alias)},
+        )
     existing = await resolve_room(client, alias)
     if existing is not None:
+        await check_room_creator(client, existing, client.user_id)
         return existing, False
     localpart = alias.removeprefix("#").split(":", 1)[0]
     answer = await _call(
@@ -164,6 +196,130 @@ async def ensure_public_room(
     return RoomId(answer.room_id), True
 
 
+async def state_event(
+    client: AsyncClient, room_id: str, event_type: str, state_key: str = ""
+) -> dict[str, Any] | None:
+    """A whole state event (``sender``, ``content``, ...), joining the public room if asked to.
+
+    Returns:
+        The event, or ``None`` when the room has no such state.
+
+    Raises:
+        TransportError: unreadable room or unreachable homeserver.
+    """
+    for attempt in range(2):
+        answer = await _call(_get_state_event(client, room_id, event_type, state_key))
+        # nio does not tell errors from events here: an error answer arrives as a
+        # "response" whose content is the error body, so look at its errcode.
+        body = answer.content if isinstance(answer, RoomGetStateEventResponse) else None
+        errcode = (
+            answer.status_code
+            if isinstance(answer, RoomGetStateEventError)
+            else body.get("errcode")
+            if isinstance(body, dict)
+            else None
+        )
+        if isinstance(body, dict) and errcode is None:
+            return body  # with format=event nio's "content" is the whole event
+        if errcode == "M_NOT_FOUND":
+            return None
+        if errcode == "M_FORBIDDEN" and attempt == 0:
+            joined = await _call(client.join(room_id))
+            if isinstance(joined, JoinError):
+                raise TransportError(f"cannot join {room_id}: {joined.message}")
+            continue
+        raise TransportError(
+            f"cannot read {event_type} in {room_id}: {errcode or answer}",
+            detail={"errcode": errcode} if isinstance(errcode, str) else None,
+        )
+    raise TransportError(f"cannot read {event_type} in {room_id}")  # pragma: no cover
+
+
+async def _raw_get_state_event(
+    client: AsyncClient, room_id: str, event_type: str, state_key: str
+) -> RoomGetStateEventResponse | RoomGetStateEventError:
+    # nio's room_get_state_event asks for the content only; the binding checks need the
+    # sender, which the client API gives with format=event.
+    path = Api._build_path(
+        ["rooms", room_id, "state", event_type, state_key],
+        {"access_token": client.access_token, "format": "event"},
+    )
+    answer: RoomGetStateEventResponse | RoomGetStateEventError = await client._send(
+        RoomGetStateEventResponse, "GET", path, response_data=(event_type, state_key, room_id)
+    )
+    return answer
+
+
+# nio's decorator opens the client's HTTP session on first use, as for its own requests.
+_get_state_event = cast(
+    Callable[
+        [AsyncClient, str, str, str],
+        Awaitable[RoomGetStateEventResponse | RoomGetStateEventError],
+    ],
+    client_session(_raw_get_state_event),
+)
+
+
+async def room_creator(client: AsyncClient, room_id: str) -> str | None:
+    """The account that created the room: the sender of its ``m.room.create`` event."""
+    create = await state_event(client, room_id, "m.room.create")
+    sender = None if create is None else create.get("sender")
+    return sender if isinstance(sender, str) else None
+
+
+async def check_room_creator(client: AsyncClient, room_id: str, owner: str) -> None:
+    """Refuse a room that ``owner`` did not create.
+
+    Raises:
+        RoomNotOwned: someone else created it.
+        TransportError: unreadable room or unreachable homeserver.
+    """
+    creator = await room_creator(client, room_id)
+    if creator != owner:
+        raise RoomNotOwned(
+            f"room {room_id} was created by {creator}, not by its owner {owner}",
+            detail={"room_id": room_id, "creator": creator, "owner": owner},
+        )
+
+
+def _check_sender(event: dict[str, Any], room_id: str, owner: str) -> None:
+    sender = event.get("sender")
+    if sender != owner:
+        raise RoomNotOwned(
+            f"{event.get('type')} in {room_id} was set by {sender}, not by its owner {owner}",
+            detail={"room_id": room_id, "sender": sender if isinstance(sender, str) else None},
+        )
+
+
+async def read_owned_state(
+    client: AsyncClient, room: str, owner: str, event_type: str, state_key: str = ""
+) -> dict[str, Any] | None:
+    """Read a state event's content from ``owner``'s public room (room id or alias).
+
+    The room must have been created by ``owner`` and the state set by ``owner``:
+    a room someone else created under the alias, or state someone else (with
+    power in it) put there, is refused instead of read.
+
+    Returns:
+        The content, or ``None`` when the room or the state does not exist (or is emptied).
+
+    Raises:
+        RoomNotOwned: the room or the state is not ``owner``'s.
+        TransportError: unreadable room or unreachable homeserver.
+    """
+    room_id = await resolve_room(client, room)
+    if room_id is None:
+        return None
+    await check_room_creator(client, room_id, owner)
+    event = await state_event(client, room_id, event_type, state_key)
+    content = None if event is None else event.get("content")
+    if not content or not isinstance(content, dict):
+        return None  # a redacted or emptied state event counts as absent
+    assert event is not None
+    _check_sender(event, room_id, owner)
+    return content
+
+
 def _check_content_size(content: dict[str, Any]) -> None:
     size = len(json_dumps_compact(content).encode("utf-8"))
     if size > MAX_STATE_CONTENT_BYTES:
@@ -191,34 +347,6 @@ async def put_state(
             detail={"errcode": answer.status_code},
         )
     return EventId(answer.event_id)
-
-
-async def get_state(
-    client: AsyncClient, room_id: str, event_type: str, state_key: str = ""
-) -> dict[str, Any] | None:
-    """Read a state event's content, joining the public room if the server asks us to.
-
-    Returns:
-        The content, or ``None`` when the room has no such state.
-
-    Raises:
-        TransportError: unreadable room or unreachable homeserver.
-    """
-    for attempt in range(2):
-        answer = await _call(client.room_get_state_event(room_id, event_type, state_key))
-        if isinstance(answer, RoomGetStateEventResponse):
-            content = answer.content
-            return content if isinstance(content, dict) else None
-        if isinstance(answer, RoomGetStateEventError):
-            if answer.status_code == "M_NOT_FOUND":
-                return None
-            if answer.status_code == "M_FORBIDDEN" and attempt == 0:
-                joined = await _call(client.join(room_id))
-                if isinstance(joined, JoinError):
-                    raise TransportError(f"cannot join {room_id}: {joined.message}")
-                continue
-        raise TransportError(f"cannot read {event_type} in {room_id}: {answer}")
-    raise TransportError(f"cannot read {event_type} in {room_id}")  # pragma: no cover
 
 
 async def room_state_events(client: AsyncClient, room_id: str) -> list[dict[str, Any]]:
@@ -267,46 +395,72 @@ async def publish_trust_list(
 
 
 async def read_trust_list(
-    client: AsyncClient, room: str, authority_id: str | None = None
+    client: AsyncClient,
+    room: str,
+    authority_id: str | None = None,
+    *,
+    publisher: str | None = None,
 ) -> str | None:
-    """Read the published trust list token from a room id or alias (unverified!).
+    """Read the published trust list token from the authority's room (unverified!).
+
+    The room must be the publisher's: created by it, and the list set by it (see
+    :func:`read_owned_state`). The publisher is ``publisher`` if given, else the
+    owner the room's ``#onceonly-trust.<localpart>`` alias names, else (a room id)
+    the room's creator. Any other alias could have been taken by anyone first, so
+    it is refused.
 
     Args:
         client: Any logged-in client.
         room: Room id or full alias.
         authority_id: The authority whose list to read (the state key). ``None``
             reads the room's only trust list.
+        publisher: The Matrix account that publishes the list.
 
     Returns:
         The compact JWS, or ``None`` when the room or the list does not exist.
 
     Raises:
+        ConfigError: an alias that names no owner and no ``publisher``.
+        RoomNotOwned: the room or the list is not the publisher's.
         MalformedInput: the state content is not a valid trust-list envelope, or the
             room holds lists of several authorities and ``authority_id`` is not given.
         TransportError: the homeserver refused or is unreachable.
     """
+    owner = publisher or alias_owner(room)
+    if owner is None and not room.startswith("!"):
+        raise ConfigError(
+            f"{room} does not name its owner: use the authority's #onceonly-trust.<account>"
+            " alias, the room id, or name the publishing account",
+            detail={"room": room},
+        )
     room_id = await resolve_room(client, room)
     if room_id is None:
         return None
+    owner = owner or await room_creator(client, room_id)
+    if owner is None:
+        raise RoomNotOwned(f"room {room_id} has no creator", detail={"room_id": room_id})
+    await check_room_creator(client, room_id, owner)
     if authority_id is not None:
-        content = await get_state(client, room_id, TRUST_LIST_EVENT_TYPE, authority_id)
-        found: list[tuple[Any, Any]] = [] if content is None else [(authority_id, content)]
+        event = await state_event(client, room_id, TRUST_LIST_EVENT_TYPE, authority_id)
+        events = [] if event is None else [event]
     else:
-        found = [
-            (event.get("state_key"), event.get("content"))
+        events = [
+            event
             for event in await room_state_events(client, room_id)
             if event.get("type") == TRUST_LIST_EVENT_TYPE
         ]
     # A redacted or emptied state event has an empty content: treat it as absent.
-    found = [(key, content) for key, content in found if content]
-    if not found:
+    events = [event for event in events if event.get("content")]
+    if not events:
         return None
-    if len(found) > 1:
+    if len(events) > 1:
         raise MalformedInput(
             f"{room} holds trust lists of several authorities; name the authority",
-            detail={"authorities": sorted(str(key) for key, _ in found)[:16]},
+            detail={"authorities": sorted(str(e.get("state_key")) for e in events)[:16]},
         )
-    state_key, content = found[0]
+    event = events[0]
+    _check_sender(event, room_id, owner)
+    state_key, content = event.get("state_key"), event.get("content")
     if not isinstance(state_key, str) or not isinstance(content, dict):
         raise MalformedInput("trust list state event without state_key or content")
     envelope = parse_state_event(TRUST_LIST_EVENT_TYPE, state_key, content)

@@ -202,7 +202,12 @@ def sign(
 @click.command()
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path), required=False)
 @dir_option
-@click.option("--room", required=True, help="Room alias (#trust:server, or trust) or room id.")
+@click.option(
+    "--room",
+    default=None,
+    help="Room alias (#trust:server, or trust) or room id; default: the publishing account's"
+    " own #onceonly-trust.<localpart>:<server>, which readers find without naming the publisher.",
+)
 @account_options
 @json_option
 @click.pass_context
@@ -211,7 +216,7 @@ def publish(
     ctx: click.Context,
     file: Path | None,
     directory: Path,
-    room: str,
+    room: str | None,
     account_dir: Path | None,
     homeserver: str | None,
     user_id: str | None,
@@ -229,11 +234,17 @@ def publish(
     anchors = load_anchors((directory / PUBLIC_KEY_FILE,))
     verified = verify_trust_list(token, anchors, now=int(time.time()))
     credentials = load_account(account_dir, homeserver, user_id, access_token, device_id)
-    alias = state_rooms.room_alias(room, state_rooms.server_name_of(credentials.user_id))
+    alias = (
+        state_rooms.trust_room_alias(credentials.user_id)
+        if room is None
+        else state_rooms.room_alias(room, state_rooms.server_name_of(credentials.user_id))
+    )
 
     async def run() -> tuple[str, str, bool]:
         async with state_rooms.state_client(credentials) as client:
             if alias.startswith("!"):
+                # Never publish into a room someone else created (see state_rooms).
+                await state_rooms.check_room_creator(client, alias, credentials.user_id)
                 room_id, created = alias, False
             else:
                 room_id, created = await state_rooms.ensure_public_room(

@@ -140,6 +140,12 @@ async def _check_dids(trust_list: TrustList, resolver: StandardDidResolver) -> d
     help="The party's data dir (the cache file goes there).",
 )
 @click.option("--authority-id", help="Read this authority's list if the room holds several.")
+@click.option(
+    "--publisher",
+    help="The Matrix account the authority publishes with (the room's creator and the"
+    " list's sender must be it); needed when --room is an alias other than the"
+    " authority's #onceonly-trust.<account> alias.",
+)
 @account_options
 @json_option
 @click.pass_context
@@ -151,6 +157,7 @@ def fetch(
     anchor_paths: tuple[Path, ...],
     data_dir: Path,
     authority_id: str | None,
+    publisher: str | None,
     account_dir: Path | None,
     homeserver: str | None,
     user_id: str | None,
@@ -187,7 +194,9 @@ def fetch(
         source = alias
         async with state_rooms.state_client(credentials) as client:
             return await cache.refresh(
-                lambda: state_rooms.read_trust_list(client, alias, authority_id),
+                lambda: state_rooms.read_trust_list(
+                    client, alias, authority_id, publisher=publisher
+                ),
                 now=int(time.time()),
             )
 

@@ -54,7 +54,7 @@ async def test_the_whole_scenario(tmp_path: Path) -> None:
 
     setup = steps[0]["facts"]
     assert setup["citizen"] == f"@{cast.CITIZEN_LOCALPART}:localhost"
-    assert setup["trust_room"] == "#onceonly-trust:localhost"
+    assert setup["trust_room"] == "#onceonly-trust.vertrauensliste:localhost"
 
     pid = steps[1]["facts"]
     assert pid["issuer"] == cast.IDENTITY_AGENCY.agency_id

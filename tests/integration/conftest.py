@@ -1,10 +1,13 @@
 """Real Synapse homeservers on loopback for the integration tests.
 
 ``synapse`` (SQLite) and ``synapse_postgres`` (PostgreSQL) are session-scoped: one
-start per test run. Each runs from a throw-away data dir on a free 127.0.0.1 port
-and is stopped at the end of the session, also when tests fail. A test may
-``stop()`` and ``start()`` the :class:`~onceonly.matrix.homeserver.Homeserver`
-it gets (same port, same data), but must leave it running.
+start per test run. Both lift Synapse's rate limits for every account (the explicit
+``relaxed_rate_limits`` option), because tests create hundreds of accounts, rooms and
+logins in seconds; ``onceonly homeserver start`` keeps the defaults. Each runs from a
+throw-away data dir on a free 127.0.0.1 port and is stopped at the end of the
+session, also when tests fail. A test may ``stop()`` and ``start()`` the
+:class:`~onceonly.matrix.homeserver.Homeserver` it gets (same port, same data), but must
+leave it running.
 """
 
 from __future__ import annotations
@@ -39,7 +42,9 @@ def _run(server: Homeserver) -> Iterator[Homeserver]:
 def synapse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Homeserver]:
     """A running SQLite-backed Synapse (server name ``localhost``) for the whole session."""
     data_dir = tmp_path_factory.mktemp("synapse")
-    yield from _run(Homeserver.from_data_dir(data_dir, port=free_loopback_port()))
+    yield from _run(
+        Homeserver.from_data_dir(data_dir, port=free_loopback_port(), relaxed_rate_limits=True)
+    )
 
 
 @pytest.fixture(scope="session")
@@ -64,7 +69,10 @@ def synapse_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Homes
         try:
             dsn = make_conninfo(POSTGRES_ADMIN_DSN, dbname=name)
             server = Homeserver.from_data_dir(
-                tmp_path_factory.mktemp("synapse-pg"), port=free_loopback_port(), postgres_dsn=dsn
+                tmp_path_factory.mktemp("synapse-pg"),
+                port=free_loopback_port(),
+                postgres_dsn=dsn,
+                relaxed_rate_limits=True,
             )
             yield from _run(server)
         finally:

@@ -12,7 +12,13 @@ import pytest
 from click.testing import CliRunner
 
 from onceonly.cli import cli
-from onceonly.errors import AccountExists, HomeserverError, LoginFailed, TransportError
+from onceonly.errors import (
+    AccountError,
+    AccountExists,
+    HomeserverError,
+    LoginFailed,
+    TransportError,
+)
 from onceonly.matrix.accounts import (
     Credentials,
     load_credentials,
@@ -143,14 +149,13 @@ def test_restart_keeps_port_and_data(synapse: Homeserver) -> None:
     assert whoami(creds) == (creds.user_id, creds.device_id)
 
 
-# --- rate limits: a homeserver that keeps Synapse's defaults (0.2 msg/s, burst 10) ---------
+# --- rate limits: the default homeserver keeps Synapse's limits (0.2 msg/s, burst 10) -------
 
 
 @pytest.fixture(scope="module")
 def strict_synapse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Homeserver]:
-    server = Homeserver.from_data_dir(
-        tmp_path_factory.mktemp("strict"), port=free_loopback_port(), relaxed_rate_limits=False
-    )
+    # No rate-limit option: what `onceonly homeserver start` gives by default.
+    server = Homeserver.from_data_dir(tmp_path_factory.mktemp("strict"), port=free_loopback_port())
     try:
         server.start(timeout=180)
         yield server
@@ -188,6 +193,25 @@ def test_rate_limit_override_lets_fifty_quick_sends_through(strict_synapse: Home
 
     agency = strict_synapse.register(unique("agency"), unlimited=True)
     assert send_burst(agency, 50) == [200] * 50
+
+
+def test_failed_logins_are_rate_limited_by_default(strict_synapse: Homeserver) -> None:
+    """Password guessing meets Synapse's failed-login limit, also for an agency account.
+
+    The agencies' per-user exemption covers what they send, not failed logins.
+    """
+    for name, unlimited in (("guessed", False), ("agency", True)):
+        account = strict_synapse.register(unique(name), unlimited=unlimited)
+        codes: list[str | None] = []
+        for _ in range(10):
+            with pytest.raises(AccountError) as caught:
+                login(strict_synapse.base_url, account.user_id, "wrong password")
+            refused = isinstance(caught.value, LoginFailed)  # HTTP 403: wrong password
+            codes.append("wrong password" if refused else caught.value.detail.get("errcode"))
+            if codes[-1] == "M_LIMIT_EXCEEDED":
+                break
+        assert codes[0] == "wrong password"  # a real refusal first ...
+        assert codes[-1] == "M_LIMIT_EXCEEDED", codes  # ... then the limit bites
 
 
 def test_relaxed_config_lets_fifty_quick_sends_through(synapse: Homeserver) -> None:

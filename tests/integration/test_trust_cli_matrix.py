@@ -13,6 +13,7 @@ from onceonly import jose
 from onceonly.cli import cli
 from onceonly.matrix.accounts import save_credentials
 from onceonly.matrix.homeserver import Homeserver
+from onceonly.matrix.homeserver_http import request_json
 from onceonly.matrix.homeserver_process import free_loopback_port
 
 pytestmark = pytest.mark.integration
@@ -31,6 +32,7 @@ def test_publish_and_fetch_through_the_cli(synapse: Homeserver, tmp_path: Path) 
     tag = secrets.token_hex(4)
     authority_dir, party_dir = tmp_path / "authority", tmp_path / "party"
     save_credentials(authority_dir / "account", synapse.register(f"authority-{tag}"))
+    authority = f"@authority-{tag}:{synapse.server_name}"
     party = synapse.register(f"party-{tag}")
     save_credentials(party_dir, party)
     agency_key = tmp_path / "agency.jwk"
@@ -51,7 +53,12 @@ def test_publish_and_fetch_through_the_cli(synapse: Homeserver, tmp_path: Path) 
     assert published["room"] == f"#{room}:{synapse.server_name}"
 
     anchor = authority_dir / "authority-key.pub.jwk"
-    fetched = ok(run("fetch", "--room", room, "--authority-key", anchor, "--data-dir", party_dir))
+    # A plain alias could belong to anyone: the party must name the publishing account.
+    unbound = run("fetch", "--room", room, "--authority-key", anchor, "--data-dir", party_dir)
+    assert unbound.exit_code == 1
+    assert json.loads(unbound.output)["error"]["code"] == "config_error"
+    fetched = ok(run("fetch", "--room", room, "--authority-key", anchor, "--data-dir", party_dir,
+                     "--publisher", authority))  # fmt: skip
     assert fetched["updated"] is True and fetched["seq"] == 1
     cached = party_dir / "trust-list.jwt"
     assert cached.read_text().strip() == (authority_dir / "trust-list.jwt").read_text().strip()
@@ -61,24 +68,32 @@ def test_publish_and_fetch_through_the_cli(synapse: Homeserver, tmp_path: Path) 
     again = ok(run("publish", "--dir", authority_dir, "--room", room,
                    "--account-dir", authority_dir / "account"))  # fmt: skip
     assert again["created"] is False and again["room_id"] == published["room_id"]
-    assert (
-        ok(run("fetch", "--room", room, "--authority-key", anchor, "--data-dir", party_dir))["seq"]
-        == 2
-    )
+    second = ok(run("fetch", "--room", room, "--authority-key", anchor, "--data-dir", party_dir,
+                    "--publisher", authority))  # fmt: skip
+    assert second["seq"] == 2
+
+    # Without --room the authority publishes in its own #onceonly-trust.<account> room,
+    # which a party reads without naming the publisher.
+    own = ok(run("publish", "--dir", authority_dir, "--account-dir", authority_dir / "account"))
+    assert own["room"] == f"#onceonly-trust.authority-{tag}:{synapse.server_name}"
+    assert own["created"] is True and own["room_id"] != published["room_id"]
+    same = ok(run("fetch", "--room", own["room"], "--authority-key", anchor,
+                  "--data-dir", party_dir))  # fmt: skip
+    assert same["seq"] == 2 and same["updated"] is False
 
     # With the wrong anchor the party refuses the list and keeps its cache.
     other = tmp_path / "other.jwk"
     other.write_text(json.dumps(jose.generate_private_key().public().to_jwk()))
     before = cached.read_text()
     refused = run("fetch", "--room", room, "--authority-key", other, "--data-dir", tmp_path / "p2",
-                  "--account-dir", party_dir)  # fmt: skip
+                  "--account-dir", party_dir, "--publisher", authority)  # fmt: skip
     assert refused.exit_code == 1
     assert json.loads(refused.output)["error"]["code"] == "invalid_signature"
 
     # Offline: exit 1 with transport_error, the cache (seq 2) stays and is reported.
     offline = run(
         "fetch", "--room", room, "--authority-key", anchor, "--data-dir", party_dir,
-        "--homeserver", f"http://127.0.0.1:{free_loopback_port()}",
+        "--publisher", authority, "--homeserver", f"http://127.0.0.1:{free_loopback_port()}",
         "--user-id", party.user_id, "--access-token", party.access_token,
     )  # fmt: skip
     assert offline.exit_code == 1
@@ -102,3 +117,22 @@ def test_publish_refuses_an_unverifiable_file(synapse: Homeserver, tmp_path: Pat
                  "--account-dir", authority_dir / "account")  # fmt: skip
     assert result.exit_code == 1
     assert json.loads(result.output)["error"]["code"] == "invalid_signature"
+
+
+def test_publish_refuses_a_room_id_it_did_not_create(synapse: Homeserver, tmp_path: Path) -> None:
+    authority_dir = tmp_path / "authority"
+    ok(run("init", "--dir", authority_dir, "--id", "t", "--name-de", "T", "--name-en", "T"))
+    ok(run("sign", "--dir", authority_dir))
+    save_credentials(authority_dir / "account", synapse.register(f"a-{secrets.token_hex(4)}"))
+    hostile = synapse.register(f"h-{secrets.token_hex(4)}")
+    created = request_json(
+        "POST",
+        f"{hostile.homeserver}/_matrix/client/v3/createRoom",
+        body={"preset": "public_chat"},
+        access_token=hostile.access_token,
+    )
+    assert created.status == 200, created.body
+    result = run("publish", "--dir", authority_dir, "--room", created.body["room_id"],
+                 "--account-dir", authority_dir / "account")  # fmt: skip
+    assert result.exit_code == 1
+    assert json.loads(result.output)["error"]["code"] == "room_not_owned"

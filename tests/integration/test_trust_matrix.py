@@ -17,8 +17,8 @@ from onceonly.matrix.state_rooms import (
     publish_trust_list,
     put_state,
     read_trust_list,
-    room_alias,
     state_client,
+    trust_room_alias,
 )
 from onceonly.trust import (
     Agency,
@@ -69,7 +69,7 @@ async def publish(authority: Credentials, alias: str, token: str, listed: TrustL
 async def test_published_list_reaches_a_second_party(synapse: Homeserver, tmp_path: Path) -> None:
     authority = synapse.register(unique("authority"))
     party = synapse.register(unique("verifier"))
-    alias = room_alias(unique("trust"), synapse.server_name)
+    alias = trust_room_alias(authority.user_id)
     cache = TrustCache.in_data_dir(tmp_path / "verifier", [AUTHORITY_KEY.public()])
 
     first = trust_list(1, synapse.server_name)
@@ -130,7 +130,7 @@ async def test_published_list_reaches_a_second_party(synapse: Homeserver, tmp_pa
 async def test_offline_party_keeps_working_from_cache(synapse: Homeserver, tmp_path: Path) -> None:
     authority = synapse.register(unique("authority"))
     party = synapse.register(unique("wallet"))
-    alias = room_alias(unique("trust"), synapse.server_name)
+    alias = trust_room_alias(authority.user_id)
     listed = trust_list(7, synapse.server_name)
     await publish(authority, alias, sign_trust_list(listed, AUTHORITY_KEY), listed)
     cache = TrustCache.in_data_dir(tmp_path / "wallet", [AUTHORITY_KEY.public()])
@@ -151,11 +151,10 @@ async def test_offline_party_keeps_working_from_cache(synapse: Homeserver, tmp_p
 
 async def test_unknown_room_and_room_without_list(synapse: Homeserver) -> None:
     authority = synapse.register(unique("authority"))
-    alias = room_alias(unique("empty"), synapse.server_name)
+    alias = trust_room_alias(authority.user_id)
     async with state_client(authority) as client:
-        assert (
-            await read_trust_list(client, room_alias(unique("nope"), synapse.server_name)) is None
-        )
+        nobody = f"@{unique('nobody')}:{synapse.server_name}"
+        assert await read_trust_list(client, trust_room_alias(nobody)) is None
         await ensure_public_room(client, alias, name="empty", topic="nothing yet")
         assert await read_trust_list(client, alias) is None
         # Malformed envelope (wrong members) is refused with a typed error.
@@ -168,7 +167,7 @@ async def test_unknown_room_and_room_without_list(synapse: Homeserver) -> None:
 
 async def test_oversize_state_refused_before_sending(synapse: Homeserver) -> None:
     authority = synapse.register(unique("authority"))
-    alias = room_alias(unique("big"), synapse.server_name)
+    alias = trust_room_alias(authority.user_id)
     async with state_client(authority) as client:
         room_id, _ = await ensure_public_room(client, alias, name="big", topic="t")
         with pytest.raises(errors.InputTooLarge):

@@ -18,7 +18,12 @@ from pathlib import Path
 import pytest
 
 from onceonly.matrix.homeserver import Homeserver
-from onceonly.matrix.state_rooms import ensure_public_room, publish_trust_list, state_client
+from onceonly.matrix.state_rooms import (
+    ensure_public_room,
+    publish_trust_list,
+    state_client,
+    trust_room_alias,
+)
 from onceonly.query import parse_query
 from onceonly.trust import TrustList
 from onceonly.types import UserId
@@ -81,7 +86,7 @@ async def test_real_wallet_answers_with_minimal_disclosure(
     )
     # The verifier takes the trust list from the authority's public room on start.
     authority_creds, _ = register(synapse, "authority", tmp_path)
-    alias = f"#trust-{authority_creds.user_id[1:].split(':')[0]}:localhost"
+    alias = trust_room_alias(authority_creds.user_id)
     async with state_client(authority_creds) as client:
         room_id, _created = await ensure_public_room(client, alias, name="Trust", topic="t")
         await publish_trust_list(client, room_id, world.trust_token(), trust.trust_list)

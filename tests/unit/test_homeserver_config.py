@@ -55,14 +55,29 @@ def test_security_relevant_defaults(tmp_path: Path) -> None:
     }
 
 
-def test_rate_limits_relaxed_or_synapse_defaults(tmp_path: Path) -> None:
-    relaxed = cfg.synapse_config(settings(), tmp_path)
+def test_rate_limits_keep_synapse_defaults_unless_relaxed_explicitly(tmp_path: Path) -> None:
+    # The default (what `onceonly homeserver start` writes) keeps every Synapse limit,
+    # failed logins included; agencies are exempted per account, not for everyone.
+    assert cfg.HomeserverSettings().relaxed_rate_limits is False
+    default = cfg.synapse_config(settings(), tmp_path)
+    assert not [key for key in default if key.startswith("rc_")]
+    merged = cfg.merge_settings(
+        None, port=None, server_name=None, postgres_dsn=None, relaxed_rate_limits=None
+    )
+    assert merged.relaxed_rate_limits is False
+    relaxed = cfg.synapse_config(settings(relaxed_rate_limits=True), tmp_path)
     for key in ("rc_message", "rc_registration", "rc_key_requests", "rc_joins_per_room"):
         assert relaxed[key]["per_second"] >= 1000, key
     assert relaxed["rc_login"]["failed_attempts"]["burst_count"] >= 1000
     assert relaxed["rc_invites"]["per_user"]["per_second"] >= 1000
-    strict = cfg.synapse_config(settings(relaxed_rate_limits=False), tmp_path)
-    assert not [key for key in strict if key.startswith("rc_")]
+
+
+def test_onceonly_aliases_are_reserved_by_a_module(tmp_path: Path) -> None:
+    config = cfg.synapse_config(settings(), tmp_path)
+    assert config["modules"] == [{"module": cfg.ALIAS_GUARD_MODULE, "config": {}}]
+    module_name, class_name = cfg.ALIAS_GUARD_MODULE.rsplit(".", 1)
+    module = __import__(module_name, fromlist=[class_name])
+    assert callable(getattr(module, class_name))  # Synapse imports exactly this path
 
 
 def test_postgres_dsn_becomes_psycopg2_arguments(tmp_path: Path) -> None:

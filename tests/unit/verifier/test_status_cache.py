@@ -8,7 +8,7 @@ import pytest
 
 from onceonly import errors
 from onceonly.jose import generate_private_key
-from onceonly.status_cache import StatusCache
+from onceonly.status_cache import CachedStatusList, StatusCache
 from onceonly.trust import Agency
 from verifier.verification import status_key_resolver
 
@@ -21,7 +21,9 @@ def issuer_of(world: World) -> Agency:
     return agency
 
 
-async def get(cache: StatusCache, world: World, now: int, *, signer: str = ISSUER_ID) -> object:
+async def get(
+    cache: StatusCache, world: World, now: int, *, signer: str = ISSUER_ID
+) -> CachedStatusList:
     trust = world.verified_trust().trust_list
     agency = trust.agency(signer)
     assert agency is not None
@@ -162,3 +164,45 @@ async def test_bounded_number_of_entries() -> None:
 def test_bounds_must_be_positive() -> None:
     with pytest.raises(ValueError, match="positive"):
         StatusCache(World().fetch, max_age=0)
+
+
+def _signed(world: World, *, revoked: bool, issued_at: int, expires_at: int) -> str:
+    from onceonly.status_list import INVALID, StatusList
+    from onceonly.status_list.token import sign_status_list_jwt
+
+    status = StatusList(64, 1)
+    if revoked:
+        status.set(3, INVALID)
+    return sign_status_list_jwt(
+        status, world.issuer, uri=STATUS_URI, issued_at=issued_at, expires_at=expires_at, ttl=60
+    )
+
+
+async def test_an_older_token_than_one_seen_never_replaces_it() -> None:
+    """High-water mark per URI: a replayed pre-revocation token does not undo a revocation."""
+    world = World()
+    before = _signed(world, revoked=False, issued_at=NOW - 600, expires_at=NOW + DAY)
+    after = _signed(world, revoked=True, issued_at=NOW - 60, expires_at=NOW + 600)
+    published = [after]
+
+    async def fetch(uri: str, agency: Agency) -> str:
+        world.fetches += 1
+        return published[-1]
+
+    cache = StatusCache(fetch)
+    seen = await get(cache, world, NOW)
+    assert seen.verified.status_list.get(3) == 1
+    published.append(before)  # the room now holds the older, still unexpired token
+    cache.forget(STATUS_URI)  # the mark survives forget (and the ttl running out)
+    again = await get(cache, world, NOW + 1)
+    assert world.fetches == 2
+    assert again.token == after
+    assert again.verified.status_list.get(3) == 1
+    # Once the newer token has expired, the older one is still not taken: unavailable.
+    with pytest.raises(errors.StatusUnavailable) as caught:
+        await get(cache, world, NOW + 700)
+    assert caught.value.detail["cause"] == "rolled_back"
+    assert caught.value.detail["newest_iat"] == NOW - 60
+    # A newer token than the mark is taken as usual.
+    published.append(_signed(world, revoked=True, issued_at=NOW + 650, expires_at=NOW + DAY))
+    assert (await get(cache, world, NOW + 700)).verified.issued_at == NOW + 650
