@@ -13,7 +13,8 @@ service returns as an ``error`` event, so that nothing is issued:
 4. **Identity binding.** The identity agency (PID issuer) relies on the binding
    its simulated eID check recorded (:mod:`issuer.eid_check`). Every other agency
    requires ``identity_presentation``: an SD-JWT+KB of the citizen's PID with
-   KB-JWT ``aud`` = this agency and ``nonce`` = the key proof's nonce, verified
+   KB-JWT ``aud`` = this agency, ``nonce`` = the key proof's nonce and
+   ``onceonly_context`` = ``identity_binding`` (never a presentation answer), verified
    against the trust list and the PID's status list, then matched to one register
    person. An answer to an offer must come from the offered person.
 5. **Claims** from the register, signed as an SD-JWT VC bound to ``holder_jwk``
@@ -52,7 +53,7 @@ from onceonly.errors import (
 from onceonly.jose import b64url_encode
 from onceonly.protocol import CredentialIssue, CredentialRequest, verify_key_proof
 from onceonly.protocol.bodies import build_credential_issue
-from onceonly.protocol.proofs import CLOCK_LEEWAY, KEY_PROOF_MAX_AGE
+from onceonly.protocol.proofs import CLOCK_LEEWAY, IDENTITY_BINDING_CONTEXT, KEY_PROOF_MAX_AGE
 from onceonly.sdjwt import VerificationPolicy, issue_sd_jwt_vc, parse_sd_jwt, verify_presentation
 from onceonly.status_list import StatusReference, status_reference_from_claims
 from onceonly.trust import TrustList
@@ -230,7 +231,10 @@ async def _identity_from_pid(
     if request.identity_presentation is None:
         raise IdentityNotBound("this agency requires a PID presentation (identity_presentation)")
     policy = VerificationPolicy(
-        expected_audience=ctx.config.agency_id, expected_nonce=nonce, expected_vct=PID_VCT
+        expected_audience=ctx.config.agency_id,
+        expected_nonce=nonce,
+        expected_vct=PID_VCT,
+        expected_context=IDENTITY_BINDING_CONTEXT,
     )
     verified = verify_presentation(
         request.identity_presentation,

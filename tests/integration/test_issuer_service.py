@@ -55,6 +55,7 @@ from onceonly.protocol import (
 from onceonly.protocol.bodies import build_credential_request, build_device_list
 from onceonly.protocol.envelope import to_wire
 from onceonly.protocol.events import PublicJwk
+from onceonly.protocol.proofs import IDENTITY_BINDING_CONTEXT
 from onceonly.sdjwt import VerificationPolicy, parse_sd_jwt, present, verify_presentation
 from onceonly.service import ProtocolService, Received
 from onceonly.status_fetch import check_status_via_matrix
@@ -162,6 +163,7 @@ class Wallet:
                 aud=audience,
                 nonce=nonce,
                 now=now,
+                context=IDENTITY_BINDING_CONTEXT,
             )
         return build_credential_request(
             exchange_id=exchange_id or new_exchange_id(secrets.token_bytes),
