@@ -150,6 +150,7 @@ class Wallet:
         with_pid: bool = False,
         proof_key: jose.PrivateKey | None = None,
         offer_event_id: str | None = None,
+        identity_paths: tuple[tuple[str, ...], ...] = PID_IDENTITY_PATHS,
     ) -> Any:
         nonce = nonce or new_nonce(secrets.token_bytes)
         now = int(time.time())
@@ -158,7 +159,7 @@ class Wallet:
             assert self.pid is not None
             presentation = present(
                 parse_sd_jwt(self.pid),
-                disclose=PID_IDENTITY_PATHS,
+                disclose=identity_paths,
                 holder_key=self.key,
                 aud=audience,
                 nonce=nonce,
