@@ -16,7 +16,8 @@ keeps the exchange state machines and answers every refused event with an
   a publication the homeserver refused stays pending (:mod:`issuer.status_pending`)
   and the maintenance round retries it;
 - maintenance, every ``maintenance_interval`` seconds: pending status lists are
-  published, and expired nonces older than ``nonce_retention_seconds`` purged.
+  published; nonces expired, and device lists left unverified, for longer than
+  ``nonce_retention_seconds`` are purged.
 """
 
 from __future__ import annotations
@@ -186,15 +187,18 @@ class IssuerService(PartyService):
         self._every(self._maintenance_interval, self.maintain, what="issuer maintenance")
 
     async def maintain(self) -> None:
-        """One maintenance round: purge expired nonces, publish pending status lists.
+        """One maintenance round: purge expired nonces and device lists that never got
+        verified (older than ``nonce_retention_seconds``), publish pending status lists.
 
         An unreachable homeserver leaves the publication pending for the next round.
         """
-        purged = self.stores.ledger.purge(
-            now=self.now(), retention=self.config.nonce_retention_seconds
-        )
-        if purged:
-            logger.info("purged %d expired nonce(s)", purged)
+        retention = self.config.nonce_retention_seconds
+        purged = self.stores.ledger.purge(now=self.now(), retention=retention)
+        forgotten = self.stores.devices.purge_unverified(before=self.now() - retention)
+        if purged or forgotten:
+            logger.info(
+                "purged %d expired nonce(s), %d unverified device list(s)", purged, forgotten
+            )
         if self.stores.publication.pending:
             try:
                 await self.publish_status()

@@ -12,9 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from issuer.citizen_devices import CitizenDevices
 from issuer.config import DEFAULT_NONCE_RETENTION_SECONDS, load_config, save_config
 from issuer.eid_check import complete_eid_check, start_eid_check
 from issuer.issuance import handle_credential_request
+from issuer.nonce_ledger import NonceLedger
 from onceonly import jose
 from onceonly.errors import (
     ConfigError,
@@ -116,8 +118,12 @@ async def test_junk_requests_from_a_stranger_leave_the_ledgers_unchanged(world: 
     assert isinstance(await refused(office.context, residence, juergen.user_id), ReplayDetected)
 
 
-def test_purge_keeps_expired_entries_for_the_retention_time_only(world: World) -> None:
-    ledger = world.registry_office.ledger
+def test_purge_keeps_expired_entries_for_the_retention_time_only(target: str) -> None:
+    with NonceLedger.open(target) as ledger:
+        check_purge(ledger)
+
+
+def check_purge(ledger: NonceLedger) -> None:
     for i in range(5):
         ledger.consume_wallet_nonce(
             f"wallet-nonce-{i:012d}", matrix_user_id="@a:localhost", now=NOW + i * 100, window=360
@@ -144,3 +150,21 @@ def test_nonce_retention_is_configured(world: World) -> None:
     )
     with pytest.raises(ConfigError):
         load_config(config.path)
+
+
+def test_device_lists_nobody_verified_are_purged_after_the_retention(target: str) -> None:
+    with CitizenDevices.open(target) as devices:
+        for i in range(JUNK):  # anyone may send a device list; it waits for a PID key
+            pending = devices.accept_device_list(f"@stranger{i}:localhost", "x" * 100, now=NOW)
+            assert pending is False
+        devices.pin_device("@pinned:localhost", "WALLET", now=NOW)  # eID check
+        devices.learn_pid_key(
+            "@citizen:localhost", jose.generate_private_key(jose.ES256).public(), now=NOW
+        )
+        late = "@late:localhost"
+        devices.accept_device_list(late, "y" * 100, now=NOW + 500)
+        assert devices.purge_unverified(before=NOW + 100) == JUNK
+        assert devices.purge_unverified(before=NOW + 100) == 0
+        assert devices.devices_of("@pinned:localhost")
+        # The recent one stays until it is old too; citizens with a key or pin stay.
+        assert devices.purge_unverified(before=NOW + 10_000) == 1
