@@ -357,6 +357,7 @@ def status(ctx: click.Context, config_path: Path) -> None:
     stores = Stores.open(config, random_bytes=secrets.token_bytes)
     try:
         uris = stores.registry.list_uris()
+        publication_pending = stores.publication.pending
     finally:
         stores.close()
     data = {
@@ -364,11 +365,14 @@ def status(ctx: click.Context, config_path: Path) -> None:
         "issued_by_vct": counts,
         "status_lists": uris,
         "pending_life_events": pending,
+        "publication_pending": publication_pending,
     }
     lines = [f"{config.agency_id}: {sum(counts.values())} credential(s) issued"]
     lines += [f"  {vct}: {n}" for vct, n in sorted(counts.items())]
     lines += [f"  status list {uri}" for uri in uris]
     lines.append(f"  {len(pending)} pending life event(s)")
+    if publication_pending:
+        lines.append("  status lists changed since the last publication: publishing pending")
     emit(ctx, data, "\n".join(lines))
 
 

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from issuer.api import IssuerApi
 from issuer.eid_check import complete_eid_check, start_eid_check
 from issuer.issuance import handle_credential_request
 from issuer.nonce_ledger import NonceLedger
@@ -204,6 +205,7 @@ def test_revoke_while_the_homeserver_is_down_is_published_when_it_is_back(
         )
         async with service:
             await until(lambda: not service.stores.publication.pending, timeout=WAIT)
+            assert IssuerApi(service).status()["publication_pending"] is False
             assert service.stores.ledger.count() == held - 1  # the stale one purged
         with pytest.raises(Revoked):
             await pid_status(verifier, agency, record.status_reference)

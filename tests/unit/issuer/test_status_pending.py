@@ -115,5 +115,7 @@ def test_revoke_with_the_homeserver_down_is_recorded_and_stays_pending(world: Wo
     plain = CliRunner().invoke(cli, args, obj={}, catch_exceptions=False)
     assert plain.exit_code == 0
     assert "recorded; publishing pending" in plain.output
+    code, status = invoke("issuer", "status", "--config", config)
+    assert code == 0 and status["publication_pending"] is True
     code, published = invoke("issuer", "publish", "--config", config)
     assert code == 1 and published == {"published": False, "pending": True}
