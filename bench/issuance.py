@@ -53,6 +53,7 @@ from onceonly.protocol import CredentialRequest, LocalizedText, make_key_proof
 from onceonly.protocol.bodies import build_credential_request
 from onceonly.protocol.envelope import from_wire, to_wire
 from onceonly.protocol.events import CredentialIssue, PublicJwk
+from onceonly.protocol.proofs import IDENTITY_BINDING_CONTEXT
 from onceonly.sdjwt import issue_sd_jwt_vc, parse_sd_jwt, present
 from onceonly.status_list import StatusReference, check_status
 from onceonly.trust import Agency, AgencyKey, TrustList
@@ -128,7 +129,7 @@ def request(
         presentation = present(
             parse_sd_jwt(pid),
             disclose=[("given_name",), ("family_name",), ("birthdate",), ("place_of_birth",)],
-            holder_key=key, aud=audience, nonce=nonce, now=now,
+            holder_key=key, aud=audience, nonce=nonce, now=now, context=IDENTITY_BINDING_CONTEXT,
         )  # fmt: skip
     return build_credential_request(
         exchange_id=new_exchange_id(secrets.token_bytes),

@@ -104,7 +104,12 @@ class IssuerApi:
         person_id: str | None = None,
         vct: str | None = None,
     ) -> list[IssuanceRecord]:
-        """Revoke one credential or a person's credentials (of one type) and republish."""
+        """Revoke one credential or a person's credentials (of one type) and republish.
+
+        With the homeserver unreachable the revocation is still recorded; the
+        publication stays pending (``status()["publication_pending"]``) and the
+        service's maintenance round publishes it.
+        """
         return await self.service.revoke(credential_id=credential_id, person_id=person_id, vct=vct)
 
     async def send_pending_offers(self) -> int:
@@ -119,4 +124,5 @@ class IssuerApi:
             "issued_by_vct": dict(stores.log.count_by_vct()),
             "status_lists": stores.registry.list_uris(),
             "pending_life_events": len(stores.register.pending_life_events()),
+            "publication_pending": stores.publication.pending,
         }

@@ -127,6 +127,26 @@ class CitizenDevices(SqlStore):
         self._upsert(matrix_user_id, now, devices=devices, seq=payload.seq, pending_list=None)
         return True
 
+    def purge_unverified(self, *, before: int) -> int:
+        """Forget accounts that only ever sent a device list, last before ``before``.
+
+        Anyone can send a ``device.list``; it is kept pending until a PID key
+        arrives with the account's first credential request, which follows within
+        seconds. A row with neither PID key nor devices (eID pin or verified list)
+        is such a leftover, from a stranger or an abandoned attempt; the wallet sends
+        its list again before its next request.
+
+        Returns:
+            How many accounts were forgotten.
+        """
+        with self._db.write() as tx:
+            rows = tx.execute(
+                "DELETE FROM issuer_citizen_devices WHERE pid_jwk IS NULL AND devices = '{}'"
+                " AND updated_at < ? RETURNING matrix_user_id",
+                (before,),
+            ).all()
+        return len(rows)
+
     def devices_of(self, matrix_user_id: str) -> Mapping[str, str]:
         """The allowed devices (id -> Ed25519 key, :data:`PINNED` for an eID pin)."""
         return self.allowed.get(matrix_user_id, {})

@@ -7,6 +7,9 @@
   one Matrix device must not be driven by two processes);
 - ``revoke``: revoke by credential id or person (and type), republish the lists
   (safe while ``run`` is running: it only uses the database and public room state);
+  with the homeserver unreachable the revocation is recorded and its publication
+  stays pending until ``run``, the next ``revoke`` or ``publish`` completes it;
+- ``publish``: sign, write and publish every status list now;
 - ``status``: what was issued, the lists, pending life events;
 - ``eid-check``: the **simulated** eID check of the identity agency.
 """
@@ -38,7 +41,7 @@ from issuer.status_publisher import (
     write_status_files,
 )
 from onceonly.cli import emit, json_option
-from onceonly.errors import ConfigError
+from onceonly.errors import ConfigError, TransportError
 from onceonly.matrix.accounts import load_credentials
 from onceonly.trust import TrustList
 from onceonly.trust_cache import TrustCache, read_token_file
@@ -196,7 +199,10 @@ def run(
             while not stop.is_set():
                 await service.send_pending_offers()
                 if loop.time() - last_status >= status_interval:
-                    await service.publish_status()
+                    try:
+                        await service.publish_status()
+                    except TransportError as exc:  # stays pending; maintenance retries
+                        click.echo(f"status lists not published: {exc.message}", err=True)
                     last_status = loop.time()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), offer_interval)
@@ -267,6 +273,9 @@ def revoke(
     now = int(time.time())
     stores = Stores.open(config, random_bytes=secrets.token_bytes)
     try:
+        # Pending before the change: a crash or an unreachable homeserver after it
+        # leaves the publication to the next run, revoke or publish.
+        stores.publication.request(now=now)
         revoked = revoke_credentials(
             stores.registry,
             stores.log,
@@ -275,18 +284,60 @@ def revoke(
             person_id=person_id,
             vct=vct,
         )
-        lists = sign_status_lists(stores.registry, load_signing_key(config), now=now)
     finally:
         stores.close()
-    write_status_files(lists, config.path.parent / STATUS_DIR)
-    if lists and not no_publish:
-        credentials = load_credentials(config.matrix_data_dir)
-        run_async(lambda: publish_status_lists(credentials, config, lists))
+    published = _publish_lists(config, now=now, to_room=not no_publish)
     data = {
         "revoked": [r.model_dump(mode="json") for r in revoked],
-        "published": not no_publish,
+        "published": published,
+        "pending": not published,
     }
-    emit(ctx, data, f"revoked {len(revoked)} credential(s)")
+    outcome = "published" if published else "recorded; publishing pending"
+    if not published and not no_publish:
+        outcome += " (homeserver unreachable; run, revoke or publish will publish it)"
+    emit(ctx, data, f"revoked {len(revoked)} credential(s); {outcome}")
+
+
+@issuer.command()
+@config_option
+@json_option
+@click.pass_context
+@reports_errors
+def publish(ctx: click.Context, config_path: Path) -> None:
+    """Sign, write and publish every status list now (completes a pending publication)."""
+    config = load_config(config_path)
+    published = _publish_lists(config, now=int(time.time()), to_room=True)
+    data = {"published": published, "pending": not published}
+    if not published:
+        emit(ctx, data, "homeserver unreachable; publishing still pending")
+        ctx.exit(1)
+    emit(ctx, data, "status lists published")
+
+
+def _publish_lists(config: AgencyConfig, *, now: int, to_room: bool) -> bool:
+    """Sign and write every list and (``to_room``) set it in the status room.
+
+    Returns whether the room now holds the lists; the pending marker is cleared
+    only then, and only for the changes made before they were signed
+    (:mod:`issuer.status_pending`).
+    """
+    stores = Stores.open(config, random_bytes=secrets.token_bytes)
+    try:
+        snapshot = stores.publication.snapshot()
+        lists = sign_status_lists(stores.registry, load_signing_key(config), now=now)
+        write_status_files(lists, config.path.parent / STATUS_DIR)
+        if not to_room:
+            return False
+        if lists:
+            credentials = load_credentials(config.matrix_data_dir)
+            try:
+                run_async(lambda: publish_status_lists(credentials, config, lists))
+            except TransportError:
+                return False
+        stores.publication.published(snapshot)
+        return True
+    finally:
+        stores.close()
 
 
 @issuer.command()
@@ -306,6 +357,7 @@ def status(ctx: click.Context, config_path: Path) -> None:
     stores = Stores.open(config, random_bytes=secrets.token_bytes)
     try:
         uris = stores.registry.list_uris()
+        publication_pending = stores.publication.pending
     finally:
         stores.close()
     data = {
@@ -313,11 +365,14 @@ def status(ctx: click.Context, config_path: Path) -> None:
         "issued_by_vct": counts,
         "status_lists": uris,
         "pending_life_events": pending,
+        "publication_pending": publication_pending,
     }
     lines = [f"{config.agency_id}: {sum(counts.values())} credential(s) issued"]
     lines += [f"  {vct}: {n}" for vct, n in sorted(counts.items())]
     lines += [f"  status list {uri}" for uri in uris]
     lines.append(f"  {len(pending)} pending life event(s)")
+    if publication_pending:
+        lines.append("  status lists changed since the last publication: publishing pending")
     emit(ctx, data, "\n".join(lines))
 
 

@@ -37,6 +37,7 @@ The TOML file::
     [storage]
     register = "register.sqlite3"                 # a SQLite path or a postgresql:// DSN
     issuer = "issuer.sqlite3"                     # status registry and issuance log
+    nonce_retention_seconds = 3600                # expired nonces are purged after this
 
     [[credentials]]
     vct = "urn:onceonly:credential:residence:1"
@@ -76,6 +77,9 @@ from onceonly.types import Vct
 FORMAT: Final = "onceonly-agency/1"
 CONFIG_FILE: Final = "agency.toml"
 KEYS_DIR: Final = "keys"
+DEFAULT_NONCE_RETENTION_SECONDS: Final = 3_600
+"""Expired nonces, offers and eID codes are purged an hour after they expire."""
+MAX_NONCE_RETENTION_SECONDS: Final = 30 * 86_400
 _SECONDS_PER_DAY: Final = 86_400
 
 DEFAULT_VALIDITY_DAYS: Final[Mapping[str, int]] = {
@@ -144,6 +148,8 @@ class AgencyConfig(BaseModel):
         status_list_size: Entries per status list.
         register_database: SQLite path or PostgreSQL DSN of the register.
         issuer_database: SQLite path or DSN of the status registry and issuance log.
+        nonce_retention_seconds: How long expired nonces, offers and eID codes are
+            kept before the running service purges them.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -163,6 +169,9 @@ class AgencyConfig(BaseModel):
     status_list_size: int = Field(default=DEFAULT_LIST_SIZE, ge=8, multiple_of=8)
     register_database: str = Field(min_length=1)
     issuer_database: str = Field(min_length=1)
+    nonce_retention_seconds: int = Field(
+        default=DEFAULT_NONCE_RETENTION_SECONDS, ge=0, le=MAX_NONCE_RETENTION_SECONDS
+    )
 
     @property
     def active_key(self) -> SigningKeyRef:
@@ -258,6 +267,9 @@ def _from_document(document: Mapping[str, Any], path: Path) -> AgencyConfig:
         "status_list_size": status.get("list_size", DEFAULT_LIST_SIZE),
         "register_database": _database(base, storage.get("register", "register.sqlite3")),
         "issuer_database": _database(base, storage.get("issuer", "issuer.sqlite3")),
+        "nonce_retention_seconds": storage.get(
+            "nonce_retention_seconds", DEFAULT_NONCE_RETENTION_SECONDS
+        ),
     }
     try:
         config = AgencyConfig.model_validate(fields)
@@ -459,6 +471,7 @@ def render_config(config: AgencyConfig) -> str:
         "[storage]",
         f"register = {_toml_string(db(config.register_database))}",
         f"issuer = {_toml_string(db(config.issuer_database))}",
+        f"nonce_retention_seconds = {config.nonce_retention_seconds}",
     ]
     for issued in config.credentials:
         lines += [

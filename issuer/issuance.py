@@ -3,23 +3,26 @@
 The steps (spec sections 6.2, 11 and 13), each failing with a typed error the
 service returns as an ``error`` event, so that nothing is issued:
 
-1. **Nonce, once.** The key proof's nonce is consumed first, valid request or
-   not: an offer's nonce through the offer's exchange, a wallet-chosen nonce
-   on first sight (:class:`~issuer.offers.NonceLedger`).
+1. **Offer, once.** An answer to an offer consumes the offer first, valid request
+   or not (:class:`~issuer.nonce_ledger.NonceLedger`): a retry would be a new
+   guess at its nonce. The offer row was written when the agency made the offer.
 2. **Type.** The agency issues the ``vct`` (configuration) and the trust list
    lets it (``may_issue``); an answer to an offer asks for the offered type.
 3. **Proof of possession** of ``holder_jwk``: ``typ``, ``aud`` (this agency),
    ``nonce``, ``iat`` freshness (:func:`~onceonly.protocol.verify_key_proof`).
-4. **Identity binding.** The identity agency (PID issuer) relies on the binding
-   its simulated eID check recorded (:mod:`issuer.eid_check`). Every other agency
-   requires ``identity_presentation``: an SD-JWT+KB of the citizen's PID with
-   KB-JWT ``aud`` = this agency and ``nonce`` = the key proof's nonce, verified
-   against the trust list and the PID's status list, then matched to one register
-   person. An answer to an offer must come from the offered person.
-5. **Claims** from the register, signed as an SD-JWT VC bound to ``holder_jwk``
+4. **Identity evidence** (:func:`~issuer.identity_binding.check_identity_evidence`):
+   an account bound by the identity agency's eID check, or a PID presentation that
+   verifies (KB-JWT ``aud`` = this agency, ``nonce`` = the key proof's nonce,
+   ``onceonly_context`` = ``identity_binding``).
+5. **Wallet nonce, once.** A request without an offer records its wallet-chosen
+   nonce only now: a stranger's requests fail the checks above and store nothing,
+   and the ledger's expired rows are purged on a schedule.
+6. **Identity binding** (:func:`~issuer.identity_binding.bind_identity`): the PID's
+   status, exactly one register person, the offer's person, the account binding.
+7. **Claims** from the register, signed as an SD-JWT VC bound to ``holder_jwk``
    (disclosable paths from the type metadata, a fresh status list entry, validity
    from the configuration), checked against the type's JSON Schema.
-6. **Record** the issuance (who, type, status entry, digest; no claim values).
+8. **Record** the issuance (who, type, status entry, digest; no claim values).
 """
 
 from __future__ import annotations
@@ -34,15 +37,15 @@ from typing import Any, Final
 from pydantic import ValidationError
 
 from issuer.config import AgencyConfig
+from issuer.identity_binding import BoundIdentity, bind_identity, check_identity_evidence
 from issuer.issuance_log import IssuanceLog, IssuanceRecord, credential_digest
 from issuer.nonce_ledger import NonceLedger, OfferRecord
 from issuer.offers import credential_display, require_issued_type
-from issuer.register import PID_VCT, BindingMethod, Register
+from issuer.register import PID_VCT, Register
 from issuer.status_registry import StatusRegistry
 from onceonly import jose
-from onceonly.credential_types import ClaimPath, get_type, type_metadata
+from onceonly.credential_types import ClaimPath, get_type
 from onceonly.errors import (
-    IdentityNotBound,
     InvalidClaim,
     IssuanceError,
     MalformedInput,
@@ -53,8 +56,8 @@ from onceonly.jose import b64url_encode
 from onceonly.protocol import CredentialIssue, CredentialRequest, verify_key_proof
 from onceonly.protocol.bodies import build_credential_issue
 from onceonly.protocol.proofs import CLOCK_LEEWAY, KEY_PROOF_MAX_AGE
-from onceonly.sdjwt import VerificationPolicy, issue_sd_jwt_vc, parse_sd_jwt, verify_presentation
-from onceonly.status_list import StatusReference, status_reference_from_claims
+from onceonly.sdjwt import issue_sd_jwt_vc, parse_sd_jwt
+from onceonly.status_list import StatusReference
 from onceonly.trust import TrustList
 from onceonly.types import UserId, Vct
 
@@ -100,23 +103,6 @@ class IssuerContext:
 
 
 @dataclass(frozen=True)
-class BoundIdentity:
-    """Who a request is from, and how the agency knows.
-
-    Attributes:
-        person_id: The register person.
-        method: How the Matrix account was bound to the person.
-        pid_holder_key: The citizen's PID ``cnf`` key (it signs the citizen's device
-            lists, spec section 12): from the presented PID, or, for the identity
-            agency, the holder key the new PID is bound to.
-    """
-
-    person_id: str
-    method: BindingMethod
-    pid_holder_key: jose.PublicKey
-
-
-@dataclass(frozen=True)
 class IssuedCredential:
     """The result of a successful request.
 
@@ -149,29 +135,34 @@ def proof_nonce(proof: str) -> str:
     return nonce
 
 
-def consume_request_nonce(
-    ctx: IssuerContext, request: CredentialRequest, *, sender: UserId, now: int
-) -> tuple[str, OfferRecord | None]:
-    """Step 1: use up the nonce the request's proof carries; return it and the offer answered.
+def consume_answered_offer(
+    ctx: IssuerContext, request: CredentialRequest, *, nonce: str, sender: UserId, now: int
+) -> OfferRecord | None:
+    """Step 1: use up the offer ``request`` answers, if it answers one.
 
     Raises:
-        MalformedInput: the proof carries no nonce.
         UnknownExchange: ``offer_event_id`` is set but this agency made no such offer
             to ``sender``.
         ReplayDetected, RequestExpired, NonceMismatch: see :class:`NonceLedger`.
     """
-    nonce = proof_nonce(request.proof)
     offer = ctx.ledger.offer(request.exchange_id)
-    if offer is not None or request.offer_event_id is not None:
-        # consume_offer raises UnknownExchange when there is no offer for sender.
-        consumed = ctx.ledger.consume_offer(
-            request.exchange_id, nonce=nonce, matrix_user_id=sender, now=now
-        )
-        return nonce, consumed
+    if offer is None and request.offer_event_id is None:
+        return None
+    # consume_offer raises UnknownExchange when there is no offer for sender.
+    return ctx.ledger.consume_offer(
+        request.exchange_id, nonce=nonce, matrix_user_id=sender, now=now
+    )
+
+
+def consume_wallet_nonce(ctx: IssuerContext, nonce: str, *, sender: UserId, now: int) -> None:
+    """Step 5: record a wallet-chosen nonce, once (call only after the signatures verified).
+
+    Raises:
+        ReplayDetected: the nonce was used before.
+    """
     ctx.ledger.consume_wallet_nonce(
         nonce, matrix_user_id=sender, now=now, window=KEY_PROOF_MAX_AGE + 2 * CLOCK_LEEWAY
     )
-    return nonce, None
 
 
 def check_requested_type(ctx: IssuerContext, vct: str, offer: OfferRecord | None, now: int) -> None:
@@ -189,67 +180,6 @@ def check_requested_type(ctx: IssuerContext, vct: str, offer: OfferRecord | None
         )
     if offer is not None and offer.vct != vct:
         raise UnexpectedEvent("the request asks for another type than the offer")
-
-
-async def bind_identity(
-    ctx: IssuerContext,
-    request: CredentialRequest,
-    *,
-    sender: UserId,
-    nonce: str,
-    offer: OfferRecord | None,
-    now: int,
-) -> BoundIdentity:
-    """Step 4: establish which register person sent ``request``.
-
-    Raises:
-        IdentityNotBound: no eID binding (identity agency), no or unusable PID
-            presentation (other agencies), or a PID of another person than the offer's.
-        UnknownSubject, AmbiguousSubject: the PID matches no or several register records.
-        IdentityBindingConflict: the account is already bound to another person.
-        VerificationError (and subclasses), TrustError: the PID presentation fails
-            verification (signature, trust, key binding, ``aud``, ``nonce``, status).
-    """
-    holder_key = jose.public_key_from_jwk(request.holder_jwk.model_dump(exclude_none=True))
-    if ctx.is_identity_agency and request.vct == PID_VCT:
-        # The simulated eID check bound the account (issuer.eid_check); the PID is
-        # bound to the key of this request, which thereby becomes the device-list key.
-        person_id = ctx.register.person_for_matrix_user(sender)
-        identity = BoundIdentity(person_id, BindingMethod.EID_CHECK, holder_key)
-    else:
-        identity = await _identity_from_pid(ctx, request, nonce=nonce, now=now)
-    if offer is not None and offer.person_id != identity.person_id:
-        raise IdentityNotBound("the presented identity is not the person this offer was made to")
-    ctx.register.bind_matrix_user(identity.person_id, sender, identity.method, now)
-    return identity
-
-
-async def _identity_from_pid(
-    ctx: IssuerContext, request: CredentialRequest, *, nonce: str, now: int
-) -> BoundIdentity:
-    if request.identity_presentation is None:
-        raise IdentityNotBound("this agency requires a PID presentation (identity_presentation)")
-    policy = VerificationPolicy(
-        expected_audience=ctx.config.agency_id,
-        expected_nonce=nonce,
-        expected_vct=PID_VCT,
-        type_metadata=type_metadata,
-    )
-    verified = verify_presentation(
-        request.identity_presentation,
-        issuer_key=ctx.trust_list.issuer_key_resolver(),
-        policy=policy,
-        now=now,
-    )
-    await ctx.pid_status_check(status_reference_from_claims(verified.claims), verified.issuer)
-    try:
-        person_id = ctx.register.find_person(verified.claims)
-    except MalformedInput:
-        raise IdentityNotBound(
-            "the PID presentation must disclose given_name, family_name and birthdate"
-        ) from None
-    assert verified.holder_key is not None  # key binding is required by the policy
-    return BoundIdentity(person_id, BindingMethod.PID_PRESENTATION, verified.holder_key)
 
 
 def disclosable_paths(claims: Mapping[str, Any], paths: Iterable[ClaimPath]) -> list[ClaimPath]:
@@ -350,7 +280,8 @@ async def handle_credential_request(
         OnceOnlyError: a subclass naming the first failed step (see the module
             docstring); nothing is issued or recorded then.
     """
-    nonce, offer = consume_request_nonce(ctx, request, sender=sender, now=now)
+    nonce = proof_nonce(request.proof)
+    offer = consume_answered_offer(ctx, request, nonce=nonce, sender=sender, now=now)
     check_requested_type(ctx, request.vct, offer, now)
     verify_key_proof(
         request.proof,
@@ -359,7 +290,10 @@ async def handle_credential_request(
         nonce=nonce,
         now=now,
     )
-    identity = await bind_identity(ctx, request, sender=sender, nonce=nonce, offer=offer, now=now)
+    evidence = check_identity_evidence(ctx, request, sender=sender, nonce=nonce, now=now)
+    if offer is None:
+        consume_wallet_nonce(ctx, nonce, sender=sender, now=now)
+    identity = await bind_identity(ctx, request, evidence, sender=sender, offer=offer, now=now)
     if before_signing is not None:
         before_signing(identity)
     holder_key = jose.public_key_from_jwk(request.holder_jwk.model_dump(exclude_none=True))

@@ -7,8 +7,9 @@ carry (spec sections 6.2 and 13, "Replay"):
   the exchange, the citizen's Matrix account, the register person and the ``vct``;
   the first request of that exchange consumes the offer, whatever its proof says;
 - **wallet** nonces, chosen by the wallet when it asks without an offer:
-  recorded as consumed on first sight, so a second request with the same nonce
-  within the proof's acceptance window is a replay;
+  recorded as consumed once the request's signatures verified (a stranger's
+  request stores nothing), so a second request with the same nonce within the
+  proof's acceptance window is a replay;
 - **eid** codes of the simulated eID check (:mod:`issuer.eid_check`), stored
   only as a hash.
 
@@ -240,14 +241,27 @@ class NonceLedger(SqlStore):
             ).all()
         return len(rows)
 
-    def purge(self, *, now: int) -> int:
-        """Delete every entry that expired before ``now``; return how many.
+    def purge(self, *, now: int, retention: int = 0) -> int:
+        """Delete every entry that expired more than ``retention`` seconds before ``now``.
 
         Safe: an expired offer or code is refused anyway, and a wallet nonce
-        outlives the window in which its proof could be accepted.
+        outlives the window in which its proof could be accepted. The issuer
+        service runs this on a schedule (``nonce_retention_seconds``).
+
+        Returns:
+            How many entries were deleted.
         """
+        if retention < 0:
+            raise ValueError("retention must not be negative")
         with self._db.write() as tx:
             rows = tx.execute(
-                "DELETE FROM issuer_nonces WHERE expires_at <= ? RETURNING nonce", (now,)
+                "DELETE FROM issuer_nonces WHERE expires_at <= ? RETURNING nonce",
+                (now - retention,),
             ).all()
         return len(rows)
+
+    def count(self) -> int:
+        """How many entries the ledger holds (offers, wallet nonces and codes)."""
+        with self._db.read() as tx:
+            row = tx.execute("SELECT COUNT(*) FROM issuer_nonces").one()
+        return 0 if row is None else int(row[0])

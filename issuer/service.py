@@ -12,7 +12,12 @@ keeps the exchange state machines and answers every refused event with an
   (:class:`~issuer.citizen_devices.SignedDeviceListPolicy`). A credential other
   than the PID is refused until a verified list exists (spec section 12);
 - pending register life events -> ``credential.offer`` (:meth:`send_pending_offers`);
-- status lists -> files and the public status room, on start and after revocation.
+- status lists -> files and the public status room, on start and after revocation;
+  a publication the homeserver refused stays pending (:mod:`issuer.status_pending`)
+  and the maintenance round retries it;
+- maintenance, every ``maintenance_interval`` seconds: pending status lists are
+  published; nonces expired, and device lists left unverified, for longer than
+  ``nonce_retention_seconds`` are purged.
 """
 
 from __future__ import annotations
@@ -27,11 +32,13 @@ from typing import Final
 
 from issuer.citizen_devices import CitizenDevices, SignedDeviceListPolicy
 from issuer.config import AgencyConfig, load_signing_key
-from issuer.issuance import BoundIdentity, IssuerContext, handle_credential_request
+from issuer.identity_binding import BoundIdentity
+from issuer.issuance import IssuerContext, handle_credential_request
 from issuer.issuance_log import IssuanceLog, IssuanceRecord
 from issuer.nonce_ledger import NonceLedger
 from issuer.offers import PendingOffer, make_offer, offers_for_life_events
 from issuer.register import PID_VCT, Register
+from issuer.status_pending import StatusPublication
 from issuer.status_publisher import (
     publish_status_lists,
     revoke_credentials,
@@ -39,7 +46,7 @@ from issuer.status_publisher import (
     write_status_files,
 )
 from issuer.status_registry import StatusRegistry
-from onceonly.errors import OnceOnlyError, UntrustedIssuer, UntrustedParty
+from onceonly.errors import OnceOnlyError, TransportError, UntrustedIssuer, UntrustedParty
 from onceonly.matrix.accounts import Credentials, load_credentials
 from onceonly.protocol import CredentialRequest, DeviceList, ExchangeStatus, LocalizedText
 from onceonly.service import PartyService, ProtocolService, Received
@@ -69,6 +76,7 @@ class Stores:
     log: IssuanceLog
     ledger: NonceLedger
     devices: CitizenDevices
+    publication: StatusPublication
 
     @classmethod
     def open(cls, config: AgencyConfig, *, random_bytes: Callable[[int], bytes]) -> Stores:
@@ -85,11 +93,13 @@ class Stores:
             log=IssuanceLog.open(config.issuer_database),
             ledger=NonceLedger.open(config.issuer_database),
             devices=CitizenDevices.open(config.issuer_database),
+            publication=StatusPublication.open(config.issuer_database),
         )
 
     def close(self) -> None:
         """Close every store."""
-        for store in (self.register, self.registry, self.log, self.ledger, self.devices):
+        stores = (self.register, self.registry, self.log, self.ledger, self.devices)
+        for store in (*stores, self.publication):
             store.close()
 
 
@@ -103,6 +113,7 @@ class IssuerService(PartyService):
         clock: Epoch seconds (injected for tests).
         random_bytes: Randomness for salts, nonces and ids.
         publish_status: Publish status lists on start (files and status room).
+        maintenance_interval: Seconds between maintenance rounds (:meth:`maintain`).
     """
 
     label = "issuer service"
@@ -116,6 +127,7 @@ class IssuerService(PartyService):
         clock: Callable[[], float] = time.time,
         random_bytes: Callable[[int], bytes] = secrets.token_bytes,
         publish_status: bool = True,
+        maintenance_interval: float = 60.0,
     ) -> None:
         super().__init__(clock=clock)
         self.config = config
@@ -123,6 +135,7 @@ class IssuerService(PartyService):
         self._login = login
         self._random_bytes = random_bytes
         self._publish_on_start = publish_status
+        self._maintenance_interval = maintenance_interval
         self._stores: Stores | None = None
         self._ctx: IssuerContext | None = None
         self._credentials: Credentials | None = None
@@ -171,9 +184,29 @@ class IssuerService(PartyService):
         )
 
     async def _started(self) -> None:
-        """Publish the status lists (TransportError stops the service again)."""
+        """Publish the status lists (TransportError stops the service again); maintain."""
         if self._publish_on_start:
             await self.publish_status()
+        self._every(self._maintenance_interval, self.maintain, what="issuer maintenance")
+
+    async def maintain(self) -> None:
+        """One maintenance round: purge expired nonces and device lists that never got
+        verified (older than ``nonce_retention_seconds``), publish pending status lists.
+
+        An unreachable homeserver leaves the publication pending for the next round.
+        """
+        retention = self.config.nonce_retention_seconds
+        purged = self.stores.ledger.purge(now=self.now(), retention=retention)
+        forgotten = self.stores.devices.purge_unverified(before=self.now() - retention)
+        if purged or forgotten:
+            logger.info(
+                "purged %d expired nonce(s), %d unverified device list(s)", purged, forgotten
+            )
+        if self.stores.publication.pending:
+            try:
+                await self.publish_status()
+            except TransportError as exc:
+                logger.warning("status lists still pending publication: %s", exc)
 
     def _close(self) -> None:
         if self._stores is not None:
@@ -321,12 +354,20 @@ class IssuerService(PartyService):
         return self.config.path.parent / STATUS_DIR
 
     async def publish_status(self) -> None:
-        """Sign every status list; write the files; set the state in the status room."""
+        """Sign every status list; write the files; set the state in the status room.
+
+        Raises:
+            TransportError: the homeserver is unreachable; a pending publication stays
+                pending (:mod:`issuer.status_pending`).
+        """
         assert self._ctx is not None and self._credentials is not None
+        publication = self.stores.publication
+        snapshot = publication.snapshot()  # before signing: later changes stay pending
         lists = sign_status_lists(self.stores.registry, self._ctx.signing_key, now=self.now())
         write_status_files(lists, self.status_dir)
         if lists:
             await publish_status_lists(self._credentials, self.config, lists)
+        publication.published(snapshot)
         self._published.update(signed.uri for signed in lists)
 
     async def revoke(
@@ -336,7 +377,12 @@ class IssuerService(PartyService):
         person_id: str | None = None,
         vct: str | None = None,
     ) -> list[IssuanceRecord]:
-        """Revoke (see :func:`~issuer.status_publisher.revoke_credentials`) and republish."""
+        """Revoke (see :func:`~issuer.status_publisher.revoke_credentials`) and republish.
+
+        The revocation is recorded even when the homeserver is unreachable; the
+        publication then stays pending and :meth:`maintain` retries it.
+        """
+        self.stores.publication.request(now=self.now())
         revoked = revoke_credentials(
             self.stores.registry,
             self.stores.log,
@@ -345,6 +391,8 @@ class IssuerService(PartyService):
             person_id=person_id,
             vct=vct,
         )
-        if revoked:
+        try:
             await self.publish_status()
+        except TransportError as exc:
+            logger.warning("revocation recorded; publishing pending: %s", exc)
         return revoked

@@ -168,6 +168,16 @@ class AudienceMismatch(KeyBindingError):
     code = "audience_mismatch"
 
 
+class ContextMismatch(KeyBindingError):
+    """The KB-JWT was signed for another kind of exchange (its ``onceonly_context``).
+
+    An identity-binding presentation made to obtain a credential is not a
+    consented answer to a presentation request, and vice versa.
+    """
+
+    code = "context_mismatch"
+
+
 class SdHashMismatch(KeyBindingError):
     """The KB-JWT ``sd_hash`` does not cover the presented SD-JWT."""
 

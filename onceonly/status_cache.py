@@ -201,11 +201,12 @@ class StatusCache:
             verified=verified,
             key=used_key,
             fetched_at=now,
-            fresh_until=now + int(keep),  # a fractional ttl rounds down: never cache longer
+            fresh_until=now + keep,
         )
 
     def _keep_seconds(self, verified: StatusListToken) -> int:
-        return min(verified.ttl or self._default_ttl, self._max_age)
+        # A fractional ttl rounds down: never cache longer than the issuer allows.
+        return int(min(verified.ttl or self._default_ttl, self._max_age))
 
     def _not_older(
         self,

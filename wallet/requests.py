@@ -47,7 +47,7 @@ from onceonly.protocol.events import (
     Outcome,
 )
 from onceonly.protocol.fields import LocalizedText
-from onceonly.protocol.proofs import make_key_proof, sign_device_list
+from onceonly.protocol.proofs import IDENTITY_BINDING_CONTEXT, make_key_proof, sign_device_list
 from onceonly.protocol.rooms import DeviceEntry, DeviceList, DeviceListPayload
 from onceonly.query import find_candidates, parse_query, select_presentation
 from onceonly.sdjwt import present_disclosures
@@ -296,6 +296,8 @@ def identity_presentation(
 ) -> str:
     """Present the PID's identifying claims to an issuer (KB-JWT ``aud``/``nonce`` bound).
 
+    The KB-JWT carries ``onceonly_context`` = ``identity_binding``.
+
     The disclosure is recorded in the citizen's history (purpose ``identity_binding``).
 
     Raises:
@@ -314,6 +316,9 @@ def identity_presentation(
         aud=audience,
         nonce=nonce,
         now=now,
+        # Signed as an identity binding: no verifier may take it for an answer to
+        # a presentation request, whatever nonce the agency chose.
+        context=IDENTITY_BINDING_CONTEXT,
     )
     store.record_disclosure(
         verifier_id=audience,

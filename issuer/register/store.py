@@ -10,11 +10,18 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import date
+from enum import Enum
 from pathlib import Path
 from typing import Any, Final
 
 from issuer.register.files import read_register_file
-from issuer.register.model import BindingMethod, LifeEvent, PersonRecord, issuable_claims
+from issuer.register.model import (
+    BindingMethod,
+    LifeEvent,
+    PersonRecord,
+    PlaceOfBirth,
+    issuable_claims,
+)
 from issuer.register.rows import (
     REGISTER_SCHEMA,
     apply_move,
@@ -145,13 +152,17 @@ class Register(SqlStore):
         """The one person whose identifying attributes match a PID's claims exactly.
 
         Given name, family name and birthdate must be equal (after Unicode NFC).
-        A ``place_of_birth`` in the claims excludes records whose recorded place
-        differs; records that do not know the place of birth stay candidates.
+        Every part of the place of birth a record knows (locality, country) must
+        also be presented and equal: a record is never matched on less than it
+        knows, so withholding ``place_of_birth`` cannot pick one of two namesakes
+        born the same day, even in a register that holds only one of them. Parts
+        a record does not know cannot rule it out.
 
         Raises:
             MalformedInput: a required claim is missing or not a string.
             UnknownSubject: no record matches.
-            AmbiguousSubject: more than one record matches.
+            AmbiguousSubject: more than one record matches, or a record matches only
+                because the claims withhold a part of the place of birth it knows.
         """
         probe = identity_probe(identity_claims)
         with self._db.read() as tx:
@@ -160,16 +171,27 @@ class Register(SqlStore):
                 " WHERE family_name = ? AND given_name = ? AND birthdate = ?",
                 (probe.family_name, probe.given_name, probe.birthdate),
             ).all()
-        wanted = probe.place_of_birth
-        candidates = [
-            str(person_id)
-            for person_id, locality, country in rows
-            if wanted is None
-            or (
-                (locality is None or wanted.locality in (None, locality))
-                and (country is None or wanted.country in (None, country))
+        wanted = probe.place_of_birth or PlaceOfBirth()
+        candidates: list[str] = []
+        unconfirmed = False
+        for person_id, locality, country in rows:
+            verdicts = [
+                _compare_part(locality, wanted.locality),
+                _compare_part(country, wanted.country),
+            ]
+            if _Part.DIFFERS in verdicts:
+                continue
+            if _Part.WITHHELD in verdicts:
+                unconfirmed = True
+                continue
+            candidates.append(str(person_id))
+        if unconfirmed:
+            # A namesake of the requester may be the one registered here; only the
+            # withheld part could tell, so refuse rather than bind the wrong person.
+            raise AmbiguousSubject(
+                "the presented identity withholds the place of birth this register"
+                " needs to tell namesakes apart"
             )
-        ]
         if not candidates:
             raise UnknownSubject("no register record matches the presented identity")
         if len(candidates) > 1:
@@ -319,6 +341,22 @@ class Register(SqlStore):
             ).one()
         if row is None:
             raise MalformedInput(f"no pending life event {event_id}")
+
+
+class _Part(Enum):
+    """How a presented part of the place of birth compares with a record's."""
+
+    AGREES = "agrees"  # equal, or the record does not know this part
+    DIFFERS = "differs"
+    WITHHELD = "withheld"  # the record knows it, the claims do not show it
+
+
+def _compare_part(recorded: str | None, presented: str | None) -> _Part:
+    if recorded is None:
+        return _Part.AGREES
+    if presented is None:
+        return _Part.WITHHELD
+    return _Part.AGREES if presented == recorded else _Part.DIFFERS
 
 
 def _claim_binding(

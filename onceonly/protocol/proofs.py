@@ -47,6 +47,14 @@ KEY_PROOF_MAX_AGE: Final = 300
 CLOCK_LEEWAY: Final = 30
 """Seconds of clock skew tolerated for ``iat`` in the future."""
 
+IDENTITY_BINDING_CONTEXT: Final = "identity_binding"
+"""``onceonly_context`` of the KB-JWT of a PID shown to an issuer in ``credential.request``.
+
+The issuer demands it; a verifier refuses it in ``presentation.response``
+(spec section 11), so a nonce the agency chose for both cannot make the one
+pass for the other.
+"""
+
 _MAX_SIGNED_BYTES: Final = 16 * 1024
 
 

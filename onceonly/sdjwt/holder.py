@@ -177,8 +177,12 @@ def present(
     aud: str,
     nonce: str,
     now: int,
+    context: str | None = None,
 ) -> str:
     """Present the claims at ``disclose`` with a KB-JWT (SD-JWT+KB).
+
+    ``context`` goes into the KB-JWT as ``onceonly_context`` (see
+    :mod:`onceonly.sdjwt.key_binding`); ``None`` for an answer to a presentation request.
 
     The result keeps the serialization the SD-JWT came in (compact or JSON).
 
@@ -188,7 +192,13 @@ def present(
     """
     selected = select_disclosures(sd_jwt, disclose)
     return present_disclosures(
-        sd_jwt, disclosures=selected, holder_key=holder_key, aud=aud, nonce=nonce, now=now
+        sd_jwt,
+        disclosures=selected,
+        holder_key=holder_key,
+        aud=aud,
+        nonce=nonce,
+        now=now,
+        context=context,
     )
 
 
@@ -200,6 +210,7 @@ def present_disclosures(
     aud: str,
     nonce: str,
     now: int,
+    context: str | None = None,
 ) -> str:
     """Present exactly ``disclosures`` (encoded, as received) with a KB-JWT.
 
@@ -225,6 +236,7 @@ def present_disclosures(
         nonce=nonce,
         now=now,
         hash_alg=sd_jwt.hash_alg,
+        context=context,
     )
     return reserialize(sd_jwt.raw, selected, kb_jwt)
 

@@ -70,6 +70,8 @@ class VerificationPolicy:
         allowed_algs: Signature algorithms for issuer JWT and KB-JWT.
         accepted_hash_algs: ``_sd_alg`` values accepted.
         expected_vct: Required ``vct``, or ``None`` for any.
+        expected_context: Required ``onceonly_context`` of the KB-JWT; ``None`` (an
+            answer to a presentation request) refuses a KB-JWT that carries one.
         accept_legacy_typ: Also accept ``typ: vc+sd-jwt`` (pre-2024 drafts).
         max_presentation_bytes: Bound on the whole presentation.
         limits: Bounds on disclosures and nesting.
@@ -88,6 +90,7 @@ class VerificationPolicy:
     allowed_algs: frozenset[str] = jose.SUPPORTED_ALGS
     accepted_hash_algs: frozenset[str] = frozenset({DEFAULT_HASH_ALG})
     expected_vct: str | None = None
+    expected_context: str | None = None
     accept_legacy_typ: bool = False
     max_presentation_bytes: int = DEFAULT_MAX_PRESENTATION_BYTES
     limits: ProcessingLimits = field(default_factory=ProcessingLimits)
@@ -330,6 +333,7 @@ def verify_presentation(
             leeway_seconds=policy.leeway_seconds,
             max_age_seconds=policy.max_kb_age_seconds,
             max_bytes=policy.max_presentation_bytes,
+            expected_context=policy.expected_context,
         )
     return VerifiedCredential(
         claims=claims,

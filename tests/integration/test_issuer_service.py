@@ -55,6 +55,7 @@ from onceonly.protocol import (
 from onceonly.protocol.bodies import build_credential_request, build_device_list
 from onceonly.protocol.envelope import to_wire
 from onceonly.protocol.events import PublicJwk
+from onceonly.protocol.proofs import IDENTITY_BINDING_CONTEXT
 from onceonly.sdjwt import VerificationPolicy, parse_sd_jwt, present, verify_presentation
 from onceonly.service import ProtocolService, Received
 from onceonly.status_fetch import check_status_via_matrix
@@ -149,6 +150,7 @@ class Wallet:
         with_pid: bool = False,
         proof_key: jose.PrivateKey | None = None,
         offer_event_id: str | None = None,
+        identity_paths: tuple[tuple[str, ...], ...] = PID_IDENTITY_PATHS,
     ) -> Any:
         nonce = nonce or new_nonce(secrets.token_bytes)
         now = int(time.time())
@@ -157,11 +159,12 @@ class Wallet:
             assert self.pid is not None
             presentation = present(
                 parse_sd_jwt(self.pid),
-                disclose=PID_IDENTITY_PATHS,
+                disclose=identity_paths,
                 holder_key=self.key,
                 aud=audience,
                 nonce=nonce,
                 now=now,
+                context=IDENTITY_BINDING_CONTEXT,
             )
         return build_credential_request(
             exchange_id=exchange_id or new_exchange_id(secrets.token_bytes),

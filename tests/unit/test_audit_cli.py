@@ -25,6 +25,7 @@ CLI_DEFAULTS = {
     "max_presentation_bytes": 262144,
     "max_disclosures": 1024,
     "max_depth": 32,
+    "expected_context": None,  # the auditor checks presentations: no KB-JWT context
 }
 
 

@@ -205,6 +205,7 @@ def policy(**changes: Any) -> dict[str, Any]:
         "allowed_algs": ["ES256", "EdDSA"],
         "accepted_hash_algs": ["sha-256"],
         "expected_vct": None,
+        "expected_context": None,
         "accept_legacy_typ": False,
         "max_presentation_bytes": 262144,
         "max_disclosures": 1024,

@@ -207,6 +207,21 @@ def key_binding_cases(ctx: NegativeContext) -> None:
         "nonce_mismatch",
     )
     neg(
+        "kb_context_identity_binding",
+        "KB-JWT signed for identity binding (onceonly_context) shown as a presentation.",
+        "RFC 9901 §4.3 (additional claims); onceonly spec section 11",
+        kb_custom(jwt, discs, kb_payload(jwt, discs, onceonly_context="identity_binding")),
+        "context_mismatch",
+    )
+    neg(
+        "kb_context_missing",
+        "An identity binding must carry onceonly_context; this KB-JWT has none.",
+        "onceonly spec section 11",
+        with_kb(jwt, discs),
+        "context_mismatch",
+        expected_context="identity_binding",
+    )
+    neg(
         "kb_iat_in_future",
         "KB-JWT iat 120 s ahead.",
         "RFC 9901 §7.3",

@@ -27,6 +27,7 @@ from onceonly.protocol import CredentialRequest, make_key_proof
 from onceonly.protocol.bodies import build_credential_request
 from onceonly.protocol.events import PublicJwk
 from onceonly.protocol.fields import LocalizedText
+from onceonly.protocol.proofs import IDENTITY_BINDING_CONTEXT
 from onceonly.sdjwt import parse_sd_jwt, present
 from onceonly.status_list import StatusReference, check_status
 from onceonly.trust import Agency, AgencyKey, TrustList
@@ -228,6 +229,7 @@ class Citizen:
         kb_nonce: str | None = None,
         kb_audience: str | None = None,
         identity_paths: tuple[tuple[str, ...], ...] = PID_IDENTITY_PATHS,
+        kb_context: str | None = IDENTITY_BINDING_CONTEXT,
     ) -> CredentialRequest:
         """A ``credential.request``; ``identity_for`` adds a PID presentation for that audience."""
         nonce = nonce or new_nonce(secrets.token_bytes)
@@ -244,6 +246,7 @@ class Citizen:
                 aud=kb_audience or identity_for,
                 nonce=kb_nonce or nonce,
                 now=NOW,
+                context=kb_context,
             )
         return build_credential_request(
             exchange_id=exchange_id or new_exchange_id(secrets.token_bytes),

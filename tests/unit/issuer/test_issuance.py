@@ -344,16 +344,20 @@ async def test_a_wallet_nonce_is_accepted_once(world: World) -> None:
     assert isinstance(error, ReplayDetected)
 
 
-async def test_a_bad_first_use_still_consumes_the_nonce(world: World) -> None:
+async def test_a_wallet_nonce_is_recorded_only_once_the_signatures_verify(world: World) -> None:
     citizen = Citizen(UserId("@juergen:localhost"))
     eid_bind(world, citizen, JUERGEN_CARD)
+    stored = world.identity.ledger.count()
     nonce = "fixed-wallet-nonce-0000000"
     bad = citizen.request(
         audience=IDENTITY_ID, vct=PID_VCT, nonce=nonce,
         proof_key=jose.generate_private_key(jose.ES256),
     )  # fmt: skip
     assert isinstance(await refused(world, "identity", bad, citizen.user_id), InvalidSignature)
+    assert world.identity.ledger.count() == stored  # a forged request stores nothing
     good = citizen.request(audience=IDENTITY_ID, vct=PID_VCT, nonce=nonce)
+    await handle_credential_request(world.identity.context, good, sender=citizen.user_id, now=NOW)
+    assert world.identity.ledger.count() == stored + 1
     assert isinstance(await refused(world, "identity", good, citizen.user_id), ReplayDetected)
 
 

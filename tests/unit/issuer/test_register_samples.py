@@ -150,3 +150,34 @@ def test_same_name_twins_in_the_registry_office_need_the_place_of_birth(tmp_path
             {**claims, "place_of_birth": {"locality": "Köln", "country": "DE"}}
         )
         assert from_berlin != from_cologne
+
+
+@pytest.mark.parametrize(
+    "sample", ["vehicle_register.csv", "birth_registry.json", "registry_office.json"]
+)
+def test_a_withheld_birthplace_never_picks_a_namesake(tmp_path: Path, sample: str) -> None:
+    """Both Thomas Schmidts, born 1975-08-08: neither gets the other's record.
+
+    The vehicle register knows only the one born in Berlin; the one born in Köln,
+    withholding his place of birth, must not be taken for him.
+    """
+    with Register.open(str(tmp_path / "id.sqlite3")) as identity:
+        identity.import_file(SAMPLES / "identity_agency.json")
+        berlin, cologne = (identity.claims_for(p, PID_VCT) for p in ("ID-0009", "ID-0010"))
+    with Register.open(str(tmp_path / "other.sqlite3")) as other:
+        other.import_file(SAMPLES / sample)
+        namesakes = [
+            p for p in other.person_ids()
+            if (other.person(p).given_name, other.person(p).family_name) == ("Thomas", "Schmidt")
+        ]  # fmt: skip
+        assert namesakes, f"{sample} has no Thomas Schmidt"
+        for pid in (berlin, cologne):
+            withheld = {k: v for k, v in pid.items() if k != "place_of_birth"}
+            with pytest.raises(AmbiguousSubject):
+                other.find_person(withheld)
+            try:
+                found = other.find_person(pid)
+            except UnknownSubject:
+                continue  # he is not in this register
+            place = other.person(found).place_of_birth
+            assert place is not None and place.locality == pid["place_of_birth"]["locality"]

@@ -197,10 +197,28 @@ def test_find_person_refuses_ambiguous_matches(register: Register) -> None:
     # The place of birth tells them apart; a record without a country still matches.
     cologne = {**claims, "place_of_birth": {"locality": "Köln", "country": "DE"}}
     assert register.find_person(cologne) == "MB-2"
-    berlin = {**claims, "place_of_birth": {"locality": "Berlin"}}
+    berlin = {**claims, "place_of_birth": {"locality": "Berlin", "country": "DE"}}
     assert register.find_person(berlin) == "MB-1"
     with pytest.raises(UnknownSubject):
         register.find_person({**claims, "place_of_birth": {"locality": "Bonn"}})
+
+
+def test_find_person_never_matches_on_less_than_the_record_knows(register: Register) -> None:
+    """A lone namesake is not the requester just because the birthplace was withheld."""
+    put(register, "MB-1", place_of_birth={"locality": "Berlin", "country": "DE"})
+    claims = {"given_name": "Thomas", "family_name": "Schmidt", "birthdate": "1975-08-08"}
+    for withheld in (claims, {**claims, "place_of_birth": {"locality": "Berlin"}}):
+        with pytest.raises(AmbiguousSubject) as caught:
+            register.find_person(withheld)
+        assert caught.value.detail == {}
+    # Born elsewhere: not this record; the full birthplace confirms it.
+    with pytest.raises(UnknownSubject):
+        register.find_person({**claims, "place_of_birth": {"locality": "Köln", "country": "DE"}})
+    full = {**claims, "place_of_birth": {"locality": "Berlin", "country": "DE"}}
+    assert register.find_person(full) == "MB-1"
+    # A record that knows only the locality is confirmed by it.
+    put(register, "MB-1", place_of_birth={"locality": "Berlin"})
+    assert register.find_person({**claims, "place_of_birth": {"locality": "Berlin"}}) == "MB-1"
 
 
 def test_find_person_keeps_records_without_place_of_birth(register: Register) -> None:

@@ -47,6 +47,7 @@ def policy_from_json(data: dict[str, Any], type_metadata: str | None = None) -> 
         allowed_algs=frozenset(data["allowed_algs"]),
         accepted_hash_algs=frozenset(data["accepted_hash_algs"]),
         expected_vct=data["expected_vct"],
+        expected_context=data["expected_context"],
         accept_legacy_typ=data["accept_legacy_typ"],
         max_presentation_bytes=data["max_presentation_bytes"],
         limits=ProcessingLimits(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import Any
 
@@ -9,6 +10,7 @@ import pytest
 
 from onceonly import jose
 from onceonly.errors import (
+    ContextMismatch,
     QueryNotSatisfied,
     RequestExpired,
     UnexpectedEvent,
@@ -18,7 +20,11 @@ from onceonly.errors import (
 from onceonly.protocol.bodies import build_credential_issue, build_credential_offer
 from onceonly.protocol.events import CredentialDisplay, CredentialOffer, CredentialRequest, Outcome
 from onceonly.protocol.fields import LocalizedText
-from onceonly.protocol.proofs import verify_device_list, verify_key_proof
+from onceonly.protocol.proofs import (
+    IDENTITY_BINDING_CONTEXT,
+    verify_device_list,
+    verify_key_proof,
+)
 from onceonly.protocol.rooms import DeviceEntry
 from onceonly.sdjwt import VerificationPolicy, verify_presentation
 from tests.unit.wallet.agencies import (
@@ -137,8 +143,19 @@ def test_identity_presentation_discloses_only_identifying_claims(
     assert request.identity_presentation is not None
     nonce = proof_nonce(request)
     policy = VerificationPolicy(
-        expected_audience=REGISTRY_ID, expected_nonce=nonce, expected_vct=PID
+        expected_audience=REGISTRY_ID,
+        expected_nonce=nonce,
+        expected_vct=PID,
+        expected_context=IDENTITY_BINDING_CONTEXT,
     )
+    # Signed as an identity binding: a verifier taking it for an answer refuses it.
+    with pytest.raises(ContextMismatch):
+        verify_presentation(
+            request.identity_presentation,
+            issuer_key=world.trust.issuer_key_resolver(),
+            policy=dataclasses.replace(policy, expected_context=None),
+            now=NOW,
+        )
     verified = verify_presentation(
         request.identity_presentation,
         issuer_key=world.trust.issuer_key_resolver(),
