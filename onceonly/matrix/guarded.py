@@ -63,9 +63,12 @@ def unreadable(event: Any, reason: str) -> UnreadableEvent:
     return UnreadableEvent(source=source if isinstance(source, dict) else {}, reason=reason)
 
 
-# nio raises EncryptionError both for a missing key (worth waiting for) and for a payload
-# that decrypted but is not JSON (never worth waiting for); only the message tells.
-_NOT_JSON = "Error parsing payload"
+# nio raises EncryptionError both for a missing key (worth waiting for) and for events no
+# key will ever make readable; only the message tells them apart.
+_NEVER_READABLE = {
+    "Error parsing payload": "payload is not JSON",
+    "Duplicate message index": "replayed message index",
+}
 
 
 class GuardedClient(AsyncClient):  # type: ignore[misc]  # nio is untyped
@@ -86,8 +89,9 @@ class GuardedClient(AsyncClient):  # type: ignore[misc]  # nio is untyped
         try:
             decrypted = self.olm.decrypt_megolm_event(event)
         except EncryptionError as exc:
-            if str(exc).startswith(_NOT_JSON):
-                return unreadable(event, "payload is not JSON")
+            for prefix, reason in _NEVER_READABLE.items():
+                if str(exc).startswith(prefix):
+                    return unreadable(event, reason)
             return None
         except Exception as exc:
             return unreadable(event, type(exc).__name__)

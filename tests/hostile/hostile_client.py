@@ -31,6 +31,8 @@ class HostileClient(PlainNioDevice):
         super().__init__(credentials, store_dir)
         self.credentials = credentials
         self._prepared: set[str] = set()
+        self.last_encrypted: dict[str, Any] = {}
+        """The ``m.room.encrypted`` content last sent (to replay it)."""
 
     async def sync_once(self, timeout_ms: int = 1000) -> SyncResponse:
         """Sync room state, invites and keys, but no timeline.
@@ -96,6 +98,7 @@ class HostileClient(PlainNioDevice):
             "session_id": session.id,
             "device_id": self.client.device_id,
         }
+        self.last_encrypted = content
         return await self.put_event(room_id, "m.room.encrypted", content)
 
     async def put_event(self, room_id: str, event_type: str, content: dict[str, Any]) -> str:

@@ -97,6 +97,11 @@ async def test_raw_hostile_plaintexts_each_become_one_problem_and_delivery_goes_
                 name: await hostile.send_plaintext(room_id, text)
                 for name, text in RAW_PLAINTEXTS.items()
             }
+            # The same ciphertext (same Megolm message index) once more, as a new event.
+            original = await hostile.send_plaintext(
+                room_id, json.dumps({"type": "m.room.message", "content": honest("once")})
+            )
+            replay = await hostile.put_event(room_id, "m.room.encrypted", hostile.last_encrypted)
             honest_id = await hostile.send_content(room_id, "m.room.message", honest("after"))
             await at_agency.wait_for(lambda: honest_id in [e.event_id for e in at_agency.events])
             seen = {item.event_id: item for item in at_agency.items}
@@ -117,6 +122,7 @@ async def test_raw_hostile_plaintexts_each_become_one_problem_and_delivery_goes_
             }
             # nio decodes duplicate keys last-wins; the protocol layer cannot see them.
             assert outcome["duplicate_keys"].kind == "event"
+            assert (seen[original].kind, seen[replay].kind) == ("event", "problem")
             assert agency.store.parked_inbound() == []
     finally:
         await hostile.close()
