@@ -17,7 +17,8 @@ from typing import Any
 from urllib.parse import quote
 
 import aiohttp
-from nio import RoomSendResponse, SyncResponse
+from nio import RoomSendResponse, SyncResponse, ToDeviceMessage, ToDeviceResponse
+from unpaddedbase64 import encode_base64
 
 from onceonly.matrix.accounts import Credentials
 from onceonly.matrix.rooms import MEGOLM
@@ -100,6 +101,28 @@ class HostileClient(PlainNioDevice):
         }
         self.last_encrypted = content
         return await self.put_event(room_id, "m.room.encrypted", content)
+
+    async def send_to_device_plaintext(
+        self, room_id: str, user_id: str, device_id: str, plaintext: str
+    ) -> None:
+        """Olm-encrypt exactly ``plaintext`` to one device (as an ``m.room.encrypted``)."""
+        await self.prepare(room_id)
+        olm = self.client.olm
+        assert olm is not None
+        device = self.client.device_store[user_id][device_id]
+        session = olm.session_store.get(device.curve25519)
+        assert session is not None, "no Olm session with the device (prepare claims one)"
+        message_type, ciphertext = session.encrypt(plaintext).to_parts()
+        content = {
+            "algorithm": "m.olm.v1.curve25519-aes-sha2",
+            "sender_key": olm.account.identity_keys["curve25519"],
+            "ciphertext": {
+                device.curve25519: {"type": message_type, "body": encode_base64(ciphertext)}
+            },
+        }
+        message = ToDeviceMessage("m.room.encrypted", user_id, device_id, content)
+        response = await self.client.to_device(message)
+        assert isinstance(response, ToDeviceResponse), response
 
     async def put_event(self, room_id: str, event_type: str, content: dict[str, Any]) -> str:
         """Send an event as is (no encryption by us), straight through the client API."""

@@ -128,6 +128,47 @@ async def test_raw_hostile_plaintexts_each_become_one_problem_and_delivery_goes_
         await hostile.close()
 
 
+async def test_hostile_to_device_events_are_dropped_and_delivery_goes_on(
+    synapse: Homeserver, tmp_path: Path
+) -> None:
+    hostile_creds, _ = register(synapse, "hostile", tmp_path)
+    _, agency_dir = register(synapse, "agency", tmp_path)
+    at_agency = Collector()
+    hostile = HostileClient(hostile_creds, tmp_path / "hostile-store")
+    try:
+        async with party(agency_dir, at_agency, peers=[hostile_creds.user_id]) as agency:
+            room_id = await mailbox_with(agency, hostile)
+            first = await hostile.send_content(room_id, "m.room.message", honest("before"))
+            await at_agency.wait_for(lambda: first in [e.event_id for e in at_agency.events])
+            olm = agency.nio.olm
+            assert olm is not None
+            envelope = {
+                "sender": hostile_creds.user_id,
+                "sender_device": hostile_creds.device_id,
+                "keys": {"ed25519": hostile.client.olm.account.identity_keys["ed25519"]},
+                "recipient": agency.user_id,
+                "recipient_keys": {"ed25519": olm.account.identity_keys["ed25519"]},
+                "type": "m.room_key",
+            }
+            payloads = [
+                # Too deep for Python's json: RecursionError inside nio's Olm decryption.
+                json.dumps(envelope)[:-1] + ', "content": ' + nested_text(5000) + "}",
+                # A room key whose fields have the wrong types.
+                json.dumps({**envelope, "content": {"algorithm": MEGOLM, "room_id": 5}}),
+                json.dumps({**envelope, "content": {"session_key": nested(300)}}),
+            ]
+            for payload in payloads:
+                await hostile.send_to_device_plaintext(
+                    room_id, agency.user_id, agency.device_id, payload
+                )
+            after = await hostile.send_content(room_id, "m.room.message", honest("after"))
+            await at_agency.wait_for(lambda: after in [e.event_id for e in at_agency.events])
+            # The one nio raises on is dropped (the others nio itself refuses quietly).
+            assert getattr(agency.nio, "dropped_to_device", 0) >= 1
+    finally:
+        await hostile.close()
+
+
 async def create_room(
     hostile: HostileClient,
     invite: list[str],
