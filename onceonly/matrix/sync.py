@@ -36,9 +36,8 @@ import asyncio
 import contextlib
 import json
 import logging
-import math
 import time
-from typing import Any, Final
+from typing import Any
 
 from aiohttp import ClientError
 from nio import (
@@ -54,12 +53,12 @@ from nio import (
 from nio.exceptions import EncryptionError, LocalProtocolError
 
 from onceonly.errors import (
-    InputTooLarge,
     MalformedInput,
     OnceOnlyError,
     TransportError,
     UndecryptableEvent,
 )
+from onceonly.matrix.content_bounds import out_of_bounds
 from onceonly.matrix.devices import DevicePolicy, apply_policy_to_own_devices
 from onceonly.matrix.guarded import UnreadableEvent
 from onceonly.matrix.inbox import Dispatcher, Inbound, InboundEvent, InboundProblem
@@ -68,12 +67,6 @@ from onceonly.matrix.rooms import DirectRooms, InvitePolicy, inviter_of
 from onceonly.matrix.store import TransportStore
 
 logger = logging.getLogger(__name__)
-
-MAX_CONTENT_DEPTH: Final = 32
-"""Deepest event content handed to a party (the protocol itself allows 12 levels)."""
-
-MAX_CONTENT_BYTES: Final = 256 * 1024
-"""Largest serialised event content handed over (a Matrix event is at most 64 KiB)."""
 
 
 class SyncLoop:
@@ -292,7 +285,7 @@ class SyncLoop:
         if not isinstance(content, dict):
             problem = MalformedInput("event content is not an object")
             return InboundProblem.from_error(problem, **common, type=event_type)
-        bounds = _out_of_bounds(content)
+        bounds = out_of_bounds(content)
         if bounds is not None:
             return InboundProblem.from_error(bounds, **common, type=event_type)
         decrypted = bool(getattr(event, "decrypted", False))
@@ -387,24 +380,3 @@ def _sender_of(event: Any) -> dict[str, Any]:
     source = getattr(event, "source", None)
     sender = source.get("sender") if isinstance(source, dict) else None
     return {"sender": sender} if isinstance(sender, str) else {}
-
-
-def _out_of_bounds(content: dict[str, Any]) -> OnceOnlyError | None:
-    """Why ``content`` cannot be handed over (too deep, too large, not JSON), if it cannot."""
-    # Iterative: a hostile nesting depth must not exhaust the stack here either.
-    stack: list[tuple[Any, int]] = [(content, 1)]
-    while stack:
-        value, level = stack.pop()
-        if isinstance(value, dict | list):
-            if level > MAX_CONTENT_DEPTH:
-                return InputTooLarge(f"event content nested deeper than {MAX_CONTENT_DEPTH}")
-            stack.extend(
-                (child, level + 1)
-                for child in (value.values() if isinstance(value, dict) else value)
-            )
-        elif isinstance(value, float) and not math.isfinite(value):
-            return MalformedInput("event content is not plain JSON (NaN or Infinity)")
-    size = len(json.dumps(content, separators=(",", ":"), ensure_ascii=False).encode())
-    if size > MAX_CONTENT_BYTES:
-        return InputTooLarge(f"event content larger than {MAX_CONTENT_BYTES} bytes")
-    return None

@@ -10,11 +10,12 @@ from typing import Any
 import pytest
 from nio import AsyncClient, Event
 
+from onceonly.matrix.content_bounds import MAX_CONTENT_DEPTH
 from onceonly.matrix.devices import AllDevicesOf
 from onceonly.matrix.inbox import Dispatcher, Inbound, InboundEvent, InboundProblem, parse_stored
 from onceonly.matrix.rooms import DirectRooms, InvitesFrom
 from onceonly.matrix.store import TransportStore
-from onceonly.matrix.sync import MAX_CONTENT_DEPTH, SyncLoop
+from onceonly.matrix.sync import SyncLoop
 from tests.hostile.hostile_client import nested
 
 
