@@ -41,6 +41,7 @@ from onceonly.errors import ConfigError, OnceOnlyError, TransportError
 from onceonly.matrix import attachments
 from onceonly.matrix.accounts import Credentials, load_credentials
 from onceonly.matrix.devices import DevicePolicy
+from onceonly.matrix.guarded import GuardedClient
 from onceonly.matrix.inbox import (
     AlreadyHandled,
     Dispatcher,
@@ -136,7 +137,7 @@ class PartyClient:
             request_timeout=30,
             max_timeout_retry_wait_time=2,
         )
-        client = AsyncClient(
+        client = GuardedClient(
             login.homeserver, login.user_id, login.device_id, str(crypto_dir), config
         )
         client.restore_login(login.user_id, login.device_id, login.access_token)
@@ -229,6 +230,13 @@ class PartyClient:
     def store(self) -> TransportStore:
         """The transport store (inbox, outbox, parked items) for inspection."""
         return self._running()[1]
+
+    @property
+    def refused_rooms(self) -> dict[str, int]:
+        """Invites declined and mailboxes left since start, by reason (for status)."""
+        if self._sync is None:
+            raise TransportError("the party client is not started")
+        return self._sync.refusals.by_reason()
 
     @property
     def nio(self) -> AsyncClient:

@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from onceonly.errors import OnceOnlyError
+from onceonly.errors import MalformedInput, OnceOnlyError
 from onceonly.matrix.store import TransportStore
 
 logger = logging.getLogger(__name__)
@@ -226,7 +226,13 @@ class Dispatcher:
             if redelivered and self._already_handled and self._already_handled(row.event_id):
                 self._store.mark_handled(row.event_id)
                 continue
-            item = parse_stored(row.payload)
+            try:
+                item = parse_stored(row.payload)
+            except Exception:
+                # Not what the sync loop writes; parked for an operator, never a stuck queue.
+                logger.exception("cannot read inbox item %s; parked", row.event_id)
+                self._store.mark_failed(row.event_id, "unreadable inbox item", park=True)
+                continue
             try:
                 if isinstance(item, InboundEvent):
                     item = await self._resolve(item)
@@ -235,6 +241,11 @@ class Dispatcher:
                 # stop here and retry the same item later.
                 logger.warning("cannot prepare %s yet: %s", row.event_id, exc)
                 return True
+            except Exception as exc:
+                # A bug or a sender's input the resolver did not expect: a retry would fail
+                # the same way, so it becomes a problem for this item only.
+                logger.exception("cannot prepare %s", row.event_id)
+                item = _unreadable(item, exc)
             item = item.model_copy(update={"redelivered": redelivered})
             self._store.note_delivery_attempt(row.event_id)
             try:
@@ -249,3 +260,14 @@ class Dispatcher:
                 return True
             self._store.mark_handled(row.event_id)
         return False
+
+
+def _unreadable(item: Inbound, exc: Exception) -> InboundProblem:
+    return InboundProblem.from_error(
+        MalformedInput(f"unreadable event: {type(exc).__name__}"),
+        event_id=item.event_id,
+        room_id=item.room_id,
+        sender=item.sender,
+        type=item.type,
+        origin_server_ts=item.origin_server_ts,
+    )

@@ -29,6 +29,7 @@ from nio.exceptions import LocalProtocolError, OlmUnverifiedDeviceError
 from onceonly.errors import ConfigError, TransportError
 from onceonly.matrix import attachments
 from onceonly.matrix.devices import DevicePolicy, apply_device_policy
+from onceonly.matrix.rooms import has_third_member
 from onceonly.matrix.store import OutboxRow, TransportStore
 from onceonly.types import EventId
 
@@ -210,12 +211,16 @@ class Outbox:
             # seconds for a room just created or joined, then fail the event.
             raise _PermanentFailure(f"not a member of room {row.room_id}")
         encrypted = room.encrypted
+        self._refuse_third_member(room)
         content = row.content
         if attachments.needs_attachment(row.event_type, content, encrypted=encrypted):
             content = await attachments.pack(self._client, content)
         if encrypted:
             async with self._olm_lock:
                 await self._prepare_keys(row.room_id)
+                # The member list may just have been refreshed: check again before any
+                # room key leaves this device.
+                self._refuse_third_member(room)
                 if self._client.olm is not None and self._client.olm.should_share_group_session(
                     row.room_id
                 ):
@@ -237,6 +242,11 @@ class Outbox:
         if errcode in _PERMANENT_ERRCODES:
             raise _PermanentFailure(f"{errcode}: {message}")
         raise TransportError(f"send failed: {errcode}: {message}")
+
+    def _refuse_third_member(self, room: Any) -> None:
+        """Never send (nor share a room key) in an encrypted room with a third member."""
+        if room.encrypted and has_third_member(room, str(self._client.user_id)):
+            raise _PermanentFailure(f"room {room.room_id} has a third member; not sending")
 
     async def _prepare_keys(self, room_id: str) -> None:
         """Know the members' devices, reach the allowed ones, and apply the policy."""

@@ -40,7 +40,7 @@ from typing import Any
 from urllib.parse import quote
 
 import aiohttp
-from nio import AsyncClient, RoomCreateResponse, RoomPreset, RoomVisibility
+from nio import AsyncClient, MatrixRoom, RoomCreateResponse, RoomPreset, RoomVisibility
 
 from onceonly.errors import TransportError
 from onceonly.matrix.store import TransportStore
@@ -134,6 +134,14 @@ def inviter_of(invite_state: list[Any], own_user_id: str) -> tuple[str | None, b
     return None, False
 
 
+def has_third_member(room: MatrixRoom, own_user_id: str) -> bool:
+    """Whether more than one user besides us is joined or invited in ``room``.
+
+    Such a room is no mailbox (specs/protocol.md section 4): nothing is sent in it.
+    """
+    return len(set(room.users) - {own_user_id}) > 1
+
+
 class DirectRooms:
     """Finds or creates the direct room with each peer.
 
@@ -177,8 +185,14 @@ class DirectRooms:
         direct = await self._get_m_direct()
         for room_id in reversed(direct.get(peer, [])):
             room = self._client.rooms.get(room_id)
-            # Only reuse a room we are still in and that is encrypted.
-            if room is not None and room.encrypted:
+            # Only reuse an encrypted room we are still in, with nobody but the peer.
+            own = str(self._client.user_id)
+            if (
+                room is not None
+                and room.encrypted
+                and own in room.users
+                and not has_third_member(room, own)
+            ):
                 return str(room_id)
         return None
 

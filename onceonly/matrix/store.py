@@ -310,3 +310,12 @@ class TransportStore:
             "ON CONFLICT(peer) DO UPDATE SET room_id=excluded.room_id",
             (peer, room_id),
         )
+
+    def direct_rooms(self) -> dict[str, str]:
+        """Return every recorded direct room, peer -> room id."""
+        rows = self._db.execute("SELECT peer, room_id FROM rooms").fetchall()
+        return {str(r[0]): str(r[1]) for r in rows}
+
+    def forget_direct_room(self, room_id: str) -> None:
+        """Forget ``room_id`` as anyone's direct room (it was left)."""
+        self._db.execute("DELETE FROM rooms WHERE room_id=?", (room_id,))

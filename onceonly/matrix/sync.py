@@ -10,20 +10,31 @@ One round:
 3. If a room's timeline is ``limited`` (more events than the filter's limit arrived while
    we were away), fetch the gap with ``/messages`` back to the stored token.
 4. In ONE SQLite transaction: record every new event (decrypted) or problem in the inbox,
-   keep still-undecryptable Megolm events, and store the new sync token.
+   keep still-undecryptable Megolm events, and store the new sync token. Events of a
+   mailbox that gained a third member are not recorded; the mailbox is left
+   (:class:`~onceonly.matrix.invites.MailboxGuard`).
 5. Handle invites through the :data:`~onceonly.matrix.rooms.InvitePolicy`: join,
    ignore (leave pending for the account's other devices; remembered so it is not
    evaluated every round) or, on an explicit ``DECLINE`` only, reject for the account
-   (the rule is in :mod:`onceonly.matrix.rooms`).
+   (the rule is in :mod:`onceonly.matrix.rooms`). An accepted invite is joined only if
+   the room can be a mailbox, else declined (:mod:`onceonly.matrix.invites`).
 6. Retry the kept Megolm events (keys may have arrived); request keys for those that still
    fail; give up on them after ``undecryptable_after`` seconds with a problem.
 7. Wake the dispatcher.
+
+No single event can fail a round: nio's per-event steps are isolated by
+:class:`~onceonly.matrix.guarded.GuardedClient`, and turning an event into an inbox row
+(conversion, bounds, serialisation) is guarded per event here. Whatever a sender put
+into an event (any depth, size or JSON type, or a payload nio cannot parse) becomes an
+:class:`~onceonly.matrix.inbox.InboundProblem` for that event, and the token moves on.
+Only the store itself failing fails a round (and nothing is recorded then).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from typing import Any
@@ -34,7 +45,6 @@ from nio import (
     BadEvent,
     MegolmEvent,
     MessageDirection,
-    RoomLeaveResponse,
     RoomMessagesResponse,
     SyncResponse,
     UnknownBadEvent,
@@ -42,10 +52,18 @@ from nio import (
 )
 from nio.exceptions import EncryptionError, LocalProtocolError
 
-from onceonly.errors import MalformedInput, OnceOnlyError, TransportError, UndecryptableEvent
+from onceonly.errors import (
+    MalformedInput,
+    OnceOnlyError,
+    TransportError,
+    UndecryptableEvent,
+)
+from onceonly.matrix.content_bounds import out_of_bounds
 from onceonly.matrix.devices import DevicePolicy, apply_policy_to_own_devices
+from onceonly.matrix.guarded import UnreadableEvent
 from onceonly.matrix.inbox import Dispatcher, Inbound, InboundEvent, InboundProblem
-from onceonly.matrix.rooms import DirectRooms, InviteDecision, InvitePolicy, decide, inviter_of
+from onceonly.matrix.invites import InviteHandler, MailboxGuard, RoomRefusals
+from onceonly.matrix.rooms import DirectRooms, InvitePolicy, inviter_of
 from onceonly.matrix.store import TransportStore
 
 logger = logging.getLogger(__name__)
@@ -91,7 +109,11 @@ class SyncLoop:
         self._poll_timeout_ms = poll_timeout_ms
         self._undecryptable_after = undecryptable_after
         self._max_backoff = max_backoff
-        self._pending_invites: dict[str, tuple[str, bool]] = {}
+        self.refusals = RoomRefusals()
+        """Invites declined and mailboxes left, by reason."""
+        self._invites = InviteHandler(client, store, rooms, invite_policy, self.refusals)
+        self._guard = MailboxGuard(client, store, self.refusals)
+        self._pending_invites: dict[str, tuple[str, bool, list[dict[str, Any]]]] = {}
         # Invites this device decided to leave alone, room id -> inviter. In memory only:
         # a sync from a stored token never repeats them, and a tokenless sync (lost store)
         # should re-evaluate them with the policy as it is then.
@@ -141,11 +163,16 @@ class SyncLoop:
             if info.timeline.limited and since:
                 events = await self._backfill(room_id, info.timeline.prev_batch, since) + events
             batches.append((room_id, events))
+        compromised = self._guard.compromised()
         with self._store.transaction():
             for room_id, events in batches:
+                if room_id in compromised:
+                    logger.warning("not recording %d events of %s", len(events), room_id)
+                    continue
                 for event in events:
                     self._record(event, room_id)
             self._store.set_sync_token(response.next_batch)
+        await self._guard.leave(compromised)
         self._note_invites(response)
         await self._handle_invites()
         await self._maintain_keys()
@@ -203,19 +230,31 @@ class SyncLoop:
         if isinstance(event, MegolmEvent):
             self._store.keep_undecrypted(event_id, room_id, source)
             return
+        self._store.record_inbound(event_id, self._inbox_payload(event, event_id, room_id))
+
+    def _inbox_payload(self, event: Any, event_id: str, room_id: str) -> dict[str, Any]:
+        """The inbox row of one event: the event, or a problem if anything about it fails.
+
+        Guarded as a whole (conversion, bounds, serialisation), so whatever the sender put
+        into the event becomes a problem for that one event and never fails the round.
+        """
         try:
             item = self._to_inbound(event, room_id)
+            payload = item.model_dump(mode="json")
+            # What the store will write must be plain JSON (no NaN, no surprises).
+            json.dumps(payload, allow_nan=False)
         except Exception as exc:
-            # One strange event must not wedge the loop on the same sync token forever.
-            logger.exception("cannot convert event %s", event_id)
+            logger.warning("cannot record event %s: %s", event_id, type(exc).__name__)
             item = InboundProblem.from_error(
                 MalformedInput(f"unreadable event: {type(exc).__name__}"),
                 event_id=event_id,
                 room_id=room_id,
+                **_sender_of(event),
             )
+            payload = item.model_dump(mode="json")
         if isinstance(item, InboundProblem):
             logger.warning("problem with %s from %s: %s", event_id, item.sender, item.message)
-        self._store.record_inbound(event_id, item.model_dump(mode="json"))
+        return payload
 
     def _to_inbound(self, event: Any, room_id: str) -> Inbound:
         source = getattr(event, "source", None) or {}
@@ -233,6 +272,9 @@ class SyncLoop:
         if isinstance(event, UnknownEncryptedEvent):
             problem = UndecryptableEvent(f"unsupported encryption algorithm {event.algorithm!r}")
             return InboundProblem.from_error(problem, **common)
+        if isinstance(event, UnreadableEvent):
+            problem = MalformedInput(f"the event cannot be read ({event.reason})")
+            return InboundProblem.from_error(problem, **common, type="m.room.encrypted")
         event_type = source.get("type")
         content = source.get("content")
         if isinstance(event, BadEvent | UnknownBadEvent) or not isinstance(event_type, str):
@@ -243,6 +285,9 @@ class SyncLoop:
         if not isinstance(content, dict):
             problem = MalformedInput("event content is not an object")
             return InboundProblem.from_error(problem, **common, type=event_type)
+        bounds = out_of_bounds(content)
+        if bounds is not None:
+            return InboundProblem.from_error(bounds, **common, type=event_type)
         decrypted = bool(getattr(event, "decrypted", False))
         return InboundEvent(
             **common,
@@ -265,7 +310,7 @@ class SyncLoop:
         for row in self._store.undecrypted():
             try:
                 megolm = MegolmEvent.from_dict(row.source)
-            except (KeyError, TypeError, ValueError):
+            except Exception:
                 megolm = None
             if not isinstance(megolm, MegolmEvent):
                 self._give_up(row.event_id, row.room_id, row.source, "malformed encrypted event")
@@ -280,9 +325,9 @@ class SyncLoop:
                     with contextlib.suppress(LocalProtocolError):  # already requested
                         await client.request_room_key(megolm)
                 continue
-            item = self._to_inbound(decrypted, row.room_id)
+            payload = self._inbox_payload(decrypted, row.event_id, row.room_id)
             with self._store.transaction():
-                self._store.record_inbound(row.event_id, item.model_dump(mode="json"))
+                self._store.record_inbound(row.event_id, payload)
                 self._store.drop_undecrypted(row.event_id)
 
     def _give_up(self, event_id: str, room_id: str, source: dict[str, Any], why: str) -> None:
@@ -306,43 +351,32 @@ class SyncLoop:
         for room_id in (*response.rooms.join, *response.rooms.leave):
             self._pending_invites.pop(room_id, None)
             self._ignored_invites.pop(room_id, None)
+        raw_states = getattr(self._client, "invite_states", {})
         for room_id, info in response.rooms.invite.items():
             if room_id in self._ignored_invites:
                 continue  # decided already (a full-state sync repeats pending invites)
             inviter, is_direct = inviter_of(list(info.invite_state), own)
             if inviter is not None:
-                self._pending_invites[room_id] = (inviter, is_direct)
+                stripped = list(raw_states.get(room_id, []))
+                self._pending_invites[room_id] = (inviter, is_direct, stripped)
 
     async def _handle_invites(self) -> None:
         # Invites appear in one incremental sync only, so a failed join (or decline) is kept
         # and retried on the next round.
-        for room_id, (inviter, is_direct) in list(self._pending_invites.items()):
-            decision = decide(self._invite_policy, inviter, room_id)
-            if decision is InviteDecision.ACCEPT:
-                response = await self._client.join(room_id)
-                if getattr(response, "room_id", None) is None:
-                    logger.warning("join %s failed: %s", room_id, response)
-                    continue
-                if is_direct:
-                    await self._rooms.record_joined_direct(inviter, room_id)
-                logger.info("joined %s (invited by %s)", room_id, inviter)
-            elif decision is InviteDecision.DECLINE:
-                if room_id in self._client.rooms:
-                    # Another device joined between the invite and now: the account's
-                    # membership is settled, and leaving would take the room from it.
-                    logger.info("not declining %s: the account has joined it", room_id)
-                else:
-                    response = await self._client.room_leave(room_id)
-                    if not isinstance(response, RoomLeaveResponse):
-                        logger.warning("declining %s failed: %s", room_id, response)
-                        continue
-                    logger.info("declined invite to %s from %s for the account", room_id, inviter)
-            else:
+        for room_id, (inviter, is_direct, stripped) in list(self._pending_invites.items()):
+            try:
+                outcome = await self._invites.handle(room_id, inviter, is_direct, stripped)
+            except (OnceOnlyError, ClientError, TimeoutError, OSError) as exc:
+                logger.warning("invite to %s not handled yet: %s", room_id, exc)
+                continue
+            if outcome == "retry":
+                continue
+            if outcome == "ignored":
                 self._ignored_invites[room_id] = inviter
-                logger.info(
-                    "ignoring invite to %s from %s on this device (left to the account's other "
-                    "devices)",
-                    room_id,
-                    inviter,
-                )
             del self._pending_invites[room_id]
+
+
+def _sender_of(event: Any) -> dict[str, Any]:
+    source = getattr(event, "source", None)
+    sender = source.get("sender") if isinstance(source, dict) else None
+    return {"sender": sender} if isinstance(sender, str) else {}

@@ -117,6 +117,8 @@ class RealIssuers:
     store: WalletStore
     policy: ConsentPolicy
     now: int
+    verifier_account: Credentials | None = None
+    """The verifier's login (with its password, for tests that add a device)."""
 
     @classmethod
     def start(cls, synapse: Homeserver, tmp_path: Path, *, verifier: str, citizen: str) -> Self:
@@ -144,7 +146,16 @@ class RealIssuers:
             is_json=False,
         )
         return cls(
-            identity, office, trust, verifier_dir, citizen_creds, data_dir, store, policy, now
+            identity,
+            office,
+            trust,
+            verifier_dir,
+            citizen_creds,
+            data_dir,
+            store,
+            policy,
+            now,
+            verifier_creds,
         )
 
     def wallet(self) -> WalletService:
