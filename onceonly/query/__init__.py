@@ -22,6 +22,7 @@ from onceonly.query.match import (
     select_presentation,
 )
 from onceonly.query.model import (
+    AGENCY_AUTHORITY_TYPE,
     SD_JWT_VC_FORMAT,
     ClaimPath,
     ClaimsQuery,
@@ -29,12 +30,14 @@ from onceonly.query.model import (
     CredentialQuery,
     CredentialSetQuery,
     DcqlQuery,
+    TrustedAuthoritiesQuery,
     parse_query,
 )
 from onceonly.query.pointer import PointerMiss, Selected, select, value_matches
 from onceonly.query.verify import claims_satisfy, requested_paths_by_vct
 
 __all__ = [
+    "AGENCY_AUTHORITY_TYPE",
     "SD_JWT_VC_FORMAT",
     "Candidate",
     "ClaimPath",
@@ -50,6 +53,7 @@ __all__ = [
     "PointerMiss",
     "QueryMatch",
     "Selected",
+    "TrustedAuthoritiesQuery",
     "claims_satisfy",
     "find_candidates",
     "match_query",
