@@ -44,6 +44,7 @@ def held_from_sd_jwt(credential_id: str, sd_jwt: SdJwt) -> HeldCredential:
         claims=sd_jwt.claims,
         disclosable_paths=frozenset(disclosures_by_issued_path(sd_jwt)),
         always_visible=frozenset(name for name in sd_jwt.payload if name not in _NOT_CLAIMS),
+        issuer=issuer if isinstance(issuer := sd_jwt.payload.get("iss"), str) else None,
     )
 
 

@@ -8,7 +8,7 @@ event type and this content::
     {
       "body": <the original body, if any, so plain clients show something>,
       "exchange_id": <the original exchange_id, if any, for routing>,
-      "org.onceonly.attachment": {
+      "eu.onceonly.v1.attachment": {
         "file": {"url": "mxc://…", "key": {JWK}, "iv": "…", "hashes": {"sha256": "…"}, "v": "v2"},
         "size": <bytes of the JSON plaintext>,
         "mimetype": "application/json"
@@ -34,8 +34,11 @@ from nio.exceptions import EncryptionError
 
 from onceonly.errors import InputTooLarge, MalformedInput, TransportError
 
-ATTACHMENT_KEY = "org.onceonly.attachment"
-"""The content key that marks an attachment reference."""
+ATTACHMENT_KEY = "eu.onceonly.v1.attachment"
+"""The content key that marks an attachment reference (the protocol's one namespace root)."""
+
+LEGACY_ATTACHMENT_KEY = "org.onceonly.attachment"
+"""The key senders used before the namespace was unified; still read, never written."""
 
 KEPT_INLINE = ("msgtype", "body", "exchange_id")
 """Top-level fields copied into the small event (strings only; ``body`` shortened if long).
@@ -43,6 +46,8 @@ KEPT_INLINE = ("msgtype", "body", "exchange_id")
 ``msgtype`` and ``body`` keep an ``m.room.message`` stand-in a valid message that
 ordinary clients display (the spec requires both on every ``m.room.message``).
 """
+
+MENTIONS = "m.mentions"
 
 MAX_EVENT_BYTES = 60 * 1024
 """Serialized event size above which we switch to an attachment (Synapse caps at 64 KiB)."""
@@ -120,9 +125,13 @@ async def upload_encrypted(client: AsyncClient, data: bytes, *, what: str) -> di
 
 def stand_in(content: dict[str, Any]) -> dict[str, Any]:
     """The inline part of an event whose content travels as an attachment (see KEPT_INLINE)."""
-    return {
+    small: dict[str, Any] = {
         key: _shortened(content[key]) for key in KEPT_INLINE if isinstance(content.get(key), str)
     }
+    if isinstance(content.get(MENTIONS), dict):
+        # The stand-in is the event clients display: it mentions whom the content does.
+        small[MENTIONS] = content[MENTIONS]
+    return small
 
 
 def _shortened(text: str) -> str:
@@ -133,7 +142,7 @@ def _shortened(text: str) -> str:
 
 def attachment_reference(content: dict[str, Any]) -> dict[str, Any] | None:
     """Return the attachment object of a content, or None if it has none."""
-    ref = content.get(ATTACHMENT_KEY)
+    ref = content.get(ATTACHMENT_KEY, content.get(LEGACY_ATTACHMENT_KEY))
     return ref if ref is not None else None
 
 

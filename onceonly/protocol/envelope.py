@@ -36,6 +36,36 @@ WIRE_EVENT_TYPE: Final = "m.room.message"
 MSGTYPE: Final = "msgtype"
 """The content member that carries the protocol type inside ``m.room.message``."""
 
+MENTIONS: Final = "m.mentions"
+"""Intentional mentions (Matrix v1.7): protocol messages mention nobody, and say so."""
+
+MATRIX_MEMBER_PREFIX: Final = "m."
+"""Members under the Matrix namespace belong to Matrix, not to the protocol content."""
+
+_EDIT_MEMBER: Final = "m.new_content"
+_RELATION_MEMBER: Final = "m.relates_to"
+_EDIT_RELATION: Final = "m.replace"
+
+
+def _matrix_members_removed(content: Mapping[str, Any]) -> dict[str, Any]:
+    """The content without the ``m.*`` members clients add (mentions, replies, threads).
+
+    An *edit* (``m.new_content``, or a relation of type ``m.replace``) is refused
+    rather than stripped: applying it would change a signed exchange after the fact,
+    and treating its fallback as a fresh message would surprise the editor.
+
+    Raises:
+        MalformedInput: the content is an edit.
+    """
+    if _EDIT_MEMBER in content:
+        raise MalformedInput("edits of protocol messages are not applied")
+    relation = content.get(_RELATION_MEMBER)
+    if isinstance(relation, Mapping) and relation.get("rel_type") == _EDIT_RELATION:
+        raise MalformedInput("edits of protocol messages are not applied")
+    return {
+        key: value for key, value in content.items() if not key.startswith(MATRIX_MEMBER_PREFIX)
+    }
+
 
 def to_wire(content: Content) -> tuple[str, dict[str, Any]]:
     """Wrap a protocol message for sending.
@@ -44,7 +74,7 @@ def to_wire(content: Content) -> tuple[str, dict[str, Any]]:
         content: A protocol message content (a model with a ``body``).
 
     Returns:
-        ``("m.room.message", {..., "msgtype": "<namespaced type>"})``.
+        ``("m.room.message", {..., "msgtype": "<namespaced type>", "m.mentions": {}})``.
 
     Raises:
         UnknownEventType: ``content`` is not a protocol message (state events and
@@ -61,6 +91,9 @@ def to_wire(content: Content) -> tuple[str, dict[str, Any]]:
         )
     wire = to_content(content)
     wire[MSGTYPE] = event_type
+    # Without it, clients that implement intentional mentions fall back to scanning
+    # the body for names, and a German/English body may well contain one.
+    wire[MENTIONS] = {}
     return WIRE_EVENT_TYPE, wire
 
 
@@ -85,6 +118,10 @@ def from_wire(event_type: str, content: Mapping[str, Any]) -> ProtocolEvent | No
         event_type: The (decrypted) Matrix event type.
         content: The (decrypted) event content.
 
+    Members under ``m.`` (``m.mentions``, a reply's ``m.relates_to``) are Matrix's,
+    not the protocol's: they are removed before validation, except that an edit is
+    refused.
+
     Returns:
         The validated content model, or None when the event is not a protocol
         message (an ordinary chat message, a reaction, a membership change, ...).
@@ -105,7 +142,7 @@ def from_wire(event_type: str, content: Mapping[str, Any]) -> ProtocolEvent | No
         )
     if not isinstance(content, Mapping):
         raise MalformedInput("event content must be a JSON object")
-    inner = dict(content)
+    inner = _matrix_members_removed(content)
     msgtype = inner.pop(MSGTYPE, None)
     if msgtype is not None and msgtype != protocol_type:
         # A bare custom event type whose content names another type is ambiguous.

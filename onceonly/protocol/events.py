@@ -33,8 +33,8 @@ from onceonly.protocol.fields import (
 )
 from onceonly.query.model import DcqlQuery, Identifier
 
-KEY_PROOF_TYP = "onceonly-key-proof+jwt"
-"""JOSE ``typ`` of the holder's proof of possession in a credential request."""
+KEY_PROOF_TYP = "openid4vci-proof+jwt"
+"""JOSE ``typ`` of the holder's proof of possession in a credential request (OpenID4VCI 1.0)."""
 
 # --- holder key -----------------------------------------------------------------
 
@@ -114,8 +114,9 @@ class CredentialRequest(ExchangeContent):
         vct: The credential type requested.
         offer_event_id: The offer answered, if any (then ``exchange_id`` is the offer's).
         holder_jwk: The key the credential will be bound to (``cnf.jwk``).
-        proof: Compact JWS, ``typ`` ``onceonly-key-proof+jwt``, signed with
-            ``holder_jwk`` over ``{"aud": issuer id, "nonce": ..., "iat": ...}``.
+        proof: OpenID4VCI 1.0 JWT proof: compact JWS, ``typ`` ``openid4vci-proof+jwt``,
+            ``holder_jwk`` repeated as the ``jwk`` header, signed with that key over
+            ``{"aud": issuer id, "nonce": ..., "iat": ...}``.
         identity_presentation: Optional SD-JWT+KB of the citizen's PID, so the
             agency can bind the request to a register identity.
     """

@@ -189,6 +189,9 @@ def _schema_rules(schema: dict[str, Any], cls: type) -> None:
         required.insert(0, "v")
     if "formatted_body" in schema.get("properties", {}):
         schema["dependentRequired"] = {"format": ["formatted_body"], "formatted_body": ["format"]}
+        # Room messages may carry Matrix's own members (m.mentions, a reply's
+        # m.relates_to); receivers strip them before validation (spec 3.2).
+        schema["patternProperties"] = {r"^m\.": {}}
     alternatives: tuple[str, ...] = getattr(cls, "ONE_OF_REQUIRED", ())
     if alternatives:
         schema["oneOf"] = [{"required": [name]} for name in alternatives]

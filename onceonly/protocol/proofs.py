@@ -1,10 +1,10 @@
 """The two small signed objects this protocol defines itself.
 
-* The *key proof* in ``credential.request``: a compact JWS (``typ``
-  ``onceonly-key-proof+jwt``) over ``{"aud", "nonce", "iat"}``, signed with the
-  holder key the credential will be bound to. It shows the requester holds that
-  key and, through ``nonce`` and ``aud``, that the proof was made for this agency
-  and this offer.
+* The *key proof* in ``credential.request``: an OpenID4VCI 1.0 JWT proof (``typ``
+  ``openid4vci-proof+jwt``, the holder's public key in the ``jwk`` header) over
+  ``{"aud", "nonce", "iat"}``, signed with the holder key the credential will be
+  bound to. It shows the requester holds that key and, through ``nonce`` and
+  ``aud``, that the proof was made for this agency and this offer.
 * The *device list* in ``device.list``: a compact JWS (``typ``
   ``onceonly-device-list+jwt``) over a :class:`DeviceListPayload`, signed with
   the holder key bound in the citizen's PID. Agencies share room keys only with
@@ -16,6 +16,7 @@ the caller's store.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -25,6 +26,7 @@ from onceonly.errors import (
     AudienceMismatch,
     Expired,
     InvalidClaim,
+    InvalidSignature,
     MalformedInput,
     NonceMismatch,
     NotYetValid,
@@ -34,6 +36,7 @@ from onceonly.jose import (
     PrivateKey,
     PublicKey,
     json_dumps_compact,
+    parse_compact,
     public_key_from_jwk,
     sign_compact,
     verify_compact,
@@ -59,7 +62,7 @@ _MAX_SIGNED_BYTES: Final = 16 * 1024
 
 
 def make_key_proof(holder_key: PrivateKey, *, audience: str, nonce: str, now: int) -> str:
-    """Sign a key proof for a credential request.
+    """Sign a key proof for a credential request (an OpenID4VCI 1.0 ``jwt`` proof).
 
     Args:
         holder_key: The key the credential is to be bound to.
@@ -67,8 +70,29 @@ def make_key_proof(holder_key: PrivateKey, *, audience: str, nonce: str, now: in
         nonce: The offer's nonce, or a fresh random one when there was no offer.
         now: Current Unix time in seconds.
     """
+    # OpenID4VCI: the header names the key by exactly one of kid, jwk, x5c; a
+    # proof for a key not yet bound anywhere carries it as jwk.
+    unnamed = dataclasses.replace(holder_key, kid=None)
     payload = {"aud": audience, "nonce": nonce, "iat": now}
-    return sign_compact(payload, holder_key, typ=KEY_PROOF_TYP)
+    return sign_compact(
+        payload, unnamed, typ=KEY_PROOF_TYP, extra_header={"jwk": unnamed.public().to_jwk()}
+    )
+
+
+def _proof_key(proof: str, holder_jwk: Mapping[str, Any]) -> PublicKey:
+    """The key a proof names in its ``jwk`` header, which must be the request's holder key."""
+    header = parse_compact(proof, max_bytes=_MAX_SIGNED_BYTES).header
+    if "kid" in header or "x5c" in header:
+        raise MalformedInput("key proof must name its key by jwk alone")
+    header_jwk = header.get("jwk")
+    if not isinstance(header_jwk, Mapping):
+        raise MalformedInput("key proof header has no jwk")
+    named = public_key_from_jwk(header_jwk)  # refuses private members
+    holder = public_key_from_jwk(holder_jwk)
+    if named.thumbprint() != holder.thumbprint():
+        # Whatever it proves, it does not prove possession of the key to be bound.
+        raise InvalidSignature("key proof is made with another key than holder_jwk")
+    return holder
 
 
 def verify_key_proof(
@@ -95,14 +119,16 @@ def verify_key_proof(
 
     Raises:
         MalformedInput, UnsupportedAlgorithm, InvalidTokenType, InvalidSignature:
-            the proof is not a valid JWS of this type under ``holder_jwk``.
+            the proof is not a valid JWS of this type under ``holder_jwk``, or its
+            header does not name the key by ``jwk`` alone.
+        InvalidSignature: also when the header's ``jwk`` is another key than ``holder_jwk``.
         AudienceMismatch: made for another agency.
         NonceMismatch: made for another offer.
         InvalidClaim: ``iat`` missing or not an integer.
         Expired: ``iat`` older than ``max_age``.
         NotYetValid: ``iat`` further in the future than ``leeway``.
     """
-    key = public_key_from_jwk(holder_jwk)
+    key = _proof_key(proof, holder_jwk)
     jws = verify_compact(proof, key, expected_typ=KEY_PROOF_TYP, max_bytes=_MAX_SIGNED_BYTES)
     claims = jws.payload
     if claims.get("aud") != audience:

@@ -23,6 +23,7 @@ from onceonly.query.match import (
     select_presentation,
 )
 from onceonly.query.model import (
+    AGENCY_AUTHORITY_TYPE,
     SD_JWT_VC_FORMAT,
     ClaimPath,
     ClaimsQuery,
@@ -30,6 +31,7 @@ from onceonly.query.model import (
     CredentialQuery,
     CredentialSetQuery,
     DcqlQuery,
+    TrustedAuthoritiesQuery,
     parse_query,
 )
 from onceonly.query.pointer import HIDDEN, PointerMiss, Selected, select, value_matches
@@ -43,6 +45,7 @@ from onceonly.query.verify import (
 )
 
 __all__ = [
+    "AGENCY_AUTHORITY_TYPE",
     "HIDDEN",
     "SD_JWT_VC_FORMAT",
     "Candidate",
@@ -59,6 +62,7 @@ __all__ = [
     "PointerMiss",
     "QueryMatch",
     "Selected",
+    "TrustedAuthoritiesQuery",
     "claims_satisfy",
     "find_candidates",
     "match_query",

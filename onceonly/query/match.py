@@ -52,6 +52,7 @@ class HeldCredential:
         disclosable_paths: Concrete paths (no ``None``) that have their own disclosure.
         always_visible: Top-level claim names the issuer put in plain view (``iss``,
             ``vct``, ``cnf``, ...); a path under them never needs a disclosure.
+        issuer: The issuing agency's id (``iss``), for ``trusted_authorities``.
     """
 
     credential_id: str
@@ -59,6 +60,7 @@ class HeldCredential:
     claims: Mapping[str, Any]
     disclosable_paths: frozenset[ClaimPath]
     always_visible: frozenset[str] = frozenset()
+    issuer: str | None = None
 
     def __post_init__(self) -> None:
         for path in self.disclosable_paths:
@@ -296,7 +298,7 @@ def _match_credential_query(
     candidates: list[Candidate] = []
     misses: list[Miss] = []
     for credential in held:
-        if credential.vct not in acceptable:
+        if credential.vct not in acceptable or not cq.accepts_issuer(credential.issuer):
             continue
         outcome = _match_one(cq, credential)
         if isinstance(outcome, Miss):

@@ -6,12 +6,15 @@ well-formed and unique, every cross-reference (``claim_sets`` to claim ids,
 claims path pointers, and every list and string is bounded so a hostile query
 cannot make the wallet do unbounded work.
 
-Two restrictions on top of DCQL, both deliberate: the only format is
-``dc+sd-jwt``, and ``require_cryptographic_holder_binding`` may only be true,
-because this protocol never accepts a presentation without key binding.
-Unknown members are ignored, as DCQL requires of implementations; that
-includes ``trusted_authorities``, which this protocol leaves to the trust list
-(only issuers on it are accepted, whatever a query says).
+One restriction on top of DCQL, deliberate: the only format is ``dc+sd-jwt``.
+``require_cryptographic_holder_binding: false`` is a valid query; a wallet of
+this protocol still answers with key binding (DCQL allows that: without the
+requirement a presentation *may* omit it), because verifiers here never accept
+a presentation without it. Unknown members are ignored, as DCQL requires of
+implementations. A claims query that points at a claim an earlier one already
+names is ignored, as DCQL asks of wallets. ``trusted_authorities`` is honoured:
+see :class:`TrustedAuthoritiesQuery` for the one type a credential of this
+protocol can match.
 """
 
 from __future__ import annotations
@@ -44,6 +47,16 @@ MAX_CLAIM_SETS: Final = 16
 MAX_CREDENTIAL_SETS: Final = 16
 MAX_OPTIONS: Final = 16
 MAX_VCT_VALUES: Final = 16
+MAX_TRUSTED_AUTHORITIES: Final = 8
+MAX_AUTHORITY_VALUES: Final = 64
+
+AGENCY_AUTHORITY_TYPE: Final = "onceonly_agency"
+"""The ``trusted_authorities`` type whose values are issuing agencies' trust-list ids.
+
+DCQL's own types (``aki``, ``etsi_tl``, ``openid_federation``) identify X.509
+chains or federations; credentials of this protocol carry neither (their issuers
+are vouched for by the signed trust list), so they match none of those.
+"""
 MAX_ARRAY_INDEX: Final = 10_000
 MAX_QUERY_JSON_BYTES: Final = 32 * 1024
 MAX_QUERY_JSON_DEPTH: Final = 8
@@ -105,6 +118,24 @@ class ClaimsQuery(_Model):
     )
 
 
+class TrustedAuthoritiesQuery(_Model):
+    """One condition on who vouches for the issuer (OpenID4VP 1.0 §6.1.1).
+
+    Attributes:
+        type: What kind of authority the values name.
+        values: Acceptable authorities of that kind.
+    """
+
+    type: Annotated[StrictStr, StringConstraints(min_length=1, max_length=64)]
+    values: tuple[Annotated[StrictStr, StringConstraints(min_length=1, max_length=512)], ...] = (
+        Field(min_length=1, max_length=MAX_AUTHORITY_VALUES)
+    )
+
+    def accepts_issuer(self, issuer: str | None) -> bool:
+        """Whether a credential issued by the agency ``issuer`` meets this condition."""
+        return self.type == AGENCY_AUTHORITY_TYPE and issuer is not None and issuer in self.values
+
+
 class CredentialMeta(_Model):
     """SD-JWT VC metadata constraints: the acceptable ``vct`` values."""
 
@@ -121,7 +152,10 @@ class CredentialQuery(_Model):
         claims: Claims to disclose. Absent means: only what is always visible.
         claim_sets: Alternative combinations of claim ids, most preferred first.
         multiple: Whether several matching credentials may be presented.
-        require_cryptographic_holder_binding: Always true in this protocol.
+        trusted_authorities: If present, only credentials whose issuer meets one of
+            these conditions are offered.
+        require_cryptographic_holder_binding: Whether the verifier needs key binding
+            (a wallet of this protocol binds every presentation either way).
     """
 
     id: Identifier
@@ -134,7 +168,10 @@ class CredentialQuery(_Model):
         default=None, min_length=1, max_length=MAX_CLAIM_SETS
     )
     multiple: StrictBool = False
-    require_cryptographic_holder_binding: Literal[True] = True
+    trusted_authorities: tuple[TrustedAuthoritiesQuery, ...] | None = Field(
+        default=None, min_length=1, max_length=MAX_TRUSTED_AUTHORITIES
+    )
+    require_cryptographic_holder_binding: StrictBool = True
 
     @model_validator(mode="after")
     def _check_claims(self) -> Self:
@@ -142,10 +179,6 @@ class CredentialQuery(_Model):
         ids = [claim.id for claim in claims if claim.id is not None]
         if len(ids) != len(set(ids)):
             raise ValueError(f"credential query {self.id!r}: claim ids are not unique")
-        paths = [claim.path for claim in claims]
-        if len(paths) != len(set(paths)):
-            # DCQL forbids pointing at the same claim twice; we refuse rather than guess.
-            raise ValueError(f"credential query {self.id!r}: the same claim path appears twice")
         if self.claim_sets is not None:
             if not claims:
                 raise ValueError(f"credential query {self.id!r}: claim_sets without claims")
@@ -161,7 +194,33 @@ class CredentialQuery(_Model):
                     )
                 if len(option) != len(set(option)):
                     raise ValueError(f"credential query {self.id!r}: a claim set repeats an id")
-        return self
+        return self._without_duplicate_claims()
+
+    def _without_duplicate_claims(self) -> Self:
+        # OpenID4VP 1.0 §6.1: verifiers MUST NOT point at the same claim twice and
+        # wallets SHOULD ignore such duplicates. The first query for a path stays;
+        # a claim set naming a dropped one names the one kept instead.
+        kept: dict[ClaimPath, ClaimsQuery] = {}
+        replaced: dict[str, str] = {}
+        for claim in self.claims or ():
+            first = kept.setdefault(claim.path, claim)
+            if first is not claim and claim.id is not None and first.id is not None:
+                replaced[claim.id] = first.id
+        if len(kept) == len(self.claims or ()):
+            return self
+        claim_sets = None
+        if self.claim_sets is not None:
+            claim_sets = tuple(
+                tuple(dict.fromkeys(replaced.get(claim_id, claim_id) for claim_id in option))
+                for option in self.claim_sets
+            )
+        return self.model_copy(update={"claims": tuple(kept.values()), "claim_sets": claim_sets})
+
+    def accepts_issuer(self, issuer: str | None) -> bool:
+        """Whether ``trusted_authorities`` (if any) lets a credential of ``issuer`` answer."""
+        if self.trusted_authorities is None:
+            return True
+        return any(entry.accepts_issuer(issuer) for entry in self.trusted_authorities)
 
     def claim_by_id(self) -> dict[str, ClaimsQuery]:
         """Map claim id to its claims query (claims without an id are left out)."""

@@ -38,3 +38,18 @@ def test_stand_in_alone_is_not_mistaken_for_a_protocol_message() -> None:
     )
     with pytest.raises(OnceOnlyError):
         from_wire("m.room.message", small)
+
+
+def test_stand_in_keeps_the_mentions_of_the_message_it_stands_for() -> None:
+    small = attachments.stand_in({"msgtype": "m.text", "body": "b", "m.mentions": {}})
+    assert small["m.mentions"] == {}
+
+
+def test_the_reference_lives_under_the_protocol_namespace() -> None:
+    assert attachments.ATTACHMENT_KEY.startswith("eu.onceonly.v1.")
+    reference = {"file": {"url": "mxc://hs/abc"}, "size": 3}
+    assert attachments.attachment_reference({attachments.ATTACHMENT_KEY: reference}) == reference
+    # What earlier senders wrote is still read.
+    legacy = {"org.onceonly.attachment": reference}
+    assert attachments.attachment_reference(legacy) == reference
+    assert attachments.attachment_reference({"body": "plain"}) is None

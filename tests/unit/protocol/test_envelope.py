@@ -88,7 +88,53 @@ def test_msgtype_contradicting_a_bare_event_type_is_rejected() -> None:
 def test_the_envelope_does_not_change_the_model_content() -> None:
     model = samples()[NAMESPACE + "credential.offer"]
     _, wire = to_wire(model)
-    assert {key: value for key, value in wire.items() if key != "msgtype"} == to_content(model)
+    assert {
+        key: value for key, value in wire.items() if key not in {"msgtype", "m.mentions"}
+    } == to_content(model)
+
+
+@pytest.mark.parametrize("event_type", MESSAGE_TYPES)
+def test_senders_declare_that_a_protocol_message_mentions_nobody(event_type: str) -> None:
+    _, wire = to_wire(samples()[event_type])
+    assert wire["m.mentions"] == {}
+
+
+@pytest.mark.parametrize(
+    "matrix_members",
+    [
+        {"m.mentions": {"user_ids": ["@erika:example.org"]}},
+        {"m.mentions": {}, "m.relates_to": {"m.in_reply_to": {"event_id": "$earlier"}}},
+        {"m.relates_to": {"rel_type": "m.thread", "event_id": "$root"}},
+        {"m.some_future_member": [1, 2, 3]},
+    ],
+)
+@pytest.mark.parametrize("event_type", MESSAGE_TYPES)
+def test_matrix_members_a_client_adds_are_ignored(
+    event_type: str, matrix_members: dict[str, object]
+) -> None:
+    model = samples()[event_type]
+    _, wire = to_wire(model)
+    assert from_wire(WIRE_EVENT_TYPE, wire | matrix_members) == model
+    assert from_wire(event_type, to_content(model) | matrix_members) == model
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        {"m.new_content": {"body": "changed"}},
+        {"m.relates_to": {"rel_type": "m.replace", "event_id": "$original"}},
+    ],
+)
+def test_an_edit_of_a_protocol_message_is_refused_not_applied(edit: dict[str, object]) -> None:
+    _, wire = to_wire(samples()[NAMESPACE + "exchange.status"])
+    with pytest.raises(MalformedInput, match="edits"):
+        from_wire(WIRE_EVENT_TYPE, wire | edit)
+
+
+def test_members_outside_both_namespaces_are_still_rejected() -> None:
+    _, wire = to_wire(samples()[NAMESPACE + "exchange.status"])
+    with pytest.raises(MalformedInput):
+        from_wire(WIRE_EVENT_TYPE, wire | {"mentions": {}})
 
 
 def _spec_wire_examples() -> dict[str, list[dict[str, object]]]:

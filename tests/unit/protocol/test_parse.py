@@ -113,7 +113,7 @@ INVALID: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
     (PRES_REQ, _set("query.credentials.0.format", "mso_mdoc"), "query.credentials.0.format"),
     (
         PRES_REQ,
-        _set("query.credentials.0.require_cryptographic_holder_binding", False),
+        _set("query.credentials.0.require_cryptographic_holder_binding", "no"),
         "query.credentials.0.require_cryptographic_holder_binding",
     ),
     (PRES_REQ, _set("query.credentials.1.id", "residence"), "query"),  # duplicate ids

@@ -17,7 +17,15 @@ from onceonly.errors import (
     NotYetValid,
     ReplayDetected,
 )
-from onceonly.jose import EDDSA, ES256, PrivateKey, generate_private_key, sign_compact
+from onceonly.jose import (
+    EDDSA,
+    ES256,
+    PrivateKey,
+    generate_private_key,
+    parse_compact,
+    public_key_from_jwk,
+    sign_compact,
+)
 from onceonly.protocol import NAMESPACE, DeviceEntry, DeviceListPayload, parse_event, to_content
 from onceonly.protocol.bodies import build_credential_request
 from onceonly.protocol.events import KEY_PROOF_TYP, CredentialRequest
@@ -81,19 +89,73 @@ def test_key_proof_edges_of_the_window(holder: PrivateKey) -> None:
 
 def test_key_proof_by_another_key_is_refused() -> None:
     holder, thief = generate_private_key(ES256), generate_private_key(ES256)
+    holder_jwk = holder.public().to_jwk()
+    # Naming its own key in the header: not the key the request wants bound.
     proof = make_key_proof(thief, audience=AGENCY, nonce=NONCE, now=NOW)
+    with pytest.raises(InvalidSignature, match="another key"):
+        verify_key_proof(proof, holder_jwk, audience=AGENCY, nonce=NONCE, now=NOW)
+    # Naming the holder's key, but signed by the thief: the signature fails.
+    forged = sign_compact(
+        {"aud": AGENCY, "nonce": NONCE, "iat": NOW},
+        thief,
+        typ=KEY_PROOF_TYP,
+        extra_header={"jwk": holder_jwk},
+    )
     with pytest.raises(InvalidSignature):
-        verify_key_proof(proof, holder.public().to_jwk(), audience=AGENCY, nonce=NONCE, now=NOW)
+        verify_key_proof(forged, holder_jwk, audience=AGENCY, nonce=NONCE, now=NOW)
+
+
+def test_key_proof_is_an_openid4vci_jwt_proof(holder: PrivateKey) -> None:
+    keyed = PrivateKey(alg=holder.alg, key=holder.key, kid="holder-1")
+    proof = make_key_proof(keyed, audience=AGENCY, nonce=NONCE, now=NOW)
+    header = parse_compact(proof).header
+    assert header["typ"] == "openid4vci-proof+jwt"
+    assert header["alg"] == holder.alg
+    # OpenID4VCI: exactly one of kid / jwk / x5c names the key; a fresh key goes as jwk.
+    assert "kid" not in header and "x5c" not in header
+    assert public_key_from_jwk(header["jwk"]).thumbprint() == holder.public().thumbprint()
+    assert "d" not in header["jwk"]
+    assert parse_compact(proof).payload == {"aud": AGENCY, "nonce": NONCE, "iat": NOW}
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        {},  # no jwk at all
+        {"kid": "holder-1"},  # named by kid instead
+        {"jwk": "not-an-object"},
+        "with kid beside jwk",
+        "private key in jwk",
+    ],
+)
+def test_key_proof_header_must_name_the_key_by_jwk_alone(header: Any) -> None:
+    holder = generate_private_key(ES256)
+    jwk = holder.public().to_jwk()
+    if header == "with kid beside jwk":
+        header = {"jwk": jwk, "kid": "holder-1"}
+    elif header == "private key in jwk":
+        header = {"jwk": holder.to_jwk()}
+    proof = sign_compact(
+        {"aud": AGENCY, "nonce": NONCE, "iat": NOW}, holder, typ=KEY_PROOF_TYP, extra_header=header
+    )
+    with pytest.raises(MalformedInput):
+        verify_key_proof(proof, jwk, audience=AGENCY, nonce=NONCE, now=NOW)
 
 
 def test_key_proof_type_and_iat_are_checked() -> None:
     holder = generate_private_key(ES256)
     jwk = holder.public().to_jwk()
-    wrong_typ = sign_compact({"aud": AGENCY, "nonce": NONCE, "iat": NOW}, holder, typ="JWT")
+    with_jwk = {"jwk": jwk}
+    wrong_typ = sign_compact(
+        {"aud": AGENCY, "nonce": NONCE, "iat": NOW}, holder, typ="JWT", extra_header=with_jwk
+    )
     with pytest.raises(InvalidTokenType):
         verify_key_proof(wrong_typ, jwk, audience=AGENCY, nonce=NONCE, now=NOW)
     string_iat = sign_compact(
-        {"aud": AGENCY, "nonce": NONCE, "iat": str(NOW)}, holder, typ=KEY_PROOF_TYP
+        {"aud": AGENCY, "nonce": NONCE, "iat": str(NOW)},
+        holder,
+        typ=KEY_PROOF_TYP,
+        extra_header=with_jwk,
     )
     with pytest.raises(InvalidClaim):
         verify_key_proof(string_iat, jwk, audience=AGENCY, nonce=NONCE, now=NOW)

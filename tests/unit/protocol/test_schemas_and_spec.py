@@ -17,7 +17,8 @@ import pytest
 
 from onceonly.errors import all_error_codes
 from onceonly.protocol import EVENT_TYPES, NAMESPACE, STATE_EVENT_TYPES, parse_event
-from onceonly.protocol.parse import parse_state_event
+from onceonly.protocol.envelope import to_wire
+from onceonly.protocol.parse import ACCOUNT_DATA_TYPES, parse_state_event
 from onceonly.protocol.schema_export import (
     ERROR_TABLE_BEGIN,
     ERROR_TABLE_END,
@@ -27,7 +28,7 @@ from onceonly.protocol.schema_export import (
     replace_error_table,
     schema_file_name,
 )
-from tests.unit.protocol.samples import sample_dict
+from tests.unit.protocol.samples import sample_dict, samples
 
 ROOT = Path(__file__).resolve().parents[3]
 SCHEMA_DIR = ROOT / "schemas" / "events"
@@ -103,6 +104,18 @@ def test_schema_accepts_samples(event_type: str) -> None:
     schema = json.loads((SCHEMA_DIR / schema_file_name(event_type)).read_text(encoding="utf-8"))
     jsonschema.Draft202012Validator.check_schema(schema)
     jsonschema.Draft202012Validator(schema).validate(sample_dict(event_type))
+
+
+@pytest.mark.parametrize("event_type", sorted(EVENT_TYPES))
+def test_schema_accepts_what_a_sender_puts_on_the_wire(event_type: str) -> None:
+    # The schema describes the content after msgtype is removed; the Matrix members a
+    # sender adds (m.mentions) or a client adds (a reply's m.relates_to) stay valid.
+    if event_type in STATE_EVENT_TYPES or event_type in ACCOUNT_DATA_TYPES:
+        return
+    _, wire = to_wire(samples()[event_type])
+    del wire["msgtype"]
+    wire["m.relates_to"] = {"m.in_reply_to": {"event_id": "$earlier"}}
+    jsonschema.Draft202012Validator(event_schema(event_type)).validate(wire)
 
 
 @pytest.mark.parametrize(

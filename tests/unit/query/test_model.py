@@ -68,7 +68,7 @@ def test_round_trip_through_json_text() -> None:
 
 
 def test_unknown_members_are_ignored_as_dcql_requires() -> None:
-    query = parse_query({"credentials": [_credential(trusted_authorities=[])], "future": 1})
+    query = parse_query({"credentials": [_credential(future_member=[])], "future": 1})
     assert query.credentials[0].id == "pid"
 
 
@@ -97,7 +97,6 @@ def test_values_keep_their_json_type() -> None:
         (_credential(claims=[{"path": ["a"], "values": []}]), "empty values"),
         (_credential(claims=[{"path": ["a"], "values": [{"x": 1}]}]), "object value"),
         (_credential(claims=[{"path": ["a"], "values": [1.5]}]), "float value"),
-        (_credential(claims=[{"path": ["a"]}, {"path": ["a"]}]), "same claim twice"),
         (
             _credential(claims=[{"id": "x", "path": ["a"]}, {"id": "x", "path": ["b"]}]),
             "duplicate claim id",
@@ -113,7 +112,12 @@ def test_values_keep_their_json_type() -> None:
         ),
         (_credential(claims=[{"id": "a", "path": ["a"]}], claim_sets=[[]]), "empty claim set"),
         (_credential(claims=[{"id": "a", "path": ["a"]}], claim_sets=[]), "no claim sets"),
-        (_credential(require_cryptographic_holder_binding=False), "holder binding off"),
+        (_credential(require_cryptographic_holder_binding="false"), "holder binding not a bool"),
+        (_credential(trusted_authorities=[]), "empty trusted_authorities"),
+        (_credential(trusted_authorities=[{"type": "aki"}]), "authority without values"),
+        (_credential(trusted_authorities=[{"type": "aki", "values": []}]), "empty values"),
+        (_credential(trusted_authorities=[{"values": ["x"]}]), "authority without type"),
+        (_credential(trusted_authorities=[{"type": "aki", "values": [1]}]), "value not a str"),
         (_credential(multiple="yes"), "multiple not a bool"),
     ],
 )
@@ -177,3 +181,77 @@ def test_model_is_frozen() -> None:
     with pytest.raises(ValueError, match="frozen"):
         query.credentials[0].id = "other"  # type: ignore[misc]
     assert isinstance(query, DcqlQuery)
+
+
+def test_a_duplicate_claim_query_is_ignored_not_fatal() -> None:
+    # OpenID4VP 1.0 §6.1: "Wallets SHOULD ignore such duplicate claim queries."
+    query = parse_query(
+        {"credentials": [_credential(claims=[{"path": ["a"]}, {"path": ["b"]}, {"path": ["a"]}])]}
+    )
+    claims = query.credentials[0].claims
+    assert claims is not None
+    assert [claim.path for claim in claims] == [("a",), ("b",)]
+
+
+def test_a_claim_set_naming_an_ignored_duplicate_names_the_one_kept() -> None:
+    query = parse_query(
+        {
+            "credentials": [
+                _credential(
+                    claims=[
+                        {"id": "first", "path": ["a"]},
+                        {"id": "other", "path": ["b"]},
+                        {"id": "again", "path": ["a"], "values": ["x"]},
+                    ],
+                    claim_sets=[["again", "other"], ["first", "again"]],
+                )
+            ]
+        }
+    )
+    cq = query.credentials[0]
+    assert [claim.id for claim in cq.claims or ()] == ["first", "other"]
+    assert cq.claim_sets == (("first", "other"), ("first",))
+
+
+def test_holder_binding_not_required_is_a_valid_query() -> None:
+    query = parse_query({"credentials": [_credential(require_cryptographic_holder_binding=False)]})
+    assert query.credentials[0].require_cryptographic_holder_binding is False
+    assert (
+        parse_query({"credentials": [_credential()]})
+        .credentials[0]
+        .require_cryptographic_holder_binding
+    )
+
+
+def test_trusted_authorities_accept_only_the_agencies_named() -> None:
+    cq = parse_query(
+        {
+            "credentials": [
+                _credential(
+                    trusted_authorities=[
+                        {"type": "aki", "values": ["s9tIpPmhxdiuNkHMEWNpYim8S8Y"]},
+                        {"type": "onceonly_agency", "values": ["did:web:registry.example"]},
+                    ]
+                )
+            ]
+        }
+    ).credentials[0]
+    assert cq.accepts_issuer("did:web:registry.example")
+    assert not cq.accepts_issuer("did:web:other.example")
+    assert not cq.accepts_issuer(None)
+    # Without trusted_authorities every (trust-listed) issuer may answer.
+    assert parse_query({"credentials": [_credential()]}).credentials[0].accepts_issuer(None)
+
+
+def test_x509_and_federation_authorities_match_no_credential_of_this_protocol() -> None:
+    for kind in ("aki", "etsi_tl", "openid_federation"):
+        cq = parse_query(
+            {
+                "credentials": [
+                    _credential(
+                        trusted_authorities=[{"type": kind, "values": ["did:web:registry.example"]}]
+                    )
+                ]
+            }
+        ).credentials[0]
+        assert not cq.accepts_issuer("did:web:registry.example")
