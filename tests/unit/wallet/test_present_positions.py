@@ -69,6 +69,22 @@ def world() -> World:
     return make_world()
 
 
+@pytest.fixture(autouse=True)
+def pid_issued_by_an_array_decoy_issuer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The verifier knows no type metadata for the PID here.
+
+    These PIDs keep ``nationalities`` itself in the signed payload (so that decoys
+    can go into it), which our PID type metadata forbids (``sd: always``): they stand
+    for another issuer's type, whose metadata the verifier does not hold.
+    """
+    import verifier.verification as verification
+
+    known = verification.type_metadata
+    monkeypatch.setattr(
+        verification, "type_metadata", lambda vct: None if vct == PID else known(vct)
+    )
+
+
 def hold_pid(
     store: WalletStore,
     world: World,
